@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Real Apache Kafka (KRaft, one combined broker+controller) on loopback, for
+# test tier 3 (see shared/DESIGN.md, "Test tiers").
+#
+#   bash .ci/kafka.sh start WORKDIR   fetch jars (Maven Central, reusing ~/.m2),
+#                                     format storage, start broker, wait for it;
+#                                     prints WEFT_KAFKA_BROKERS=127.0.0.1:19092
+#   bash .ci/kafka.sh stop  WORKDIR   TERM, then KILL after a deadline
+#   bash .ci/kafka.sh logtail WORKDIR [N]   last N (100) lines of the broker log
+# start and stop leave everything (libs/, data/, broker.log, ...) in WORKDIR.
+#
+# Environment: KAFKA_VERSION (default: the pom's), KAFKA_PORT (19092),
+# KAFKA_CONTROLLER_PORT (19093), KAFKA_HEAP (-Xmx512m -Xms256m),
+# KAFKA_START_TIMEOUT seconds (120).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$HERE/kafka/pom.xml"
+PORT="${KAFKA_PORT:-19092}"
+CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
+HEAP="${KAFKA_HEAP:--Xmx512m -Xms256m}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+
+log() { echo "[kafka.sh] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+usage() { echo "usage: $0 start|stop|logtail WORKDIR" >&2; exit 2; }
+
+logtail() { # logtail WORKDIR [N]: the broker log, or the formatter's if none
+  local wd="$1" n="${2:-100}" f="$1/broker.log"
+  [[ -s "$f" ]] || f="$wd/format.log"
+  [[ -s "$f" ]] || { echo "(no broker or format log in $wd)" >&2; return 0; }
+  echo "----- last $n lines of $f -----" >&2
+  tail -n "$n" "$f" >&2 || true
+  echo "----- end of $f -----" >&2
+}
+
+# Is something accepting TCP connections on 127.0.0.1:$1?
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+fail_start() {
+  log "ERROR: $*"
+  logtail "$WD" 100
+  stop_broker "$WD" || true
+  exit 1
+}
+
+fetch_jars() {
+  local libs="$WD/libs"
+  command -v java >/dev/null || die "java not found (Java 17+ is needed)"
+  command -v mvn >/dev/null || die "mvn not found (Maven is needed)"
+  local args=(-B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies
+    "-DoutputDirectory=$libs" -DincludeScope=runtime)
+  [[ -n "${KAFKA_VERSION:-}" ]] && args+=("-Dkafka.version=$KAFKA_VERSION")
+  rm -rf "$libs" # never mix jars of two versions on one classpath
+  local t0=$SECONDS
+  log "fetching Kafka jars with Maven into $libs (version ${KAFKA_VERSION:-from pom})"
+  local ok=0
+  for attempt in 1 2 3; do
+    if mvn "${args[@]}" >"$WD/mvn.log" 2>&1; then ok=1; break; fi
+    log "maven attempt $attempt failed; retrying"
+    sleep $((attempt * 5))
+  done
+  if [[ $ok != 1 ]]; then
+    tail -n 100 "$WD/mvn.log" >&2 || true
+    die "maven could not fetch the Kafka jars"
+  fi
+  ls "$libs"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $libs"
+  log "jars ready in $((SECONDS - t0))s: $(ls "$libs" | grep -o '^kafka_2.13-.*\.jar')"
+}
+
+write_config() {
+  mkdir -p "$WD/data"
+  cat >"$WD/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$WD/data
+num.partitions=8
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=1
+log.segment.bytes=67108864
+EOF
+  # log4j2: everything at INFO to stdout, which start redirects to broker.log.
+  cat >"$WD/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.kafkareq.name = kafka.request.logger
+logger.kafkareq.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.org.name = org.apache.kafka
+logger.org.level = INFO
+# The full config dumps (hundreds of lines) would fill every log tail.
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+EOF
+}
+
+java_opts() {
+  # shellcheck disable=SC2206
+  JOPTS=($HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$WD/log4j2.properties"
+    -Dlog4j2.shutdownHookEnabled=false
+    "-Dkafka.logs.dir=$WD/logs")
+}
+
+format_storage() {
+  # kafka-storage.sh in 4.x runs kafka.tools.StorageTool; random-uuid prints a
+  # fresh base64 cluster id.
+  local cp="$WD/libs/*" cid
+  java_opts
+  cid="$(java "${JOPTS[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>"$WD/format.log" | tail -n 1)" ||
+    fail_start "StorageTool random-uuid failed"
+  [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || fail_start "bad cluster id from StorageTool: '$cid'"
+  echo "$cid" >"$WD/cluster.id"
+  log "formatting storage, cluster id $cid"
+  java "${JOPTS[@]}" -cp "$cp" kafka.tools.StorageTool format --ignore-formatted \
+    -t "$cid" -c "$WD/server.properties" >>"$WD/format.log" 2>&1 ||
+    fail_start "StorageTool format failed"
+}
+
+start_broker() {
+  [[ -n "${1:-}" ]] || usage
+  mkdir -p "$1"
+  WD="$(cd "$1" && pwd)"
+  if [[ -s "$WD/kafka.pid" ]] && kill -0 "$(cat "$WD/kafka.pid")" 2>/dev/null; then
+    die "a broker is already running from $WD (pid $(cat "$WD/kafka.pid"))"
+  fi
+  if port_open "$PORT" || port_open "$CPORT"; then
+    die "port $PORT or $CPORT on 127.0.0.1 is already in use"
+  fi
+  local t0=$SECONDS
+  fetch_jars
+  write_config
+  format_storage
+  mkdir -p "$WD/logs"
+  java_opts
+  log "starting broker on 127.0.0.1:$PORT (controller $CPORT)"
+  # setsid: own process group, so stop (and a CI trap) can signal it cleanly;
+  # </dev/null: CI has no stdin.
+  setsid java "${JOPTS[@]}" -cp "$WD/libs/*" kafka.Kafka "$WD/server.properties" \
+    </dev/null >"$WD/broker.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$WD/kafka.pid"
+  local t1=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      fail_start "broker process $pid exited during start-up"
+    fi
+    # "Kafka Server started" is logged by KafkaRaftServer once the broker has
+    # caught up with the metadata log and opened its listeners.
+    if grep -q "Kafka Server started" "$WD/broker.log" 2>/dev/null && port_open "$PORT"; then
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      fail_start "broker not ready after ${START_TIMEOUT}s"
+    fi
+    sleep 0.5
+  done
+  log "broker ready (pid $pid) in $((SECONDS - t1))s; total start $((SECONDS - t0))s"
+  echo "WEFT_KAFKA_BROKERS=127.0.0.1:$PORT"
+}
+
+stop_broker() {
+  [[ -n "${1:-}" ]] || usage
+  local wd="$1" pid
+  [[ -s "$wd/kafka.pid" ]] || { log "no pid file in $wd; nothing to stop"; return 0; }
+  pid="$(cat "$wd/kafka.pid")"
+  if ! kill -0 "$pid" 2>/dev/null; then
+    log "broker $pid is not running"
+    rm -f "$wd/kafka.pid"
+    return 0
+  fi
+  log "stopping broker $pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "broker $pid still alive after ${STOP_TIMEOUT}s; KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      break
+    fi
+    sleep 0.5
+  done
+  rm -f "$wd/kafka.pid"
+  log "broker stopped"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  start) start_broker "${2:-}" ;;
+  stop) stop_broker "${2:-}" ;;
+  logtail) [[ -n "${2:-}" ]] || usage; logtail "$2" "${3:-100}" ;;
+  *) usage ;;
+esac

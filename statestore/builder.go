@@ -1,0 +1,42 @@
+package statestore
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/lovoo/goka/storage"
+)
+
+// Builder opens one Store per table partition under a base directory,
+// sharing a block cache among them. Pass its Build method to
+// goka.WithStorageBuilder or goka.WithViewStorageBuilder.
+type Builder struct {
+	dir   string
+	opts  options
+	cache *pebbleCache
+
+	closeOnce sync.Once
+}
+
+// NewBuilder returns a Builder that keeps partition p of topic t in
+// dir/t/p. Call Close when the processors and views using it have stopped.
+func NewBuilder(dir string, opts ...Option) *Builder {
+	o := buildOptions(opts)
+	return &Builder{dir: dir, opts: o, cache: newPebbleCache(o.cacheSize)}
+}
+
+// Build returns the (unopened) Store for a table partition.
+func (b *Builder) Build(topic string, partition int32) (storage.Storage, error) {
+	if topic == "" || filepath.Base(topic) != topic || topic == "." || topic == ".." {
+		return nil, fmt.Errorf("build store: topic name %q cannot be a directory name", topic)
+	}
+	dir := filepath.Join(b.dir, topic, strconv.Itoa(int(partition)))
+	return newStore(dir, b.opts, b.cache), nil
+}
+
+// Close releases the Builder's reference to the shared block cache.
+func (b *Builder) Close() {
+	b.closeOnce.Do(b.cache.close)
+}

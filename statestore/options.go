@@ -1,0 +1,106 @@
+package statestore
+
+import (
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Defaults for the tunables of a Store.
+const (
+	DefaultCacheSize          = 64 << 20 // shared block cache per Builder
+	DefaultMemTableSize       = 16 << 20
+	DefaultBloomBitsPerKey    = 10
+	DefaultRecoveryBatchBytes = 16 << 20
+)
+
+// Option configures a Store or a Builder.
+type Option func(*options)
+
+type options struct {
+	cacheSize          int64
+	memTableSize       uint64
+	bloomBitsPerKey    int
+	recoveryBatchBytes int
+	fs                 vfs.FS
+	logger             *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		cacheSize:          DefaultCacheSize,
+		memTableSize:       DefaultMemTableSize,
+		bloomBitsPerKey:    DefaultBloomBitsPerKey,
+		recoveryBatchBytes: DefaultRecoveryBatchBytes,
+		fs:                 vfs.Default,
+		logger:             slog.New(slog.DiscardHandler),
+	}
+}
+
+func buildOptions(opts []Option) options {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithCacheSize sets the size in bytes of the Pebble block cache. A Builder
+// shares one cache among all the partitions it opens.
+func WithCacheSize(bytes int64) Option {
+	return func(o *options) {
+		if bytes > 0 {
+			o.cacheSize = bytes
+		}
+	}
+}
+
+// WithMemTableSize sets the size in bytes of each Pebble memtable.
+func WithMemTableSize(bytes uint64) Option {
+	return func(o *options) {
+		if bytes > 0 {
+			o.memTableSize = bytes
+		}
+	}
+}
+
+// WithBloomFilter sets the bits per key of the bloom filters kept for every
+// level; 0 disables them. Bloom filters make lookups of absent keys (the
+// first write of every key) cheap.
+func WithBloomFilter(bitsPerKey int) Option {
+	return func(o *options) {
+		if bitsPerKey >= 0 {
+			o.bloomBitsPerKey = bitsPerKey
+		}
+	}
+}
+
+// WithRecoveryBatchSize sets how many bytes of changelog records the store
+// collects in one unsynced batch while recovering.
+func WithRecoveryBatchSize(bytes int) Option {
+	return func(o *options) {
+		if bytes > 0 {
+			o.recoveryBatchBytes = bytes
+		}
+	}
+}
+
+// WithFS sets the file system Pebble uses, e.g. vfs.NewMem() or a crashable
+// in-memory file system in tests. The default is the operating system's.
+func WithFS(fs vfs.FS) Option {
+	return func(o *options) {
+		if fs != nil {
+			o.fs = fs
+		}
+	}
+}
+
+// WithLogger sets the logger for store events (opening, recovery, dropped
+// pending writes). The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}

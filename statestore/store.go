@@ -1,0 +1,439 @@
+package statestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/lovoo/goka/storage"
+)
+
+// Key prefixes of the Pebble key space. User keys sort between dataPrefix and
+// dataEnd; everything else is internal.
+const (
+	dataPrefix byte = 'd'
+	dataEnd    byte = 'd' + 1
+	metaPrefix byte = 'm'
+)
+
+// offsetKey holds the changelog offset of the last write the store holds.
+var offsetKey = []byte{metaPrefix, 'o', 'f', 'f', 's', 'e', 't'}
+
+// ErrClosed is returned by operations on a closed (or never opened) Store.
+var ErrClosed = errors.New("statestore: store is not open")
+
+// pendingWrite is a table write that the changelog has not acknowledged yet.
+type pendingWrite struct {
+	key   string
+	value []byte // nil for a delete
+}
+
+// overlayEntry is the newest pending write of a key and how many pending
+// writes of that key are queued.
+type overlayEntry struct {
+	value []byte // nil for a delete
+	count int
+}
+
+// Store is a goka storage.Storage on Pebble. See the package documentation
+// for its durability contract. A Store is safe for concurrent use: goka's
+// partition processor writes while producer callbacks acknowledge and views
+// read from other goroutines.
+type Store struct {
+	dir   string
+	opts  options
+	cache *pebbleCache
+
+	mu         sync.Mutex
+	db         *pebble.DB
+	lock       *pebble.Lock
+	recovering bool
+	batch      *pebble.Batch // reused for every commit
+
+	// Committed changelog offset; known is false while no offset is stored.
+	offset      int64
+	offsetKnown bool
+
+	// Writes not yet acknowledged by the changelog, oldest first.
+	pending     []pendingWrite
+	pendingHead int
+	overlay     map[string]overlayEntry
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// New returns a Store kept in dir. The database is opened by Open, as goka
+// does for every storage it builds.
+func New(dir string, opts ...Option) *Store {
+	o := buildOptions(opts)
+	return newStore(dir, o, newPebbleCache(o.cacheSize))
+}
+
+func newStore(dir string, o options, c *pebbleCache) *Store {
+	return &Store{dir: dir, opts: o, cache: c, overlay: make(map[string]overlayEntry)}
+}
+
+// Open opens (or creates) the Pebble database. The store starts in recovery
+// mode until MarkRecovered is called.
+func (s *Store) Open() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		return nil
+	}
+	if err := s.opts.fs.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("create state directory %s: %w", s.dir, err)
+	}
+	popts := &pebble.Options{
+		FS:                          s.opts.fs,
+		Cache:                       s.cache.acquire(),
+		MemTableSize:                s.opts.memTableSize,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		MaxOpenFiles:                256,
+		Logger:                      pebbleLogger{s.opts.logger},
+	}
+	for i := range popts.Levels {
+		l := &popts.Levels[i]
+		l.BlockSize = 32 << 10
+		if s.opts.bloomBitsPerKey > 0 {
+			l.FilterPolicy = bloom.FilterPolicy(s.opts.bloomBitsPerKey)
+		}
+		l.FilterType = pebble.TableFilter
+	}
+	lock, err := pebble.LockDirectory(s.dir, s.opts.fs)
+	if err != nil {
+		s.cache.release(popts.Cache)
+		return fmt.Errorf("state directory %s is in use by another process (is another weft running with the same state directory?): %w", s.dir, err)
+	}
+	popts.Lock = lock
+	db, err := pebble.Open(s.dir, popts)
+	s.cache.release(popts.Cache)
+	if err != nil {
+		_ = lock.Close()
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	s.lock = lock
+	s.db = db
+	s.batch = db.NewBatch()
+	s.recovering = true
+	s.offset, s.offsetKnown, err = readOffset(db)
+	if err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		s.db, s.lock = nil, nil
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func readOffset(db *pebble.DB) (int64, bool, error) {
+	v, closer, err := db.Get(offsetKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read stored offset: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("stored offset has %d bytes, want 8", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// Close commits what recovery has loaded, drops writes the changelog has not
+// acknowledged, syncs the write-ahead log and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	var errs []error
+	if s.recovering && s.batch.Count() > 0 {
+		if err := s.batch.Commit(pebble.NoSync); err != nil {
+			errs = append(errs, fmt.Errorf("commit recovery batch: %w", err))
+		}
+	}
+	if n := len(s.pending) - s.pendingHead; n > 0 {
+		s.opts.logger.Debug("dropping table writes the changelog has not acknowledged; recovery restores them",
+			"dir", s.dir, "writes", n)
+	}
+	s.pending, s.pendingHead = nil, 0
+	clear(s.overlay)
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		errs = append(errs, fmt.Errorf("sync write-ahead log: %w", err))
+	}
+	_ = s.batch.Close()
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close pebble: %w", err))
+	}
+	if err := s.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("release directory lock: %w", err))
+	}
+	s.db, s.batch, s.lock = nil, nil, nil
+	if len(errs) > 0 {
+		return fmt.Errorf("close store %s: %w", s.dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Dir returns the directory of the store.
+func (s *Store) Dir() string { return s.dir }
+
+// Has reports whether key has a value.
+func (s *Store) Has(key string) (bool, error) {
+	v, err := s.Get(key)
+	return v != nil, err
+}
+
+// Get returns the value of key, or nil if it has none. Pending writes are
+// visible.
+func (s *Store) Get(key string) ([]byte, error) {
+	s.mu.Lock()
+	if s.db == nil {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if e, ok := s.overlay[key]; ok {
+		s.mu.Unlock()
+		return e.value, nil
+	}
+	db := s.db
+	s.mu.Unlock()
+
+	var buf [64]byte
+	v, closer, err := db.Get(dataKey(buf[:0], key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %q from %s: %w", key, s.dir, err)
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	_ = closer.Close()
+	return out, nil
+}
+
+// Set stores value under key. In recovery mode it joins the recovery batch;
+// otherwise it waits in the pending queue for the changelog acknowledgement.
+func (s *Store) Set(key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	return s.write(key, value)
+}
+
+// Delete removes key.
+func (s *Store) Delete(key string) error {
+	return s.write(key, nil)
+}
+
+func (s *Store) write(key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	if s.recovering {
+		return s.writeRecovery(key, value)
+	}
+	s.pending = append(s.pending, pendingWrite{key: key, value: value})
+	e := s.overlay[key]
+	s.overlay[key] = overlayEntry{value: value, count: e.count + 1}
+	return nil
+}
+
+func (s *Store) writeRecovery(key string, value []byte) error {
+	var buf [64]byte
+	k := dataKey(buf[:0], key)
+	if value == nil {
+		return s.batch.Delete(k, nil)
+	}
+	return s.batch.Set(k, value, nil)
+}
+
+// GetOffset returns the changelog offset of the last write the store holds,
+// or def if none is stored.
+func (s *Store) GetOffset(def int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return 0, ErrClosed
+	}
+	if !s.offsetKnown {
+		return def, nil
+	}
+	return s.offset, nil
+}
+
+// SetOffset records that the changelog holds everything up to offset. In
+// recovery mode the offset joins the recovery batch. Otherwise it commits
+// the pending writes up to offset together with the offset in one batch.
+func (s *Store) SetOffset(offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	if s.recovering {
+		s.offset, s.offsetKnown = offset, true
+		if err := s.batch.Set(offsetKey, encodeOffset(offset), nil); err != nil {
+			return fmt.Errorf("stage offset %d in %s: %w", offset, s.dir, err)
+		}
+		if s.batch.Len() >= s.opts.recoveryBatchBytes {
+			return s.commitLocked()
+		}
+		return nil
+	}
+	if offset < 0 || (s.offsetKnown && offset <= s.offset) {
+		return nil // not an offset, or a late or repeated acknowledgement
+	}
+	n := s.acknowledgedWrites(offset)
+	for i := s.pendingHead; i < s.pendingHead+n; i++ {
+		w := &s.pending[i]
+		var buf [64]byte
+		k := dataKey(buf[:0], w.key)
+		var err error
+		if w.value == nil {
+			err = s.batch.Delete(k, nil)
+		} else {
+			err = s.batch.Set(k, w.value, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("stage write of %q in %s: %w", w.key, s.dir, err)
+		}
+	}
+	if err := s.batch.Set(offsetKey, encodeOffset(offset), nil); err != nil {
+		return fmt.Errorf("stage offset %d in %s: %w", offset, s.dir, err)
+	}
+	if err := s.commitLocked(); err != nil {
+		return err
+	}
+	s.popPending(n)
+	s.offset, s.offsetKnown = offset, true
+	return nil
+}
+
+// acknowledgedWrites returns how many pending writes an acknowledgement of
+// offset covers. Each table write is one changelog record, so with a known
+// committed offset the answer is the distance between the two offsets. With
+// no stored offset (a new table) the first acknowledged write sits at the
+// offset itself when the partition started empty, which goka does not
+// acknowledge for offset 0; otherwise it is the first pending Set.
+func (s *Store) acknowledgedWrites(offset int64) int {
+	queued := len(s.pending) - s.pendingHead
+	if s.offsetKnown {
+		return int(min(offset-s.offset, int64(queued)))
+	}
+	if offset < int64(queued) && s.pending[s.pendingHead+int(offset)].value != nil {
+		return int(offset) + 1
+	}
+	for i := s.pendingHead; i < len(s.pending); i++ {
+		if s.pending[i].value != nil {
+			return i - s.pendingHead + 1
+		}
+	}
+	return queued
+}
+
+func (s *Store) popPending(n int) {
+	for i := s.pendingHead; i < s.pendingHead+n; i++ {
+		w := &s.pending[i]
+		e := s.overlay[w.key]
+		if e.count <= 1 {
+			delete(s.overlay, w.key)
+		} else {
+			e.count--
+			s.overlay[w.key] = e
+		}
+		*w = pendingWrite{}
+	}
+	s.pendingHead += n
+	if s.pendingHead == len(s.pending) {
+		s.pending, s.pendingHead = s.pending[:0], 0
+	} else if s.pendingHead > 1024 && s.pendingHead*2 > len(s.pending) {
+		rest := copy(s.pending, s.pending[s.pendingHead:])
+		s.pending, s.pendingHead = s.pending[:rest], 0
+	}
+}
+
+func (s *Store) commitLocked() error {
+	if err := s.batch.Commit(pebble.NoSync); err != nil {
+		s.batch.Reset()
+		return fmt.Errorf("commit batch to %s: %w", s.dir, err)
+	}
+	s.batch.Reset()
+	return nil
+}
+
+// MarkRecovered commits the rest of the recovery batch and switches the
+// store to normal mode.
+func (s *Store) MarkRecovered() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	if !s.recovering {
+		return nil
+	}
+	if s.batch.Count() > 0 {
+		if err := s.commitLocked(); err != nil {
+			return err
+		}
+	}
+	s.recovering = false
+	return nil
+}
+
+// Recovering reports whether the store is still in recovery mode.
+func (s *Store) Recovering() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovering
+}
+
+// Pending returns the number of writes waiting for the changelog.
+func (s *Store) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) - s.pendingHead
+}
+
+func dataKey(buf []byte, key string) []byte {
+	buf = append(buf, dataPrefix)
+	return append(buf, key...)
+}
+
+func encodeOffset(offset int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(offset))
+	return b[:]
+}
+
+// pebbleLogger routes Pebble's log output to slog: information at debug
+// level, errors as errors. Fatal messages are Pebble invariant violations;
+// like Pebble's own logger it does not return from them.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal: " + msg)
+	panic("pebble: " + msg)
+}
