@@ -36,6 +36,14 @@ logtail() { # logtail WORKDIR [N]: the broker log, or the formatter's if none
   echo "----- end of $f -----" >&2
 }
 
+# Is process $1 alive (a zombie waiting to be reaped counts as dead)?
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local st
+  st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true)" # state follows "(comm) "
+  [[ "$st" != Z* ]]
+}
+
 # Is something accepting TCP connections on 127.0.0.1:$1?
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -61,15 +69,17 @@ fetch_jars() {
   local ok=0
   for attempt in 1 2 3; do
     if mvn "${args[@]}" >"$WD/mvn.log" 2>&1; then ok=1; break; fi
-    log "maven attempt $attempt failed; retrying"
-    sleep $((attempt * 5))
+    log "maven attempt $attempt of 3 failed"
+    if ((attempt < 3)); then sleep $((attempt * 5)); fi
   done
   if [[ $ok != 1 ]]; then
-    tail -n 100 "$WD/mvn.log" >&2 || true
+    # (Debian's Maven 3.8 prints stray colour codes even in batch mode)
+    tail -n 100 "$WD/mvn.log" | sed 's/\x1b\[[0-9;]*m//g' >&2 || true
     die "maven could not fetch the Kafka jars"
   fi
-  ls "$libs"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $libs"
-  log "jars ready in $((SECONDS - t0))s: $(ls "$libs" | grep -o '^kafka_2.13-.*\.jar')"
+  local jar=("$libs"/kafka_2.13-*.jar)
+  [[ -f "${jar[0]}" ]] || die "no kafka_2.13 jar in $libs"
+  log "jars ready in $((SECONDS - t0))s: ${jar[0]##*/}"
 }
 
 write_config() {
@@ -152,7 +162,7 @@ start_broker() {
   [[ -n "${1:-}" ]] || usage
   mkdir -p "$1"
   WD="$(cd "$1" && pwd)"
-  if [[ -s "$WD/kafka.pid" ]] && kill -0 "$(cat "$WD/kafka.pid")" 2>/dev/null; then
+  if [[ -s "$WD/kafka.pid" ]] && alive "$(cat "$WD/kafka.pid")"; then
     die "a broker is already running from $WD (pid $(cat "$WD/kafka.pid"))"
   fi
   if port_open "$PORT" || port_open "$CPORT"; then
@@ -173,7 +183,7 @@ start_broker() {
   echo "$pid" >"$WD/kafka.pid"
   local t1=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
   while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       fail_start "broker process $pid exited during start-up"
     fi
     # "Kafka Server started" is logged by KafkaRaftServer once the broker has
@@ -195,7 +205,7 @@ stop_broker() {
   local wd="$1" pid
   [[ -s "$wd/kafka.pid" ]] || { log "no pid file in $wd; nothing to stop"; return 0; }
   pid="$(cat "$wd/kafka.pid")"
-  if ! kill -0 "$pid" 2>/dev/null; then
+  if ! alive "$pid"; then
     log "broker $pid is not running"
     rm -f "$wd/kafka.pid"
     return 0
@@ -203,7 +213,7 @@ stop_broker() {
   log "stopping broker $pid"
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS >= deadline)); then
       log "broker $pid still alive after ${STOP_TIMEOUT}s; KILL"
       kill -KILL "$pid" 2>/dev/null || true

@@ -53,12 +53,12 @@ func TestOnlyAcknowledgedWritesSurviveClose(t *testing.T) {
 	st := running(t, dir)
 	// A table partition that already holds offsets 0..9.
 	mustOK(t, st.SetOffset(9))
-	mustOK(t, st.Set("a", []byte("a10")))  // offset 10
-	mustOK(t, st.Delete("b"))              // offset 11, goka acknowledges deletes silently
-	mustOK(t, st.Set("c", []byte("c12")))  // offset 12
-	mustOK(t, st.Set("a", []byte("a13")))  // offset 13
-	wantValue(t, st, "a", "a13")           // read-your-writes
-	mustOK(t, st.SetOffset(12))            // covers offsets 10..12
+	mustOK(t, st.Set("a", []byte("a10"))) // offset 10
+	mustOK(t, st.Delete("b"))             // offset 11, goka acknowledges deletes silently
+	mustOK(t, st.Set("c", []byte("c12"))) // offset 12
+	mustOK(t, st.Set("a", []byte("a13"))) // offset 13
+	wantValue(t, st, "a", "a13")          // read-your-writes
+	mustOK(t, st.SetOffset(12))           // covers offsets 10..12
 	if n := st.Pending(); n != 1 {
 		t.Fatalf("pending = %d, want 1", n)
 	}
@@ -207,7 +207,7 @@ func TestCrashConsistency(t *testing.T) {
 		mustOK(t, st.Open())
 		mustOK(t, st.MarkRecovered())
 
-		model := map[string]string{}    // state the changelog holds
+		model := map[string]string{} // state the changelog holds
 		states := map[int64]map[string]string{-1: {}}
 		var queued []func(map[string]string)
 		offset := int64(-1)

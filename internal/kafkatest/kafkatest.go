@@ -197,3 +197,18 @@ func topicReady(ctx context.Context, adm *kadm.Client, topic string, partitions 
 	}
 	return nil
 }
+
+// WaitFor polls cond every 20ms until it holds, failing the test with what
+// after timeout. Use it to wait on a condition, never a fixed sleep.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,259 @@
+// Package kafkaclient builds the Kafka client configuration weft ships for
+// goka and sarama, and turns client failures a user can cause into plain
+// sentences.
+//
+// goka's defaults (protocol 2.0.0, acks=1, new consumer groups starting at
+// the newest offset, one process-wide configuration) are not weft's: weft
+// speaks the protocol version the brokers support (detected, so that Kafka
+// 4, which removed old request versions, works), produces with acks=all and
+// idempotence, starts new consumer groups at an explicit, documented offset
+// (the earliest by default, so that a new read model is built from the whole
+// history), and passes its configuration to every goka component explicitly.
+package kafkaclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// StartOffset says where a consumer group without committed offsets starts.
+type StartOffset string
+
+// Start offsets.
+const (
+	StartEarliest StartOffset = "earliest"
+	StartLatest   StartOffset = "latest"
+)
+
+// Config describes how weft connects to Kafka.
+type Config struct {
+	// Brokers is the bootstrap broker list (host:port).
+	Brokers []string
+	// ClientID names the client in broker logs and quotas; default "weft".
+	ClientID string
+	// Version is the Kafka protocol version to speak, e.g. "3.7.0". Empty
+	// means: ask the brokers (ApiVersions) and pick the newest release
+	// whose requests they all support.
+	Version string
+	// StartOffset is where new consumer groups start; default earliest.
+	StartOffset StartOffset
+	// ReplicationFactor of the topics weft creates (tables, loopbacks,
+	// inputs); -1 or 0 uses the brokers' default.replication.factor.
+	ReplicationFactor int
+	// Partitions of input topics weft creates when they are missing.
+	Partitions int
+	// TLS enables TLS with the system's root certificates.
+	TLS bool
+	// SASL credentials; Mechanism is empty (no SASL), PLAIN,
+	// SCRAM-SHA-256 or SCRAM-SHA-512. The password is never logged.
+	SASL SASL
+	// DialTimeout bounds each connection attempt; default 10s.
+	DialTimeout time.Duration
+}
+
+// SASL holds SASL credentials.
+type SASL struct {
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// String hides the password.
+func (s SASL) String() string {
+	if s.Mechanism == "" {
+		return "none"
+	}
+	return fmt.Sprintf("%s user=%s password=***", s.Mechanism, s.User)
+}
+
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = "weft"
+	}
+	if c.StartOffset == "" {
+		c.StartOffset = StartEarliest
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 8
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("no Kafka brokers configured")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("broker address %q is not host:port", b)
+		}
+	}
+	switch c.StartOffset {
+	case "", StartEarliest, StartLatest:
+	default:
+		return fmt.Errorf("start offset %q is neither %q nor %q", c.StartOffset, StartEarliest, StartLatest)
+	}
+	switch strings.ToUpper(c.SASL.Mechanism) {
+	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+	default:
+		return fmt.Errorf("SASL mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+	}
+	if c.Version != "" {
+		if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+			return fmt.Errorf("Kafka version %q: %w", c.Version, err)
+		}
+	}
+	return nil
+}
+
+// Sarama returns the sarama configuration weft uses, after checking that the
+// brokers answer and detecting their protocol version when Version is
+// empty. Errors are sentences meant for the user (see Explain).
+func (c Config) Sarama(ctx context.Context) (*sarama.Config, error) {
+	c = c.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	sc := c.base()
+	if c.Version != "" {
+		v, _ := sarama.ParseKafkaVersion(c.Version)
+		sc.Version = v
+	} else {
+		v, err := DetectVersion(ctx, c.Brokers, sc)
+		if err != nil {
+			return nil, c.Explain(err)
+		}
+		sc.Version = v
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("Kafka client configuration: %w", err)
+	}
+	return sc, nil
+}
+
+func (c Config) base() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.ClientID = c.ClientID
+	sc.Net.DialTimeout = c.DialTimeout
+	sc.Net.MaxOpenRequests = 1 // required by the idempotent producer
+	sc.Metadata.Retry.Max = 5
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.MaxProcessingTime = time.Second
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if c.StartOffset == StartLatest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Compression = sarama.CompressionSnappy
+	sc.Producer.Flush.Frequency = 20 * time.Millisecond
+	sc.Producer.Flush.Bytes = 256 << 10
+	sc.Producer.Flush.MaxMessages = 0
+	sc.ChannelBufferSize = 1024
+
+	if c.TLS {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if m := strings.ToUpper(c.SASL.Mechanism); m != "" {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Mechanism = sarama.SASLMechanism(m)
+		sc.Net.SASL.User = c.SASL.User
+		sc.Net.SASL.Password = c.SASL.Password
+		sc.Net.SASL.Handshake = true
+		if m == sarama.SASLTypeSCRAMSHA256 {
+			sc.Net.SASL.SCRAMClientGeneratorFunc = scramClient(sha256Generator)
+		} else if m == sarama.SASLTypeSCRAMSHA512 {
+			sc.Net.SASL.SCRAMClientGeneratorFunc = scramClient(sha512Generator)
+		}
+	}
+	return sc
+}
+
+// TopicManagerConfig returns goka's topic manager settings for weft: the
+// configured replication factor, and streams kept as long as the brokers'
+// default retention says (goka's default deletes them after an hour).
+func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
+	c = c.withDefaults()
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = c.ReplicationFactor
+	tm.Stream.Replication = c.ReplicationFactor
+	tm.Stream.Retention = 7 * 24 * time.Hour
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
+	tm.CreateTopicTimeout = 30 * time.Second
+	return tm
+}
+
+// ProcessorOptions returns the goka options that make a processor use sc
+// (instead of goka's global configuration) for every client it builds.
+func (c Config) ProcessorOptions(sc *sarama.Config) []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithClientID(sc.ClientID),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+	}
+}
+
+// ViewOptions is ProcessorOptions for goka views.
+func (c Config) ViewOptions(sc *sarama.Config) []goka.ViewOption {
+	return []goka.ViewOption{
+		goka.WithViewClientID(sc.ClientID),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+	}
+}
+
+// EmitterOptions is ProcessorOptions for goka emitters.
+func (c Config) EmitterOptions(sc *sarama.Config) []goka.EmitterOption {
+	return []goka.EmitterOption{
+		goka.WithEmitterClientID(sc.ClientID),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+	}
+}
+
+// EnsureTopic creates topic with the configured partitions and replication
+// factor unless it exists, and returns its partition count.
+func (c Config) EnsureTopic(sc *sarama.Config, topic string) (int, error) {
+	c = c.withDefaults()
+	tmb := goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())
+	tm, err := tmb(c.Brokers)
+	if err != nil {
+		return 0, c.Explain(fmt.Errorf("connect topic manager: %w", err))
+	}
+	defer tm.Close()
+	parts, err := tm.Partitions(topic)
+	if err == nil && len(parts) > 0 {
+		return len(parts), nil
+	}
+	if err := tm.EnsureTopicExists(topic, c.Partitions, c.ReplicationFactor, nil); err != nil {
+		return 0, c.Explain(fmt.Errorf("create topic %s: %w", topic, err))
+	}
+	return c.Partitions, nil
+}

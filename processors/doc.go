@@ -1,0 +1,6 @@
+// Package processors is weft's runtime around goka processors: it runs a
+// goka group graph with weft's Kafka client configuration and Pebble state
+// store, decodes input inside the callback so that a bad record is handled
+// instead of stopping the processor, and accounts for every record that is
+// rejected (inputs = processed + rejected).
+package processors

@@ -1,0 +1,130 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/statestore"
+)
+
+// Option configures a Processor or a View.
+type Option func(*config)
+
+type config struct {
+	kafka     kafkaclient.Config
+	stateDir  string
+	logger    *slog.Logger
+	storeOpts []statestore.Option
+	gokaOpts  []goka.ProcessorOption
+}
+
+func buildConfig(opts []Option) config {
+	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// WithKafka sets how to reach Kafka.
+func WithKafka(k kafkaclient.Config) Option { return func(c *config) { c.kafka = k } }
+
+// WithStateDir sets the directory under which state stores live (one
+// subdirectory per group or view); default "weft-data".
+func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
+// WithLogger sets the logger; goka's own messages go to it at debug level.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithStoreOptions passes options to the Pebble state stores.
+func WithStoreOptions(opts ...statestore.Option) Option {
+	return func(c *config) { c.storeOpts = append(c.storeOpts, opts...) }
+}
+
+// WithGokaOptions passes extra options to goka.NewProcessor.
+func WithGokaOptions(opts ...goka.ProcessorOption) Option {
+	return func(c *config) { c.gokaOpts = append(c.gokaOpts, opts...) }
+}
+
+// Processor runs one goka group graph on weft's state store and client
+// configuration.
+type Processor struct {
+	graph   *goka.GroupGraph
+	cfg     config
+	builder *statestore.Builder
+	goka    *goka.Processor
+}
+
+// NewProcessor connects to Kafka, creates missing input topics and prepares
+// the processor. Errors a user can cause come back as sentences.
+func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (*Processor, error) {
+	cfg := buildConfig(opts)
+	sc, err := cfg.kafka.Sarama(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureInputs(cfg.kafka, sc, graph); err != nil {
+		return nil, err
+	}
+	builder := statestore.NewBuilder(filepath.Join(cfg.stateDir, "processors", string(graph.Group())),
+		append([]statestore.Option{statestore.WithLogger(cfg.logger)}, cfg.storeOpts...)...)
+	gopts := append(cfg.kafka.ProcessorOptions(sc),
+		goka.WithStorageBuilder(builder.Build),
+		goka.WithLogger(gokaLogger{cfg.logger.With("component", "goka", "group", string(graph.Group()))}),
+	)
+	gopts = append(gopts, cfg.gokaOpts...)
+	gp, err := goka.NewProcessor(cfg.kafka.Brokers, graph, gopts...)
+	if err != nil {
+		builder.Close()
+		return nil, cfg.kafka.Explain(fmt.Errorf("create processor %s: %w", graph.Group(), err))
+	}
+	return &Processor{graph: graph, cfg: cfg, builder: builder, goka: gp}, nil
+}
+
+// ensureInputs creates the input streams that do not exist yet; goka only
+// creates table and loopback topics.
+func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGraph) error {
+	for _, e := range graph.InputStreams() {
+		if _, err := k.EnsureTopic(sc, e.Topic()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run processes until ctx is cancelled or the processor fails. On
+// cancellation it stops consuming, waits for in-flight records and their
+// produces, commits the consumer offsets and closes the state stores.
+func (p *Processor) Run(ctx context.Context) error {
+	defer p.builder.Close()
+	p.cfg.logger.Info("processor starting", "group", string(p.graph.Group()), "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
+	err := p.goka.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), err))
+	}
+	p.cfg.logger.Info("processor stopped", "group", string(p.graph.Group()))
+	return nil
+}
+
+// Goka returns the underlying goka processor (for Get, Stats, readiness).
+func (p *Processor) Goka() *goka.Processor { return p.goka }
+
+// gokaLogger sends goka's log lines to slog at debug level.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(args ...any)                 { g.l.Debug(fmt.Sprint(args...)) }
+func (g gokaLogger) Println(args ...any)               { g.l.Debug(strings.TrimSuffix(fmt.Sprintln(args...), "\n")) }
+func (g gokaLogger) Printf(format string, args ...any) { g.l.Debug(fmt.Sprintf(format, args...)) }

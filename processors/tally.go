@@ -1,0 +1,89 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lovoo/goka"
+)
+
+// Rejection is an error that marks an input record as bad: it is counted,
+// logged with its topic, partition and offset, and skipped, and the
+// processor goes on. Return one (see Reject) from a handler for input that
+// breaks the rules of the domain.
+type Rejection struct {
+	Reason string // short, stable category such as "decode" or "unknown-account"
+	Err    error
+}
+
+func (r *Rejection) Error() string {
+	if r.Err == nil {
+		return r.Reason
+	}
+	return r.Reason + ": " + r.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (r *Rejection) Unwrap() error { return r.Err }
+
+// Reject returns a Rejection with a reason and a formatted detail.
+func Reject(reason, format string, args ...any) error {
+	return &Rejection{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// AsRejection reports whether err is (or wraps) a Rejection.
+func AsRejection(err error) (*Rejection, bool) {
+	var r *Rejection
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+// Tally accounts for every input record a processor handles: processed or
+// rejected (rejections are logged with topic, partition and offset). It is
+// safe for concurrent use by the partition goroutines of a processor.
+type Tally struct {
+	logger    *slog.Logger
+	processed atomic.Int64
+	total     atomic.Int64
+	mu        sync.Mutex
+	byReason  map[string]int64
+}
+
+// NewTally returns a Tally that logs each rejection to logger.
+func NewTally(logger *slog.Logger) *Tally {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Tally{logger: logger, byReason: map[string]int64{}}
+}
+
+// Processed returns the number of records handled successfully.
+func (b *Tally) Processed() int64 { return b.processed.Load() }
+
+// Reject accounts for the rejection of the record ctx is processing.
+func (b *Tally) Reject(ctx goka.Context, rej *Rejection) {
+	b.total.Add(1)
+	b.mu.Lock()
+	b.byReason[rej.Reason]++
+	b.mu.Unlock()
+	b.logger.Warn("rejected input record",
+		"topic", string(ctx.Topic()), "partition", ctx.Partition(), "offset", ctx.Offset(),
+		"key", ctx.Key(), "reason", rej.Reason, "error", rej.Err)
+}
+
+// Rejected returns the number of rejected records.
+func (b *Tally) Rejected() int64 { return b.total.Load() }
+
+// RejectedByReason returns a copy of the rejection counts per reason.
+func (b *Tally) RejectedByReason() map[string]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]int64, len(b.byReason))
+	for k, v := range b.byReason {
+		out[k] = v
+	}
+	return out
+}
