@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/weftstream/weft/broker"
+	"github.com/weftstream/weft/kafkaclient"
+)
+
+// globalFlags are the settings every command shares.
+type globalFlags struct {
+	brokers       []string
+	embeddedAddr  string
+	stateDir      string
+	logLevel      string
+	logFormat     string
+	kafkaVersion  string
+	clientID      string
+	startOffset   string
+	partitions    int
+	replication   int
+	tls           bool
+	saslMechanism string
+	saslUser      string
+	saslPassword  string
+}
+
+const envPrefix = "WEFT_"
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "weft",
+		Short: "A stateful stream processor for Kafka whose traces survive state",
+		Long: `weft projects Kafka events into Pebble-backed state stores (read models)
+with goka, and keeps track of which events made every stored value.
+
+With no --brokers, weft uses its embedded Kafka-protocol broker:
+'weft run' starts it in-process on --embedded-addr, and the other commands
+connect to that address. Every flag can also be set through an environment
+variable: WEFT_ followed by the flag name in upper case with '_' for '-'
+(e.g. WEFT_BROKERS, WEFT_STATE_DIR, WEFT_SASL_PASSWORD).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringSliceVar(&g.brokers, "brokers", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
+	pf.StringVar(&g.embeddedAddr, "embedded-addr", broker.DefaultAddr, "address of the embedded broker, used when --brokers is empty")
+	pf.StringVar(&g.stateDir, "state-dir", "weft-data", "directory for state stores and the embedded broker's data")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.kafkaVersion, "kafka-version", "", "Kafka protocol version to speak, e.g. 3.7.0 (empty: ask the brokers)")
+	pf.StringVar(&g.clientID, "client-id", "weft", "Kafka client id")
+	pf.StringVar(&g.startOffset, "start-offset", "earliest", "where a new consumer group starts: earliest or latest")
+	pf.IntVar(&g.partitions, "partitions", 8, "partitions of input topics weft creates")
+	pf.IntVar(&g.replication, "replication-factor", -1, "replication factor of topics weft creates (-1: the brokers' default)")
+	pf.BoolVar(&g.tls, "tls", false, "connect to Kafka with TLS")
+	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	pf.StringVar(&g.saslUser, "sasl-user", "", "SASL user name")
+	pf.StringVar(&g.saslPassword, "sasl-password", "", "SASL password (prefer WEFT_SASL_PASSWORD; never logged)")
+
+	root.AddCommand(
+		newRunCommand(g),
+		newDemoCommand(g),
+		newBrokerCommand(g),
+		newProduceCommand(g),
+		newGetCommand(g),
+		newVersionCommand(),
+	)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	annotateEnv(root)
+	return root
+}
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// annotateEnv adds the environment variable of every flag to its usage.
+func annotateEnv(cmd *cobra.Command) {
+	mark := func(f *pflag.Flag) {
+		if !strings.Contains(f.Usage, "[$") && f.Name != "help" {
+			f.Usage += " [$" + envName(f.Name) + "]"
+		}
+	}
+	cmd.PersistentFlags().VisitAll(mark)
+	cmd.LocalNonPersistentFlags().VisitAll(mark)
+	for _, c := range cmd.Commands() {
+		annotateEnv(c)
+	}
+}
+
+// applyEnv sets every flag the command line did not set from its
+// environment variable.
+func applyEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		if serr := cmd.Flags().Set(f.Name, v); serr != nil {
+			err = &usageError{fmt.Errorf("environment variable %s: %w", envName(f.Name), serr)}
+		}
+	})
+	return err
+}
+
+// logger builds the slog logger the flags ask for.
+func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, &usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, &usageError{fmt.Errorf("--log-format %q: use text or json", g.logFormat)}
+}
+
+// kafka returns the client configuration for brokers.
+func (g *globalFlags) kafka(brokers []string) kafkaclient.Config {
+	return kafkaclient.Config{
+		Brokers:           brokers,
+		ClientID:          g.clientID,
+		Version:           g.kafkaVersion,
+		StartOffset:       kafkaclient.StartOffset(g.startOffset),
+		ReplicationFactor: g.replication,
+		Partitions:        g.partitions,
+		TLS:               g.tls,
+		SASL:              kafkaclient.SASL{Mechanism: g.saslMechanism, User: g.saslUser, Password: g.saslPassword},
+		DialTimeout:       10 * time.Second,
+	}
+}
+
+// clientKafka is the configuration of a command that connects to a broker
+// someone else runs: --brokers, or the embedded broker's address.
+func (g *globalFlags) clientKafka() (kafkaclient.Config, error) {
+	brokers := g.brokers
+	if len(brokers) == 0 {
+		brokers = []string{g.embeddedAddr}
+	}
+	k := g.kafka(brokers)
+	if err := k.Validate(); err != nil {
+		return k, &usageError{err}
+	}
+	return k, nil
+}
+
+// serverKafka is the configuration of a command that runs a processor: the
+// configured brokers, or else an embedded broker it starts (stopped by the
+// returned function).
+func (g *globalFlags) serverKafka(ctx context.Context, log *slog.Logger) (kafkaclient.Config, func(), error) {
+	if len(g.brokers) > 0 {
+		k := g.kafka(g.brokers)
+		if err := k.Validate(); err != nil {
+			return k, nil, &usageError{err}
+		}
+		return k, func() {}, nil
+	}
+	dataDir := filepath.Join(g.stateDir, "broker")
+	b, err := broker.Start(ctx, broker.WithAddr(g.embeddedAddr), broker.WithDataDir(dataDir),
+		broker.WithPartitions(int32(g.partitions)), broker.WithLogger(log.With("component", "broker")))
+	if err != nil {
+		return kafkaclient.Config{}, nil, err
+	}
+	log.Info("embedded broker started (no --brokers given)", "addr", strings.Join(b.Addrs(), ","), "data_dir", dataDir)
+	return g.kafka(b.Addrs()), func() { _ = b.Close() }, nil
+}
