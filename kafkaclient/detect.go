@@ -98,7 +98,11 @@ func (c Config) Explain(err error) error {
 		strings.Contains(err.Error(), "SASL Authentication failed"):
 		return &UserError{Msg: fmt.Sprintf("Kafka at %s rejected the credentials of user %q (SASL %s): check --sasl-user and --sasl-password", brokers, c.SASL.User, c.SASL.Mechanism), Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, sarama.ErrOutOfBrokers), isDialError(err):
-		return &UserError{Msg: fmt.Sprintf("cannot reach Kafka at %s: is the broker running and the address right? (leave --brokers empty to use the embedded broker)", brokers), Err: err}
+		msg := fmt.Sprintf("cannot reach Kafka at %s: is the broker running and the address right?", brokers)
+		if c.UnreachableHint != "" {
+			msg += " " + c.UnreachableHint
+		}
+		return &UserError{Msg: msg, Err: err}
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return &UserError{Msg: fmt.Sprintf("Kafka at %s did not answer in time: check the address, firewalls and TLS settings", brokers), Err: err}
 	}

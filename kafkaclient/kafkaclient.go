@@ -57,6 +57,9 @@ type Config struct {
 	SASL SASL
 	// DialTimeout bounds each connection attempt; default 10s.
 	DialTimeout time.Duration
+	// UnreachableHint is added to the error when no broker answers, e.g.
+	// "start one with 'weft broker'".
+	UnreachableHint string
 }
 
 // SASL holds SASL credentials.

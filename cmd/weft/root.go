@@ -157,10 +157,13 @@ func (g *globalFlags) kafka(brokers []string) kafkaclient.Config {
 // someone else runs: --brokers, or the embedded broker's address.
 func (g *globalFlags) clientKafka() (kafkaclient.Config, error) {
 	brokers := g.brokers
+	hint := ""
 	if len(brokers) == 0 {
 		brokers = []string{g.embeddedAddr}
+		hint = "No --brokers given, so weft looked for its embedded broker, which 'weft run' or 'weft broker' starts."
 	}
 	k := g.kafka(brokers)
+	k.UnreachableHint = hint
 	if err := k.Validate(); err != nil {
 		return k, &usageError{err}
 	}
