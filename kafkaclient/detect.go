@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -62,6 +63,14 @@ func detectOne(ctx context.Context, addr string, sc *sarama.Config) (sarama.Kafk
 		return sarama.KafkaVersion{}, fmt.Errorf("open connection to %s: %w", addr, err)
 	}
 	defer b.Close()
+	// Open connects (and authenticates) in the background; Connected waits
+	// for it and reports its error, e.g. rejected SASL credentials.
+	if ok, err := b.Connected(); !ok {
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		return sarama.KafkaVersion{}, fmt.Errorf("connect to %s: %w", addr, err)
+	}
 	resp, err := b.ApiVersions(&sarama.ApiVersionsRequest{Version: 0})
 	if err != nil {
 		return sarama.KafkaVersion{}, fmt.Errorf("ask %s for its API versions: %w", addr, err)
@@ -97,6 +106,8 @@ func (c Config) Explain(err error) error {
 		errors.As(err, &kerr) && kerr == sarama.ErrSASLAuthenticationFailed,
 		strings.Contains(err.Error(), "SASL Authentication failed"):
 		return &UserError{Msg: fmt.Sprintf("Kafka at %s rejected the credentials of user %q (SASL %s): check --sasl-user and --sasl-password", brokers, c.SASL.User, c.SASL.Mechanism), Err: err}
+	case c.SASL.Mechanism != "" && errors.Is(err, io.EOF):
+		return &UserError{Msg: fmt.Sprintf("Kafka at %s closed the connection while authenticating user %q (SASL %s): the credentials are probably wrong, or the mechanism is not enabled; check --sasl-user and --sasl-password", brokers, c.SASL.User, c.SASL.Mechanism), Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, sarama.ErrOutOfBrokers), isDialError(err):
 		msg := fmt.Sprintf("cannot reach Kafka at %s: is the broker running and the address right?", brokers)
 		if c.UnreachableHint != "" {

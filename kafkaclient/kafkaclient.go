@@ -188,6 +188,7 @@ func (c Config) base() *sarama.Config {
 		sc.Net.SASL.User = c.SASL.User
 		sc.Net.SASL.Password = c.SASL.Password
 		sc.Net.SASL.Handshake = true
+		sc.Net.SASL.Version = sarama.SASLHandshakeV1 // SaslAuthenticate: failures come back as errors
 		if m == sarama.SASLTypeSCRAMSHA256 {
 			sc.Net.SASL.SCRAMClientGeneratorFunc = scramClient(sha256Generator)
 		} else if m == sarama.SASLTypeSCRAMSHA512 {
