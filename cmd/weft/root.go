@@ -111,9 +111,9 @@ func applyEnv(cmd *cobra.Command) error {
 		if err != nil || f.Changed || f.Name == "help" {
 			return
 		}
-		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok {
-			return
+		v := os.Getenv(envName(f.Name))
+		if v == "" {
+			return // unset or empty: keep the default
 		}
 		if serr := cmd.Flags().Set(f.Name, v); serr != nil {
 			err = &usageError{fmt.Errorf("environment variable %s: %w", envName(f.Name), serr)}

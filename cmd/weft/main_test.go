@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftstream/weft/internal/kafkatest"
+)
+
+// weft runs the command line in-process and returns its output.
+func weft(ctx context.Context, args ...string) (string, error) {
+	var out bytes.Buffer
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+var bankData = filepath.Join("..", "..", "testdata", "bank")
+
+func TestDemo(t *testing.T) {
+	out, err := weft(t.Context(), "demo", "--exit", "--embedded-addr", "127.0.0.1:0", "--log-level", "warn",
+		"--events", filepath.Join(bankData, "events.jsonl"))
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"produced 5006 account events", "projected 5006 events", "acc-0001  Alice Smith", "all 300 accounts match"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestIntegrationRunProduceGet(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	state := t.TempDir()
+	common := []string{"--brokers", brokers, "--log-level", "warn", "--partitions", "4"}
+
+	out, err := weft(t.Context(), append([]string{"produce", input, filepath.Join(bankData, "events.jsonl"), "--key-field", "account"}, common...)...)
+	if err != nil || !strings.Contains(out, "produced 5006 records") {
+		t.Fatalf("produce: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := weft(ctx, append([]string{"run", "--input", input, "--group", group, "--state-dir", state}, common...)...)
+		done <- err
+	}()
+
+	// acc-0001 ends with 6 events (testdata/bank/expected.jsonl); wait until
+	// the table topic shows that.
+	var got struct {
+		Owner   string `json:"owner"`
+		Balance int64  `json:"balance"`
+		Events  int64  `json:"events"`
+	}
+	kafkatest.WaitFor(t, 2*time.Minute, "acc-0001 to reach its final state", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped: %v", err)
+		default:
+		}
+		out, err := weft(t.Context(), append([]string{"get", group, "acc-0001"}, common...)...)
+		return err == nil && json.Unmarshal([]byte(out), &got) == nil && got.Events == 6
+	})
+	if got.Owner != "Alice Smith" || got.Balance != 342298 {
+		t.Fatalf("acc-0001 = %+v, want Alice Smith with 342298", got)
+	}
+	_, err = weft(t.Context(), append([]string{"get", group + "-table", "acc-9999"}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), `"acc-9999" has no value`) {
+		t.Fatalf("get of a missing key: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after SIGINT-like cancel: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not stop within a minute")
+	}
+}
+
+func TestEnvironmentFallbackAndUsageErrors(t *testing.T) {
+	t.Setenv("WEFT_LOG_FORMAT", "xml")
+	_, err := weft(t.Context(), "get", "t", "k")
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), `--log-format "xml"`) {
+		t.Fatalf("WEFT_LOG_FORMAT=xml: %v", err)
+	}
+	// The command line wins over the environment.
+	t.Setenv("WEFT_PARTITIONS", "many")
+	_, err = weft(t.Context(), "get", "t", "k", "--partitions", "3", "--log-format", "json", "--embedded-addr", "127.0.0.1:1")
+	if err == nil || errors.As(err, &ue) {
+		t.Fatalf("flags over bad environment: %v (want a connection error, not a usage error)", err)
+	}
+	if !strings.Contains(err.Error(), "cannot reach Kafka at 127.0.0.1:1") || !strings.Contains(err.Error(), "'weft run' or 'weft broker'") {
+		t.Fatalf("unreachable embedded broker: %v", err)
+	}
+	t.Setenv("WEFT_PARTITIONS", "")
+	if _, err = weft(t.Context(), "produce", "only-topic"); !errors.As(err, &ue) {
+		t.Fatalf("produce with one argument: %v, want a usage error", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := weft(t.Context(), "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "weft ") || !strings.Contains(out, "go: go1.") {
+		t.Fatalf("version output:\n%s", out)
+	}
+}
+
+func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	out, err := weft(t.Context(), "run", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[$WEFT_BROKERS]", "[$WEFT_STATE_DIR]", "[$WEFT_INPUT]", "SIGTERM"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run --help lacks %q", want)
+		}
+	}
+}
