@@ -1,0 +1,105 @@
+package tracing
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/lovoo/goka"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Record describes a consumed Kafka record.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string
+	Group     string // consumer group
+	Headers   goka.Headers
+}
+
+// Tracer starts weft's messaging spans with one tracer and propagator.
+type Tracer struct {
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+}
+
+// NewTracer returns a Tracer using tp (otel.GetTracerProvider() if nil is
+// not wanted, pass it explicitly) and the W3C propagator.
+func NewTracer(tp trace.TracerProvider) *Tracer {
+	return &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator()}
+}
+
+// ScopeName is the instrumentation scope of weft's spans.
+const ScopeName = "github.com/weftstream/weft"
+
+// Extract returns ctx with the remote span context and baggage found in
+// headers. A missing or malformed traceparent leaves ctx without one.
+func (t *Tracer) Extract(ctx context.Context, headers goka.Headers) context.Context {
+	if len(headers) == 0 {
+		return ctx
+	}
+	return t.propagator.Extract(ctx, HeaderCarrier(headers))
+}
+
+// Inject writes the trace context (and baggage) of ctx into headers, which
+// must be non-nil.
+func (t *Tracer) Inject(ctx context.Context, headers goka.Headers) {
+	t.propagator.Inject(ctx, HeaderCarrier(headers))
+}
+
+// StartProcess starts the span "process <topic>" (kind CONSUMER) for a
+// consumed record: a child of the record's traceparent when it is valid, a
+// new root otherwise. Attributes follow the OTel messaging conventions and
+// are only built when the span is sampled.
+func (t *Tracer) StartProcess(ctx context.Context, rec Record, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	ctx = t.Extract(ctx, rec.Headers)
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := t.tracer.Start(ctx, "process "+rec.Topic, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(rec.Topic),
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(rec.Partition))),
+			semconv.MessagingKafkaOffset(int(rec.Offset)),
+			semconv.MessagingKafkaMessageKey(rec.Key),
+			semconv.MessagingConsumerGroupName(rec.Group),
+		)
+	}
+	return ctx, span
+}
+
+// StartSend starts the span "send <topic>" (kind PRODUCER) for a record a
+// service publishes, and injects its context into headers (non-nil).
+func (t *Tracer) StartSend(ctx context.Context, topic, key string, headers goka.Headers, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := t.tracer.Start(ctx, "send "+topic, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingDestinationName(topic),
+			semconv.MessagingKafkaMessageKey(key),
+		)
+	}
+	t.Inject(ctx, headers)
+	return ctx, span
+}
+
+// Start starts an internal span (e.g. "flush <table>") with the given kind.
+func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	return t.tracer.Start(ctx, name, opts...)
+}
+
+// RecordError marks span as failed with err (status Error and an
+// exception event).
+func RecordError(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}

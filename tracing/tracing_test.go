@@ -1,0 +1,148 @@
+package tracing
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func recorder() (*tracetest.SpanRecorder, *Tracer) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	return rec, NewTracer(tp)
+}
+
+const (
+	traceID = "0af7651916cd43dd8448eb211c80319c"
+	spanID  = "b7ad6b7169203331"
+)
+
+func TestProcessSpanIsChildOfTraceparent(t *testing.T) {
+	rec, tr := recorder()
+	h := goka.Headers{
+		"traceparent": []byte("00-" + traceID + "-" + spanID + "-01"),
+		"baggage":     []byte("tenant=acme"),
+	}
+	ctx, span := tr.StartProcess(context.Background(), Record{Topic: "bank-events", Partition: 3, Offset: 42, Key: "acc-1", Group: "bank", Headers: h})
+	if got := baggage.FromContext(ctx).Member("tenant").Value(); got != "acme" {
+		t.Errorf("baggage tenant = %q", got)
+	}
+	out := goka.Headers{}
+	tr.Inject(ctx, out)
+	span.End()
+
+	s := rec.Ended()[0]
+	if s.Name() != "process bank-events" || s.SpanKind() != trace.SpanKindConsumer {
+		t.Fatalf("span %q kind %v", s.Name(), s.SpanKind())
+	}
+	if s.Parent().TraceID().String() != traceID || s.Parent().SpanID().String() != spanID || !s.Parent().IsRemote() {
+		t.Fatalf("parent = %v", s.Parent())
+	}
+	want := map[attribute.Key]string{
+		"messaging.system":                   "kafka",
+		"messaging.operation.type":           "process",
+		"messaging.destination.name":         "bank-events",
+		"messaging.destination.partition.id": "3",
+		"messaging.kafka.offset":             "42",
+		"messaging.kafka.message.key":        "acc-1",
+		"messaging.consumer.group.name":      "bank",
+	}
+	got := map[attribute.Key]string{}
+	for _, kv := range s.Attributes() {
+		got[kv.Key] = kv.Value.Emit()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, got[k], v)
+		}
+	}
+	// The injected header names this span, in the same trace.
+	tp := string(out["traceparent"])
+	if !strings.HasPrefix(tp, "00-"+traceID+"-"+s.SpanContext().SpanID().String()) {
+		t.Errorf("injected traceparent %q, want trace %s span %s", tp, traceID, s.SpanContext().SpanID())
+	}
+	if string(out["baggage"]) != "tenant=acme" {
+		t.Errorf("baggage not propagated: %q", out["baggage"])
+	}
+}
+
+func TestBadTraceparentGivesNewRoot(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	for name, h := range map[string]goka.Headers{
+		"missing":   nil,
+		"malformed": {"traceparent": []byte("not-a-traceparent")},
+		"all zero":  {"traceparent": []byte("00-00000000000000000000000000000000-0000000000000000-01")},
+		"huge":      {"traceparent": []byte(huge), "tracestate": []byte(huge), "baggage": []byte(huge)},
+		"binary":    {"traceparent": {0xff, 0x00, 0xfe}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec, tr := recorder()
+			_, span := tr.StartProcess(context.Background(), Record{Topic: "t", Headers: h})
+			span.End()
+			s := rec.Ended()[0]
+			if s.Parent().IsValid() {
+				t.Fatalf("parent %v, want a new root", s.Parent())
+			}
+			if !s.SpanContext().IsValid() {
+				t.Fatal("span context invalid")
+			}
+		})
+	}
+}
+
+func TestStartSendInjects(t *testing.T) {
+	rec, tr := recorder()
+	h := goka.Headers{}
+	_, span := tr.StartSend(context.Background(), "commands", "k", h)
+	span.End()
+	s := rec.Ended()[0]
+	if s.Name() != "send commands" || s.SpanKind() != trace.SpanKindProducer {
+		t.Fatalf("span %q kind %v", s.Name(), s.SpanKind())
+	}
+	if !strings.Contains(string(h["traceparent"]), s.SpanContext().SpanID().String()) {
+		t.Fatalf("traceparent %q does not name the send span", h["traceparent"])
+	}
+}
+
+func TestLink(t *testing.T) {
+	l := Link(trace.SpanContext{}, LinkPreviousValue, AttrStateVersion.Int64(4))
+	if len(l.Attributes) != 2 || l.Attributes[0].Value.AsString() != "previous_value" || l.Attributes[1].Value.AsInt64() != 4 {
+		t.Fatalf("link attributes %v", l.Attributes)
+	}
+}
+
+func TestSetupFromEnvironment(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	p, err := Setup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.TracingEnabled {
+		t.Fatal("tracing enabled without any exporter configured")
+	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "console")
+	t.Setenv("OTEL_SERVICE_NAME", "bank-projector")
+	p, err = Setup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.TracingEnabled {
+		t.Fatal("OTEL_TRACES_EXPORTER=console did not enable tracing")
+	}
+	if err := p.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "carrier-pigeon")
+	if _, err := Setup(t.Context()); err == nil {
+		t.Fatal("unknown exporter accepted")
+	}
+}
