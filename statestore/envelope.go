@@ -1,0 +1,255 @@
+package statestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// An envelope wraps every table value weft stores, in Pebble and in the
+// table (changelog) topic, so that trace metadata survives restores.
+//
+// Format (version 1), all integers little-endian or varints:
+//
+//	magic        2 bytes  'w' 'f'
+//	format       1 byte   1
+//	flags        1 byte   bit 0: writer span present
+//	writer       25 bytes trace id (16), span id (8), trace flags (1); only with bit 0
+//	version      uvarint  number of updates of the key (1 for the first value)
+//	event time   varint   Unix nanoseconds of the event, 0 if unknown
+//	sources      uvarint n, then n × (uvarint topic length, topic, varint partition, varint offset):
+//	                      the last applied source offset per input partition
+//	contributors uvarint n, then n × 25 bytes span: the coalesced writers (bounded)
+//	dropped      uvarint  contributors dropped beyond the bound
+//	value        the rest: the user value as encoded by the table codec
+//
+// A reader that is not weft decodes the format with DecodeEnvelope, or
+// skips to the value: it starts after the fields above.
+const (
+	envelopeMagic0 byte = 'w'
+	envelopeMagic1 byte = 'f'
+	// EnvelopeFormat is the format version written by AppendEnvelope.
+	EnvelopeFormat byte = 1
+
+	flagWriter byte = 1 << 0
+
+	spanRefLen = 16 + 8 + 1
+
+	// MaxContributors bounds the contributor list of an envelope; further
+	// contributors are counted in Dropped.
+	MaxContributors = 128
+	// maxSources bounds the source offsets a decoder accepts.
+	maxSources  = 4096
+	maxTopicLen = 255
+)
+
+// SpanRef identifies a span: the data of an OTel span context.
+type SpanRef struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte // W3C trace flags (bit 0: sampled)
+}
+
+// IsValid reports whether both ids are non-zero, as W3C requires.
+func (r SpanRef) IsValid() bool { return r.TraceID != [16]byte{} && r.SpanID != [8]byte{} }
+
+// SourceOffset is the last source offset applied from one input partition.
+type SourceOffset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Envelope is a table value with its trace metadata.
+type Envelope struct {
+	Writer       SpanRef        // span that wrote this value (zero: none)
+	Version      uint64         // updates of the key so far
+	EventTime    time.Time      // time of the event that produced the value
+	Sources      []SourceOffset // last applied offset per input partition
+	Contributors []SpanRef      // coalesced writers, at most MaxContributors
+	Dropped      uint64         // contributors beyond MaxContributors
+	Value        []byte         // user value (table codec)
+}
+
+// ErrNotEnvelope is returned by DecodeEnvelope for data that does not start
+// with the envelope magic.
+var ErrNotEnvelope = errors.New("not a weft envelope")
+
+// IsEnvelope reports whether data starts like an envelope.
+func IsEnvelope(data []byte) bool {
+	return len(data) >= 4 && data[0] == envelopeMagic0 && data[1] == envelopeMagic1
+}
+
+// AppendEnvelope appends the encoding of e to b.
+func AppendEnvelope(b []byte, e *Envelope) []byte {
+	var flags byte
+	if e.Writer != (SpanRef{}) {
+		flags |= flagWriter
+	}
+	b = append(b, envelopeMagic0, envelopeMagic1, EnvelopeFormat, flags)
+	if flags&flagWriter != 0 {
+		b = appendSpanRef(b, e.Writer)
+	}
+	b = binary.AppendUvarint(b, e.Version)
+	var nanos int64
+	if !e.EventTime.IsZero() {
+		nanos = e.EventTime.UnixNano()
+	}
+	b = binary.AppendVarint(b, nanos)
+	b = binary.AppendUvarint(b, uint64(len(e.Sources)))
+	for _, s := range e.Sources {
+		topic := s.Topic
+		if len(topic) > maxTopicLen {
+			topic = topic[:maxTopicLen]
+		}
+		b = binary.AppendUvarint(b, uint64(len(topic)))
+		b = append(b, topic...)
+		b = binary.AppendVarint(b, int64(s.Partition))
+		b = binary.AppendVarint(b, s.Offset)
+	}
+	contributors, dropped := e.Contributors, e.Dropped
+	if len(contributors) > MaxContributors {
+		dropped += uint64(len(contributors) - MaxContributors)
+		contributors = contributors[:MaxContributors]
+	}
+	b = binary.AppendUvarint(b, uint64(len(contributors)))
+	for _, c := range contributors {
+		b = appendSpanRef(b, c)
+	}
+	b = binary.AppendUvarint(b, dropped)
+	return append(b, e.Value...)
+}
+
+func appendSpanRef(b []byte, r SpanRef) []byte {
+	b = append(b, r.TraceID[:]...)
+	b = append(b, r.SpanID[:]...)
+	return append(b, r.Flags)
+}
+
+// DecodeEnvelope decodes an envelope. The Value of the result aliases data.
+// It never panics: malformed input gives an error that says where.
+func DecodeEnvelope(data []byte) (Envelope, error) {
+	var e Envelope
+	if !IsEnvelope(data) {
+		return e, ErrNotEnvelope
+	}
+	if data[2] != EnvelopeFormat {
+		return e, fmt.Errorf("envelope format %d is not supported (this weft reads format %d)", data[2], EnvelopeFormat)
+	}
+	d := decoder{buf: data, pos: 4}
+	flags := data[3]
+	if flags&^flagWriter != 0 {
+		return e, fmt.Errorf("envelope has unknown flags %#x", flags)
+	}
+	if flags&flagWriter != 0 {
+		e.Writer = d.spanRef("writer")
+	}
+	e.Version = d.uvarint("version")
+	if nanos := d.varint("event time"); nanos != 0 {
+		e.EventTime = time.Unix(0, nanos).UTC()
+	}
+	if n := d.count("sources", maxSources, 3); n > 0 {
+		e.Sources = make([]SourceOffset, n)
+		for i := range e.Sources {
+			l := d.count("topic length", maxTopicLen, 1)
+			e.Sources[i].Topic = string(d.bytes(int(l), "topic"))
+			p := d.varint("partition")
+			if p < -1<<31 || p > 1<<31-1 {
+				d.fail("partition %d out of range", p)
+			}
+			e.Sources[i].Partition = int32(p)
+			e.Sources[i].Offset = d.varint("offset")
+		}
+	}
+	if n := d.count("contributors", MaxContributors, spanRefLen); n > 0 {
+		e.Contributors = make([]SpanRef, n)
+		for i := range e.Contributors {
+			e.Contributors[i] = d.spanRef("contributor")
+		}
+	}
+	e.Dropped = d.uvarint("dropped contributors")
+	if d.err != nil {
+		return Envelope{}, d.err
+	}
+	e.Value = data[d.pos:]
+	return e, nil
+}
+
+// decoder reads envelope fields, remembering the first error.
+type decoder struct {
+	buf []byte
+	pos int
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("envelope at byte %d: %s", d.pos, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf[d.pos:])
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf[d.pos:])
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+// count reads a length that must not exceed limit nor what the remaining
+// bytes can hold at minSize bytes per item.
+func (d *decoder) count(what string, limit uint64, minSize int) uint64 {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return 0
+	}
+	if n > limit || n*uint64(minSize) > uint64(len(d.buf)-d.pos) {
+		d.fail("%s count %d is too large", what, n)
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) bytes(n int, what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > len(d.buf)-d.pos {
+		d.fail("truncated %s", what)
+		return nil
+	}
+	b := d.buf[d.pos : d.pos+n]
+	d.pos += n
+	return b
+}
+
+func (d *decoder) spanRef(what string) SpanRef {
+	var r SpanRef
+	b := d.bytes(spanRefLen, what)
+	if b == nil {
+		return r
+	}
+	copy(r.TraceID[:], b[:16])
+	copy(r.SpanID[:], b[16:24])
+	r.Flags = b[24]
+	return r
+}
