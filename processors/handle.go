@@ -2,36 +2,107 @@ package processors
 
 import (
 	"fmt"
+	"log/slog"
+	"strconv"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/tracing"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-// Handler processes one decoded input record.
+// Runtime holds what every traced callback of a processor shares: the
+// tracer and the tally of handled records. Create one per processor with
+// NewRuntime and pass it to Handle.
+type Runtime struct {
+	tracer *tracing.Tracer
+	tally  *Tally
+	logger *slog.Logger
+}
+
+// NewRuntime returns a Runtime configured by opts (WithTracerProvider,
+// WithLogger).
+func NewRuntime(opts ...Option) *Runtime {
+	cfg := buildConfig(opts)
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), logger: cfg.logger}
+}
+
+// Tally returns the accounting of handled records.
+func (rt *Runtime) Tally() *Tally { return rt.tally }
+
+// Tracer returns the runtime's tracer.
+func (rt *Runtime) Tracer() *tracing.Tracer { return rt.tracer }
+
+// Handler processes one decoded input record. ctx is a *Context.
 type Handler[T any] func(ctx goka.Context, msg T) error
 
 // Decoder turns the raw bytes of an input record into a message.
 type Decoder[T any] func(data []byte) (T, error)
 
-// Handle returns a goka callback for an input whose codec is codec.Bytes:
-// it decodes the record with decode and calls h. A decoding error or a
-// Rejection returned by h rejects the record (counted and logged by tally)
-// and processing goes on; any other error from h fails the processor, as
-// goka does. Handlers must not panic: goka stops the processor on a panic.
-func Handle[T any](decode Decoder[T], h Handler[T], tally *Tally) goka.ProcessCallback {
-	return func(ctx goka.Context, raw any) {
+// Handle returns a goka callback for an input whose codec is codec.Bytes.
+// For every record it starts the span "process <topic>" (a child of the
+// record's traceparent), decodes the record with decode and calls h with a
+// traced *Context. A decoding error or a Rejection returned by h rejects
+// the record: the span gets status Error with the exception, the record
+// goes to the group's dead-letter topic (see DefineGroup) with its original
+// headers plus weft.error.* headers, it is counted and logged, and
+// processing goes on. Any other error from h fails the processor, as goka
+// does. Handlers must not panic: goka stops the processor on a panic.
+func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCallback {
+	return func(gctx goka.Context, raw any) {
 		data, _ := raw.([]byte)
+		headers := gctx.Headers()
+		spanCtx, span := rt.tracer.StartProcess(gctx.Context(), tracing.Record{
+			Topic: string(gctx.Topic()), Partition: gctx.Partition(), Offset: gctx.Offset(),
+			Key: gctx.Key(), Group: string(gctx.Group()), Headers: headers,
+		})
+		defer span.End()
+		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
+
 		msg, err := decode(data)
 		if err != nil {
-			tally.Reject(ctx, &Rejection{Reason: "decode", Err: err})
+			rt.reject(ctx, data, &Rejection{Reason: "decode", Err: err})
 			return
 		}
 		if err := h(ctx, msg); err != nil {
 			if rej, ok := AsRejection(err); ok {
-				tally.Reject(ctx, rej)
+				rt.reject(ctx, data, rej)
 				return
 			}
-			ctx.Fail(fmt.Errorf("process %s/%d@%d: %w", ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
+			tracing.RecordError(span, err)
+			gctx.Fail(fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
 		}
-		tally.processed.Add(1)
+		rt.tally.processed.Add(1)
 	}
+}
+
+// Dead-letter headers added to a rejected record.
+const (
+	HeaderErrorReason    = "weft.error.reason"
+	HeaderErrorMessage   = "weft.error.message"
+	HeaderErrorTopic     = "weft.error.topic"
+	HeaderErrorPartition = "weft.error.partition"
+	HeaderErrorOffset    = "weft.error.offset"
+	HeaderErrorGroup     = "weft.error.group"
+)
+
+func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
+	tracing.RecordError(ctx.span, rej)
+	h := make(goka.Headers, len(ctx.g.Headers())+6)
+	for k, v := range ctx.g.Headers() {
+		h[k] = v
+	}
+	h[HeaderErrorReason] = []byte(rej.Reason)
+	h[HeaderErrorMessage] = []byte(rej.Error())
+	h[HeaderErrorTopic] = []byte(ctx.g.Topic())
+	h[HeaderErrorPartition] = []byte(strconv.Itoa(int(ctx.g.Partition())))
+	h[HeaderErrorOffset] = []byte(strconv.FormatInt(ctx.g.Offset(), 10))
+	h[HeaderErrorGroup] = []byte(ctx.g.Group())
+	// The original headers stay as they were: the dead-lettered record
+	// keeps its producer's traceparent.
+	ctx.g.Emit(DeadLetterTopic(ctx.g.Group()), ctx.g.Key(), data, goka.WithCtxEmitHeaders(h))
+	rt.tally.Reject(ctx.g, rej)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/statestore"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures a Processor or a View.
@@ -23,6 +24,8 @@ type config struct {
 	logger    *slog.Logger
 	storeOpts []statestore.Option
 	gokaOpts  []goka.ProcessorOption
+
+	tracerProvider trace.TracerProvider
 }
 
 func buildConfig(opts []Option) config {
@@ -47,6 +50,12 @@ func WithLogger(l *slog.Logger) Option {
 			c.logger = l
 		}
 	}
+}
+
+// WithTracerProvider sets the tracer provider of NewRuntime (default: no
+// tracing; spans still carry trace context through).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracerProvider = tp }
 }
 
 // WithStoreOptions passes options to the Pebble state stores.

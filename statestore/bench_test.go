@@ -36,6 +36,12 @@ import (
 // speed-up ...x".
 //
 //	go test -run XXX -bench BenchmarkStore ./statestore/
+//
+// -count=N repeats each sub-benchmark N times in a row (all goka runs, then
+// all weft runs), so on a noisy machine the two engines see different load.
+// For ratios, repeat whole runs instead, e.g.
+//
+//	for i in 1 2 3 4 5; do go test -count=1 -run XXX -bench BenchmarkStore ./statestore/; done
 func BenchmarkStore(b *testing.B) {
 	fx := &benchFixtures{root: b.TempDir()}
 	b.Run("Get", func(b *testing.B) { compareEngines(b, "Get", 2, benchGet(fx)) })

@@ -57,6 +57,10 @@ type Store struct {
 	// Committed changelog offset; known is false while no offset is stored.
 	offset      int64
 	offsetKnown bool
+	// In recovery mode: offset has not been staged in the recovery batch.
+	offsetUnstaged bool
+	// In recovery mode: the batch has its full recovery size.
+	recoveryBatchSized bool
 
 	// Writes not yet acknowledged by the changelog, oldest first.
 	pending     []pendingWrite
@@ -120,7 +124,7 @@ func (s *Store) Open() error {
 	}
 	s.lock = lock
 	s.db = db
-	s.batch = db.NewBatch()
+	s.batch = db.NewBatch() // replaced by a full-size batch on the first recovery write
 	s.recovering = true
 	s.offset, s.offsetKnown, err = readOffset(db)
 	if err != nil {
@@ -156,8 +160,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	if s.recovering && s.batch.Count() > 0 {
-		if err := s.batch.Commit(pebble.NoSync); err != nil {
+	if s.recovering {
+		if err := s.commitRecoveryLocked(true); err != nil {
 			errs = append(errs, fmt.Errorf("commit recovery batch: %w", err))
 		}
 	}
@@ -252,6 +256,13 @@ func (s *Store) write(key string, value []byte) error {
 }
 
 func (s *Store) writeRecovery(key string, value []byte) error {
+	if !s.recoveryBatchSized {
+		// Allocate the large recovery buffer only for partitions that have
+		// something to recover.
+		_ = s.batch.Close()
+		s.batch = s.db.NewBatchWithSize(s.recoveryBatchCap())
+		s.recoveryBatchSized = true
+	}
 	var buf [64]byte
 	k := dataKey(buf[:0], key)
 	if value == nil {
@@ -284,12 +295,13 @@ func (s *Store) SetOffset(offset int64) error {
 		return ErrClosed
 	}
 	if s.recovering {
+		// The offset is staged once per recovery batch, when the batch is
+		// committed (commitRecoveryLocked): writing it with every record
+		// would double the entries Pebble has to sort and flush.
 		s.offset, s.offsetKnown = offset, true
-		if err := s.batch.Set(offsetKey, encodeOffset(offset), nil); err != nil {
-			return fmt.Errorf("stage offset %d in %s: %w", offset, s.dir, err)
-		}
+		s.offsetUnstaged = true
 		if s.batch.Len() >= s.opts.recoveryBatchBytes {
-			return s.commitLocked()
+			return s.commitRecoveryLocked(false)
 		}
 		return nil
 	}
@@ -374,6 +386,43 @@ func (s *Store) commitLocked() error {
 	return nil
 }
 
+// commitRecoveryLocked commits the recovery batch, if it holds anything,
+// together with the offset of the last record loaded, and starts a new
+// batch unless last is set (Close, MarkRecovered). A batch committed here
+// before the end is full; every recovery batch is allocated at its final size:
+// Pebble drops the buffer of a large batch at commit (the batch becomes a
+// memtable), and growing a new one by doubling would copy every batch about
+// twice (and peak at twice the threshold). Open allocates the first recovery
+// batch the same way; MarkRecovered releases it.
+func (s *Store) commitRecoveryLocked(last bool) error {
+	if s.batch.Count() == 0 && !s.offsetUnstaged {
+		return nil
+	}
+	if s.offsetUnstaged {
+		if err := s.batch.Set(offsetKey, encodeOffset(s.offset), nil); err != nil {
+			return fmt.Errorf("stage offset %d in %s: %w", s.offset, s.dir, err)
+		}
+	}
+	if err := s.batch.Commit(pebble.NoSync); err != nil {
+		s.batch.Reset()
+		return fmt.Errorf("commit recovery batch to %s: %w", s.dir, err)
+	}
+	s.offsetUnstaged = false
+	if last {
+		s.batch.Reset()
+		return nil
+	}
+	_ = s.batch.Close()
+	s.batch = s.db.NewBatchWithSize(s.recoveryBatchCap())
+	return nil
+}
+
+// recoveryBatchCap is the buffer size of a recovery batch: the commit
+// threshold plus room for the record that crosses it.
+func (s *Store) recoveryBatchCap() int {
+	return s.opts.recoveryBatchBytes + s.opts.recoveryBatchBytes/16 + 64<<10
+}
+
 // MarkRecovered commits the rest of the recovery batch and switches the
 // store to normal mode.
 func (s *Store) MarkRecovered() error {
@@ -385,12 +434,13 @@ func (s *Store) MarkRecovered() error {
 	if !s.recovering {
 		return nil
 	}
-	if s.batch.Count() > 0 {
-		if err := s.commitLocked(); err != nil {
-			return err
-		}
+	if err := s.commitRecoveryLocked(true); err != nil {
+		return err
 	}
 	s.recovering = false
+	// Drop the large recovery buffer; normal-mode batches are small.
+	_ = s.batch.Close()
+	s.batch = s.db.NewBatch()
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/weftstream/weft/eventfile"
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
 )
 
 type demoFlags struct {
@@ -95,8 +96,14 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 	produced := em.Sent()
 	fmt.Fprintf(out, "produced %d account events to topic %s\n", produced, bank.DefaultInput)
 
-	tally := processors.NewTally(log)
-	p, err := processors.NewProcessor(ctx, bank.Graph(bank.DefaultInput, bank.DefaultGroup, tally),
+	prov, err := tracing.Setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(log, prov)
+	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
+	tally := rt.Tally()
+	p, err := processors.NewProcessor(ctx, bank.Graph(bank.DefaultInput, bank.DefaultGroup, rt),
 		processors.WithKafka(k), processors.WithStateDir(filepath.Join(dir, "state")), processors.WithLogger(log))
 	if err != nil {
 		return err
@@ -128,7 +135,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 		if v == nil || err != nil {
 			return nil, err
 		}
-		return v.(*bank.Account), nil
+		return v.(*processors.Stored).Value.(*bank.Account), nil
 	}
 	checkErr := printAndCheck(out, f, get)
 	if f.exit || checkErr != nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 	"os"
 	"strings"
 
@@ -9,9 +12,11 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/statestore"
 )
 
 func newGetCommand(g *globalFlags) *cobra.Command {
+	var withMeta bool
 	cmd := &cobra.Command{
 		Use:   "get <table> <key>",
 		Short: "Print the value of a key in a table",
@@ -19,7 +24,11 @@ func newGetCommand(g *globalFlags) *cobra.Command {
 <table> is a processor group (its table topic is <group>-table) or a table
 topic. The table is restored into a temporary local store first, so this
 works from any machine that reaches the brokers. Exits with 1 if the key has
-no value.`,
+no value.
+
+With --meta the output is a JSON object with the value and the trace
+metadata weft keeps beside it: the writer's traceparent, the version (number
+of updates), the event time and the last applied offset per input partition.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("get needs <table> and <key>, got %d arguments", len(args))}
@@ -54,11 +63,56 @@ no value.`,
 			if val == nil {
 				return fmt.Errorf("key %q has no value in table %s", args[1], table)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(val.([]byte)))
+			out, err := formatValue(val.([]byte), withMeta)
+			if err != nil {
+				return fmt.Errorf("value of %s in %s: %w", args[1], table, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
 	return cmd
+}
+
+// storedValue is the --meta output of get.
+type storedValue struct {
+	Value      json.RawMessage           `json:"value"`
+	Writer     string                    `json:"writer_traceparent,omitempty"`
+	Version    uint64                    `json:"version"`
+	EventTime  *time.Time                `json:"event_time,omitempty"`
+	Sources    []statestore.SourceOffset `json:"sources,omitempty"`
+	Coalesced  int                       `json:"coalesced_contributors,omitempty"`
+	RawMessage string                    `json:"value_text,omitempty"`
+}
+
+// formatValue unwraps a stored envelope: the user value alone, or with its
+// metadata. Values that are not envelopes are printed as they are.
+func formatValue(data []byte, withMeta bool) ([]byte, error) {
+	env, err := statestore.DecodeEnvelope(data)
+	if errors.Is(err, statestore.ErrNotEnvelope) {
+		env, err = statestore.Envelope{Value: data}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !withMeta {
+		return env.Value, nil
+	}
+	sv := storedValue{Version: env.Version, Sources: env.Sources, Coalesced: len(env.Contributors)}
+	if json.Valid(env.Value) {
+		sv.Value = env.Value
+	} else {
+		sv.Value, sv.RawMessage = json.RawMessage("null"), string(env.Value)
+	}
+	if env.Writer.IsValid() {
+		sc := processors.SpanContextOf(env.Writer)
+		sv.Writer = fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+	}
+	if !env.EventTime.IsZero() {
+		sv.EventTime = &env.EventTime
+	}
+	return json.Marshal(sv)
 }
 
 // tableTopic names the table topic of a group, or returns a table topic

@@ -76,6 +76,20 @@ func TestIntegrationRunProduceGet(t *testing.T) {
 	if got.Owner != "Alice Smith" || got.Balance != 342298 {
 		t.Fatalf("acc-0001 = %+v, want Alice Smith with 342298", got)
 	}
+	out, err = weft(t.Context(), append([]string{"get", group, "acc-0001", "--meta"}, common...)...)
+	var meta struct {
+		Value   struct{ Balance int64 } `json:"value"`
+		Version uint64                  `json:"version"`
+		Sources []struct {
+			Topic string `json:"Topic"`
+		} `json:"sources"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &meta) != nil {
+		t.Fatalf("get --meta: %v\n%s", err, out)
+	}
+	if meta.Version != 6 || meta.Value.Balance != 342298 || len(meta.Sources) != 1 || meta.Sources[0].Topic != input {
+		t.Fatalf("get --meta = %s, want version 6 (one per event), balance 342298, source %s", out, input)
+	}
 	_, err = weft(t.Context(), append([]string{"get", group + "-table", "acc-9999"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), `"acc-9999" has no value`) {
 		t.Fatalf("get of a missing key: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
 )
 
 type runFlags struct {
@@ -26,11 +27,19 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 		Long: `Run the bank-account projection: AccountCreated, Deposited, Withdrawn and
 Closed events (JSON, keyed by account) from --input are folded into the
 read model of each account (owner, balance, status, event count), kept in
-Pebble under --state-dir and in the table topic <group>-table.
+Pebble under --state-dir and in the table topic <group>-table. Every stored
+value names the span that wrote it (see 'weft get --meta').
 
 Bad events (malformed JSON, unknown types, withdrawals on unknown accounts,
-...) are counted and logged with their topic, partition and offset; they
-never stop the processor.
+...) go to the dead-letter topic <group>-dlq with their original headers and
+weft.error.* headers, and are logged with their topic, partition and offset;
+they never stop the processor.
+
+Tracing is configured by the standard OpenTelemetry variables: set
+OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp|console) to export
+spans, OTEL_TRACES_SAMPLER(_ARG) to sample, OTEL_SERVICE_NAME to name the
+service. Without them no spans are exported, but trace context still flows
+from input records to outputs and stored values.
 
 With no --brokers the embedded broker is started in-process on
 --embedded-addr, keeping its data under --state-dir/broker.
@@ -59,8 +68,14 @@ closes the state stores; a restart resumes where it stopped.`,
 }
 
 func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags) error {
-	tally := processors.NewTally(log)
-	p, err := processors.NewProcessor(ctx, bank.Graph(f.input, f.group, tally),
+	prov, err := tracing.Setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(log, prov)
+	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
+	tally := rt.Tally()
+	p, err := processors.NewProcessor(ctx, bank.Graph(f.input, f.group, rt),
 		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log))
 	if err != nil {
 		return err
@@ -71,6 +86,15 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 	err = p.Run(ctx)
 	log.Info("summary", "processed", tally.Processed(), "rejected", tally.Rejected())
 	return err
+}
+
+// shutdownTracing flushes the spans still buffered, for at most 10s.
+func shutdownTracing(log *slog.Logger, prov *tracing.Providers) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := prov.Shutdown(ctx); err != nil {
+		log.Warn("flushing traces failed", "error", err)
+	}
 }
 
 func logProgress(ctx context.Context, log *slog.Logger, tally *processors.Tally, every time.Duration) {

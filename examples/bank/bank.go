@@ -165,9 +165,10 @@ func (AccountCodec) Decode(data []byte) (any, error) {
 }
 
 // Graph returns the projection: input events from input, state in the
-// group table of group (topic group + "-table").
-func Graph(input string, group string, tally *processors.Tally) *goka.GroupGraph {
-	handle := processors.Handle(DecodeEvent, func(ctx goka.Context, e *Event) error {
+// group table of group (topic group + "-table"), rejected events in the
+// dead-letter topic group + "-dlq".
+func Graph(input string, group string, rt *processors.Runtime) *goka.GroupGraph {
+	handle := processors.Handle(rt, DecodeEvent, func(ctx goka.Context, e *Event) error {
 		var cur *Account
 		if v := ctx.Value(); v != nil {
 			cur = v.(*Account)
@@ -181,10 +182,10 @@ func Graph(input string, group string, tally *processors.Tally) *goka.GroupGraph
 		}
 		ctx.SetValue(next)
 		return nil
-	}, tally)
-	return goka.DefineGroup(goka.Group(group),
+	})
+	return processors.DefineGroup(goka.Group(group),
 		goka.Input(goka.Stream(input), new(codec.Bytes), handle),
-		goka.Persist(AccountCodec{}),
+		processors.Persist(AccountCodec{}),
 	)
 }
 

@@ -68,8 +68,9 @@ type runningProcessor struct {
 
 func (e bankEnv) start(t *testing.T) *runningProcessor {
 	t.Helper()
-	tally := processors.NewTally(nil)
-	p, err := processors.NewProcessor(t.Context(), Graph(e.input, e.group, tally), e.opts()...)
+	rt := processors.NewRuntime()
+	tally := rt.Tally()
+	p, err := processors.NewProcessor(t.Context(), Graph(e.input, e.group, rt), e.opts()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func readModel(t *testing.T, want map[string]expectedAccount, get func(string) (
 			t.Fatalf("get %s: %v", id, err)
 		}
 		if v != nil {
-			got[id] = v.(*Account)
+			got[id] = v.(*processors.Stored).Value.(*Account)
 		}
 	}
 	return got
@@ -145,7 +146,7 @@ func TestIntegrationBankProjection(t *testing.T) {
 	// The table topic (changelog) holds the same read model: a view that
 	// restores it from Kafka into a fresh Pebble store agrees.
 	viewDir := t.TempDir()
-	v, err := processors.StartView(t.Context(), Table(env.group), AccountCodec{},
+	v, err := processors.StartView(t.Context(), Table(env.group), processors.EnvelopeCodec(AccountCodec{}),
 		processors.WithKafka(env.kafka), processors.WithStateDir(viewDir))
 	if err != nil {
 		t.Fatal(err)

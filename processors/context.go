@@ -1,0 +1,250 @@
+package processors
+
+import (
+	"context"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Context is the goka.Context weft hands to handlers. It runs inside the
+// span "process <topic>" of the record and implements the tracing
+// semantics of DESIGN.md:
+//
+//   - Value reads the key's envelope; SetValue and Delete link the span to
+//     the writer of the previous value (weft.link.kind=previous_value) and
+//     store the current span as the writer of the new one;
+//   - Lookup and Join link to the writer of the value read (lookup, join);
+//   - Emit, Loopback and table writes carry the span's traceparent.
+//
+// It also makes state updates effectively-once: when the key's envelope
+// shows that this record was applied already (a replay after a crash or
+// rebalance), state writes are skipped while emits still happen, so that
+// outputs stay at-least-once.
+type Context struct {
+	g    goka.Context
+	rt   *Runtime
+	ctx  context.Context
+	span trace.Span
+
+	prev         *Stored
+	prevLoaded   bool
+	replayed     bool // the record's offset is already applied to the key
+	traceHeaders goka.Headers
+}
+
+var _ goka.Context = (*Context)(nil)
+
+// Topic returns the record's topic.
+func (c *Context) Topic() goka.Stream { return c.g.Topic() }
+
+// Key returns the record's key.
+func (c *Context) Key() string { return c.g.Key() }
+
+// Partition returns the record's partition.
+func (c *Context) Partition() int32 { return c.g.Partition() }
+
+// Offset returns the record's offset.
+func (c *Context) Offset() int64 { return c.g.Offset() }
+
+// Group returns the processor's group.
+func (c *Context) Group() goka.Group { return c.g.Group() }
+
+// Headers returns the record's headers.
+func (c *Context) Headers() goka.Headers { return c.g.Headers() }
+
+// Timestamp returns the record's timestamp.
+func (c *Context) Timestamp() time.Time { return c.g.Timestamp() }
+
+// Fail stops the processor with err; it does not return.
+func (c *Context) Fail(err error) {
+	tracing.RecordError(c.span, err)
+	c.g.Fail(err)
+}
+
+// DeferCommit defers the commit of the record's offset until the returned
+// function is called.
+func (c *Context) DeferCommit() func(error) { return c.g.DeferCommit() }
+
+// Context returns the context of the record's span.
+func (c *Context) Context() context.Context { return c.ctx }
+
+// Span returns the record's span.
+func (c *Context) Span() trace.Span { return c.span }
+
+// AlreadyApplied reports whether the key's state already includes this
+// record (a replay); state writes are then skipped.
+func (c *Context) AlreadyApplied() bool {
+	c.loadPrev()
+	return c.replayed
+}
+
+func (c *Context) loadPrev() {
+	if c.prevLoaded {
+		return
+	}
+	c.prevLoaded = true
+	v := c.g.Value()
+	if v == nil {
+		return
+	}
+	s, ok := v.(*Stored)
+	if !ok {
+		return
+	}
+	c.prev = s
+	topic, part, off := string(c.g.Topic()), c.g.Partition(), c.g.Offset()
+	for _, src := range s.Meta.Sources {
+		if src.Topic == topic && src.Partition == part && src.Offset >= off {
+			c.replayed = true
+			break
+		}
+	}
+}
+
+// Value returns the key's current user value, or nil.
+func (c *Context) Value() any {
+	c.loadPrev()
+	if c.prev == nil {
+		return nil
+	}
+	return c.prev.Value
+}
+
+// Stored returns the key's current value with its envelope, or nil.
+func (c *Context) Stored() *Stored {
+	c.loadPrev()
+	return c.prev
+}
+
+// headers returns the record headers to attach to produced records: the
+// traceparent of the record's span.
+func (c *Context) headers() goka.Headers {
+	if c.traceHeaders == nil {
+		c.traceHeaders = goka.Headers{}
+		if c.span.SpanContext().IsValid() {
+			c.rt.tracer.Inject(c.ctx, c.traceHeaders)
+		}
+	}
+	return c.traceHeaders
+}
+
+func (c *Context) withHeaders(options []goka.ContextOption) []goka.ContextOption {
+	h := c.headers()
+	if len(h) == 0 {
+		return options
+	}
+	return append(options, goka.WithCtxEmitHeaders(h))
+}
+
+// SetValue stores value for the key in an envelope that names the record's
+// span as writer, links the span to the previous writer, and writes the
+// table record with the span's traceparent.
+func (c *Context) SetValue(value any, options ...goka.ContextOption) {
+	c.loadPrev()
+	if c.replayed {
+		return
+	}
+	next := &Stored{Value: value}
+	next.Meta.Writer = spanRef(c.span.SpanContext())
+	next.Meta.EventTime = c.g.Timestamp()
+	next.Meta.Version = 1
+	if c.prev != nil {
+		next.Meta.Version = c.prev.Meta.Version + 1
+		next.Meta.Sources = c.prev.Meta.Sources
+		c.linkPrevious()
+	}
+	next.Meta.Sources = withSource(next.Meta.Sources, string(c.g.Topic()), c.g.Partition(), c.g.Offset())
+	c.g.SetValue(next, c.withHeaders(options)...)
+	c.prev, c.prevLoaded = next, true
+}
+
+// Delete removes the key's value, linking the span to the previous writer.
+// Deletes cannot record the applied offset (there is no value left), so a
+// replayed delete is applied again, which is harmless.
+func (c *Context) Delete(options ...goka.ContextOption) {
+	c.loadPrev()
+	if c.replayed {
+		return
+	}
+	if c.prev != nil {
+		c.linkPrevious()
+	}
+	c.g.Delete(c.withHeaders(options)...)
+	c.prev = nil
+}
+
+func (c *Context) linkPrevious() {
+	if !c.span.IsRecording() || !c.prev.Meta.Writer.IsValid() {
+		return
+	}
+	c.span.AddLink(tracing.Link(spanContext(c.prev.Meta.Writer), tracing.LinkPreviousValue,
+		tracing.AttrStateVersion.Int64(int64(c.prev.Meta.Version))))
+}
+
+// Lookup returns the user value of key in table, linking the span to its
+// writer (kind lookup).
+func (c *Context) Lookup(table goka.Table, key string) any {
+	return c.unwrapRead(c.g.Lookup(table, key), tracing.LinkLookup, string(table), key)
+}
+
+// Join returns the user value of the record's key in the co-partitioned
+// table, linking the span to its writer (kind join).
+func (c *Context) Join(table goka.Table) any {
+	return c.unwrapRead(c.g.Join(table), tracing.LinkJoin, string(table), c.g.Key())
+}
+
+func (c *Context) unwrapRead(v any, kind tracing.LinkKind, table, key string) any {
+	s, ok := v.(*Stored)
+	if !ok {
+		return v
+	}
+	if c.span.IsRecording() && s.Meta.Writer.IsValid() {
+		c.span.AddLink(tracing.Link(spanContext(s.Meta.Writer), kind,
+			tracing.AttrStateTable.String(table), tracing.AttrStateKey.String(key),
+			tracing.AttrStateVersion.Int64(int64(s.Meta.Version))))
+	}
+	return s.Value
+}
+
+// Emit sends a record to topic with the span's traceparent.
+func (c *Context) Emit(topic goka.Stream, key string, value any, options ...goka.ContextOption) {
+	c.g.Emit(topic, key, value, c.withHeaders(options)...)
+}
+
+// Loopback sends a record to the group's loopback topic with the span's
+// traceparent.
+func (c *Context) Loopback(key string, value any, options ...goka.ContextOption) {
+	c.g.Loopback(key, value, c.withHeaders(options)...)
+}
+
+// withSource returns sources with the offset of topic/partition set,
+// copying instead of modifying the slice it was given.
+func withSource(sources []statestore.SourceOffset, topic string, partition int32, offset int64) []statestore.SourceOffset {
+	out := make([]statestore.SourceOffset, len(sources), len(sources)+1)
+	copy(out, sources)
+	for i := range out {
+		if out[i].Topic == topic && out[i].Partition == partition {
+			out[i].Offset = offset
+			return out
+		}
+	}
+	return append(out, statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset})
+}
+
+func spanRef(sc trace.SpanContext) statestore.SpanRef {
+	return statestore.SpanRef{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}
+}
+
+func spanContext(r statestore.SpanRef) trace.SpanContext {
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: r.TraceID, SpanID: r.SpanID, TraceFlags: trace.TraceFlags(r.Flags), Remote: true,
+	})
+}
+
+// SpanContextOf returns the span context of a stored writer.
+func SpanContextOf(r statestore.SpanRef) trace.SpanContext { return spanContext(r) }
+

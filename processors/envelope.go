@@ -1,0 +1,96 @@
+package processors
+
+import (
+	"fmt"
+
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
+)
+
+// Stored is a table value as weft keeps it: the user value and the trace
+// metadata of its envelope (statestore.Envelope; its Value field is unused
+// here).
+type Stored struct {
+	Meta  statestore.Envelope
+	Value any
+}
+
+// envelopeCodec wraps a table's user codec: values are stored as
+// statestore envelopes around the user encoding.
+type envelopeCodec struct{ user goka.Codec }
+
+// EnvelopeCodec returns the codec weft uses for tables whose values are
+// encoded by user: it encodes *Stored values and decodes to *Stored. Data
+// that is not an envelope (written by something else than weft) decodes to
+// a *Stored without metadata.
+func EnvelopeCodec(user goka.Codec) goka.Codec { return envelopeCodec{user: user} }
+
+func (c envelopeCodec) Encode(v any) ([]byte, error) {
+	s, ok := v.(*Stored)
+	if !ok {
+		return nil, fmt.Errorf("envelope codec: cannot encode %T, want *processors.Stored", v)
+	}
+	ub, err := c.user.Encode(s.Value)
+	if err != nil {
+		return nil, err
+	}
+	meta := s.Meta
+	meta.Value = ub
+	return statestore.AppendEnvelope(make([]byte, 0, len(ub)+96), &meta), nil
+}
+
+func (c envelopeCodec) Decode(data []byte) (any, error) {
+	if !statestore.IsEnvelope(data) {
+		v, err := c.user.Decode(data)
+		if err != nil {
+			return nil, err
+		}
+		return &Stored{Value: v}, nil
+	}
+	env, err := statestore.DecodeEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.user.Decode(env.Value)
+	if err != nil {
+		return nil, err
+	}
+	env.Value = nil
+	return &Stored{Meta: env, Value: v}, nil
+}
+
+// DeadLetterTopic is the dead-letter topic of a group.
+func DeadLetterTopic(group goka.Group) goka.Stream { return goka.Stream(string(group) + "-dlq") }
+
+// DefineGroup defines a goka group the way weft runs it: the dead-letter
+// topic of the group is added as an output. Use Persist, Lookup and Join
+// (not goka's) for tables, so that values carry their envelopes.
+func DefineGroup(group goka.Group, edges ...goka.Edge) *goka.GroupGraph {
+	edges = append(edges, goka.Output(DeadLetterTopic(group), new(rawCodec)))
+	return goka.DefineGroup(group, edges...)
+}
+
+// Persist declares the group table with values encoded by user inside
+// envelopes.
+func Persist(user goka.Codec) goka.Edge { return goka.Persist(EnvelopeCodec(user)) }
+
+// Lookup declares a lookup table written by weft.
+func Lookup(table goka.Table, user goka.Codec) goka.Edge {
+	return goka.Lookup(table, EnvelopeCodec(user))
+}
+
+// Join declares a co-partitioned join table written by weft.
+func Join(table goka.Table, user goka.Codec) goka.Edge { return goka.Join(table, EnvelopeCodec(user)) }
+
+// rawCodec passes bytes through; nil stays nil.
+type rawCodec struct{}
+
+func (rawCodec) Encode(v any) ([]byte, error) {
+	b, ok := v.([]byte)
+	if !ok && v != nil {
+		return nil, fmt.Errorf("raw codec: cannot encode %T", v)
+	}
+	return b, nil
+}
+
+func (rawCodec) Decode(data []byte) (any, error) { return data, nil }
