@@ -159,6 +159,7 @@ func (c Config) base() *sarama.Config {
 
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.MaxProcessingTime = time.Second
+	sc.Consumer.MaxWaitTime = 100 * time.Millisecond // a stop waits at most this for an outstanding fetch
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	if c.StartOffset == StartLatest {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest

@@ -62,12 +62,15 @@ func (c envelopeCodec) Decode(data []byte) (any, error) {
 // DeadLetterTopic is the dead-letter topic of a group.
 func DeadLetterTopic(group goka.Group) goka.Stream { return goka.Stream(string(group) + "-dlq") }
 
-// DefineGroup defines a goka group the way weft runs it: the dead-letter
-// topic of the group is added as an output. Use Persist, Lookup and Join
-// (not goka's) for tables, so that values carry their envelopes.
-func DefineGroup(group goka.Group, edges ...goka.Edge) *goka.GroupGraph {
+// DefineGroup defines a goka group the way weft runs it, for the callbacks
+// made by Handle with rt: the dead-letter topic of the group is added as an
+// output. Use Persist, Lookup and Join (not goka's) for tables, so that
+// values carry their envelopes.
+func DefineGroup(rt *Runtime, group goka.Group, edges ...goka.Edge) *goka.GroupGraph {
 	edges = append(edges, goka.Output(DeadLetterTopic(group), new(rawCodec)))
-	return goka.DefineGroup(group, edges...)
+	g := goka.DefineGroup(group, edges...)
+	rt.stateful = g.GroupTable() != nil
+	return g
 }
 
 // Persist declares the group table with values encoded by user inside

@@ -14,9 +14,10 @@ import (
 // tracer and the tally of handled records. Create one per processor with
 // NewRuntime and pass it to Handle.
 type Runtime struct {
-	tracer *tracing.Tracer
-	tally  *Tally
-	logger *slog.Logger
+	tracer   *tracing.Tracer
+	tally    *Tally
+	logger   *slog.Logger
+	stateful bool // the group has a table (set by DefineGroup)
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
@@ -51,6 +52,13 @@ type Decoder[T any] func(data []byte) (T, error)
 // headers plus weft.error.* headers, it is counted and logged, and
 // processing goes on. Any other error from h fails the processor, as goka
 // does. Handlers must not panic: goka stops the processor on a panic.
+//
+// State updates are effectively-once: a record that the key's envelope
+// shows as applied already (redelivered after a crash or rebalance) is not
+// handled again; Tally counts it as replayed. Handlers must therefore be
+// deterministic, and their outputs other than the table write may be lost
+// in the narrow window where the table write was acknowledged but the other
+// produces were not.
 func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCallback {
 	return func(gctx goka.Context, raw any) {
 		data, _ := raw.([]byte)
@@ -62,6 +70,12 @@ func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCal
 		defer span.End()
 		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
 
+		if rt.stateful && ctx.AlreadyApplied() {
+			// A replay after a crash or rebalance: the key's state already
+			// includes this record. Applying it again would count it twice.
+			rt.tally.replayed.Add(1)
+			return
+		}
 		msg, err := decode(data)
 		if err != nil {
 			rt.reject(ctx, data, &Rejection{Reason: "decode", Err: err})

@@ -47,6 +47,7 @@ func AsRejection(err error) (*Rejection, bool) {
 type Tally struct {
 	logger    *slog.Logger
 	processed atomic.Int64
+	replayed  atomic.Int64
 	total     atomic.Int64
 	mu        sync.Mutex
 	byReason  map[string]int64
@@ -62,6 +63,10 @@ func NewTally(logger *slog.Logger) *Tally {
 
 // Processed returns the number of records handled successfully.
 func (b *Tally) Processed() int64 { return b.processed.Load() }
+
+// Replayed returns the number of redelivered records that were already
+// applied to the state and therefore skipped.
+func (b *Tally) Replayed() int64 { return b.replayed.Load() }
 
 // Reject accounts for the rejection of the record ctx is processing.
 func (b *Tally) Reject(ctx goka.Context, rej *Rejection) {

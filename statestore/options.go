@@ -12,6 +12,7 @@ const (
 	DefaultMemTableSize       = 16 << 20
 	DefaultBloomBitsPerKey    = 10
 	DefaultRecoveryBatchBytes = 16 << 20
+	DefaultCommitEvery        = 512
 )
 
 // Option configures a Store or a Builder.
@@ -22,6 +23,7 @@ type options struct {
 	memTableSize       uint64
 	bloomBitsPerKey    int
 	recoveryBatchBytes int
+	commitEvery        int
 	fs                 vfs.FS
 	logger             *slog.Logger
 }
@@ -32,6 +34,7 @@ func defaultOptions() options {
 		memTableSize:       DefaultMemTableSize,
 		bloomBitsPerKey:    DefaultBloomBitsPerKey,
 		recoveryBatchBytes: DefaultRecoveryBatchBytes,
+		commitEvery:        DefaultCommitEvery,
 		fs:                 vfs.Default,
 		logger:             slog.New(slog.DiscardHandler),
 	}
@@ -81,6 +84,19 @@ func WithRecoveryBatchSize(bytes int) Option {
 	return func(o *options) {
 		if bytes > 0 {
 			o.recoveryBatchBytes = bytes
+		}
+	}
+}
+
+// WithCommitEvery sets how many acknowledged writes the store collects
+// before it commits them (with their changelog offset) in one batch. Reads
+// see them at once either way; a crash loses at most this many
+// acknowledged writes locally, and goka's recovery reads them back from
+// the changelog. 1 commits on every acknowledgement.
+func WithCommitEvery(writes int) Option {
+	return func(o *options) {
+		if writes > 0 {
+			o.commitEvery = writes
 		}
 	}
 }

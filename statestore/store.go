@@ -54,17 +54,23 @@ type Store struct {
 	recovering bool
 	batch      *pebble.Batch // reused for every commit
 
-	// Committed changelog offset; known is false while no offset is stored.
+	// Last acknowledged changelog offset; known is false while there is
+	// none (a new table).
 	offset      int64
 	offsetKnown bool
+	// Offset stored in Pebble with the data.
+	committed      int64
+	committedKnown bool
 	// In recovery mode: offset has not been staged in the recovery batch.
 	offsetUnstaged bool
 	// In recovery mode: the batch has its full recovery size.
 	recoveryBatchSized bool
 
-	// Writes not yet acknowledged by the changelog, oldest first.
+	// Writes not yet committed, oldest first: the first acked of them are
+	// acknowledged by the changelog and wait to be committed as a group.
 	pending     []pendingWrite
 	pendingHead int
+	acked       int
 	overlay     map[string]overlayEntry
 }
 
@@ -127,6 +133,7 @@ func (s *Store) Open() error {
 	s.batch = db.NewBatch() // replaced by a full-size batch on the first recovery write
 	s.recovering = true
 	s.offset, s.offsetKnown, err = readOffset(db)
+	s.committed, s.committedKnown = s.offset, s.offsetKnown
 	if err != nil {
 		_ = db.Close()
 		_ = lock.Close()
@@ -165,11 +172,16 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("commit recovery batch: %w", err))
 		}
 	}
-	if n := len(s.pending) - s.pendingHead; n > 0 {
+	if !s.recovering {
+		if err := s.commitAckedLocked(); err != nil {
+			errs = append(errs, fmt.Errorf("commit acknowledged writes: %w", err))
+		}
+	}
+	if n := len(s.pending) - s.pendingHead - s.acked; n > 0 {
 		s.opts.logger.Debug("dropping table writes the changelog has not acknowledged; recovery restores them",
 			"dir", s.dir, "writes", n)
 	}
-	s.pending, s.pendingHead = nil, 0
+	s.pending, s.pendingHead, s.acked = nil, 0, 0
 	clear(s.overlay)
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		errs = append(errs, fmt.Errorf("sync write-ahead log: %w", err))
@@ -271,8 +283,8 @@ func (s *Store) writeRecovery(key string, value []byte) error {
 	return s.batch.Set(k, value, nil)
 }
 
-// GetOffset returns the changelog offset of the last write the store holds,
-// or def if none is stored.
+// GetOffset returns the changelog offset of the last acknowledged write the
+// store holds (readable now; durable once committed), or def if none.
 func (s *Store) GetOffset(def int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -308,8 +320,21 @@ func (s *Store) SetOffset(offset int64) error {
 	if offset < 0 || (s.offsetKnown && offset <= s.offset) {
 		return nil // not an offset, or a late or repeated acknowledgement
 	}
-	n := s.acknowledgedWrites(offset)
-	for i := s.pendingHead; i < s.pendingHead+n; i++ {
+	s.acked += s.acknowledgedWrites(offset)
+	s.offset, s.offsetKnown = offset, true
+	if s.acked >= s.opts.commitEvery {
+		return s.commitAckedLocked()
+	}
+	return nil
+}
+
+// commitAckedLocked commits the acknowledged pending writes together with
+// the offset of the last acknowledgement in one batch.
+func (s *Store) commitAckedLocked() error {
+	if !s.offsetKnown || (s.acked == 0 && s.committedKnown && s.committed == s.offset) {
+		return nil
+	}
+	for i := s.pendingHead; i < s.pendingHead+s.acked; i++ {
 		w := &s.pending[i]
 		var buf [64]byte
 		k := dataKey(buf[:0], w.key)
@@ -320,17 +345,20 @@ func (s *Store) SetOffset(offset int64) error {
 			err = s.batch.Set(k, w.value, nil)
 		}
 		if err != nil {
+			s.batch.Reset()
 			return fmt.Errorf("stage write of %q in %s: %w", w.key, s.dir, err)
 		}
 	}
-	if err := s.batch.Set(offsetKey, encodeOffset(offset), nil); err != nil {
-		return fmt.Errorf("stage offset %d in %s: %w", offset, s.dir, err)
+	if err := s.batch.Set(offsetKey, encodeOffset(s.offset), nil); err != nil {
+		s.batch.Reset()
+		return fmt.Errorf("stage offset %d in %s: %w", s.offset, s.dir, err)
 	}
 	if err := s.commitLocked(); err != nil {
 		return err
 	}
-	s.popPending(n)
-	s.offset, s.offsetKnown = offset, true
+	s.popPending(s.acked)
+	s.acked = 0
+	s.committed, s.committedKnown = s.offset, true
 	return nil
 }
 
@@ -341,16 +369,17 @@ func (s *Store) SetOffset(offset int64) error {
 // offset itself when the partition started empty, which goka does not
 // acknowledge for offset 0; otherwise it is the first pending Set.
 func (s *Store) acknowledgedWrites(offset int64) int {
-	queued := len(s.pending) - s.pendingHead
+	base := s.pendingHead + s.acked // first unacknowledged write
+	queued := len(s.pending) - base
 	if s.offsetKnown {
 		return int(min(offset-s.offset, int64(queued)))
 	}
-	if offset < int64(queued) && s.pending[s.pendingHead+int(offset)].value != nil {
+	if offset < int64(queued) && s.pending[base+int(offset)].value != nil {
 		return int(offset) + 1
 	}
-	for i := s.pendingHead; i < len(s.pending); i++ {
+	for i := base; i < len(s.pending); i++ {
 		if s.pending[i].value != nil {
-			return i - s.pendingHead + 1
+			return i - base + 1
 		}
 	}
 	return queued
@@ -408,6 +437,7 @@ func (s *Store) commitRecoveryLocked(last bool) error {
 		return fmt.Errorf("commit recovery batch to %s: %w", s.dir, err)
 	}
 	s.offsetUnstaged = false
+	s.committed, s.committedKnown = s.offset, s.offsetKnown
 	if last {
 		s.batch.Reset()
 		return nil
@@ -451,11 +481,12 @@ func (s *Store) Recovering() bool {
 	return s.recovering
 }
 
-// Pending returns the number of writes waiting for the changelog.
+// Pending returns the number of writes waiting for the changelog's
+// acknowledgement.
 func (s *Store) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending) - s.pendingHead
+	return len(s.pending) - s.pendingHead - s.acked
 }
 
 func dataKey(buf []byte, key string) []byte {

@@ -203,7 +203,7 @@ func TestCrashConsistency(t *testing.T) {
 	for round := range 20 {
 		fs := vfs.NewCrashableMem()
 		dir := "store"
-		st := New(dir, WithFS(fs), WithMemTableSize(64<<10))
+		st := New(dir, WithFS(fs), WithMemTableSize(64<<10), WithCommitEvery(1+rng.IntN(8)))
 		mustOK(t, st.Open())
 		mustOK(t, st.MarkRecovered())
 

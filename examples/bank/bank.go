@@ -183,7 +183,7 @@ func Graph(input string, group string, rt *processors.Runtime) *goka.GroupGraph 
 		ctx.SetValue(next)
 		return nil
 	})
-	return processors.DefineGroup(goka.Group(group),
+	return processors.DefineGroup(rt, goka.Group(group),
 		goka.Input(goka.Stream(input), new(codec.Bytes), handle),
 		processors.Persist(AccountCodec{}),
 	)
