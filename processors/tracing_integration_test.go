@@ -48,7 +48,8 @@ type running struct {
 	rt     *processors.Runtime
 	p      *processors.Processor
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returned
+	err    error         // what Run returned
 }
 
 func (e *env) start(rt *processors.Runtime, g *goka.GroupGraph, stateDir string) *running {
@@ -58,8 +59,11 @@ func (e *env) start(rt *processors.Runtime, g *goka.GroupGraph, stateDir string)
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{rt: rt, p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
+	r := &running{rt: rt, p: p, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = p.Run(ctx)
+		close(r.done)
+	}()
 	e.t.Cleanup(func() { r.stop(e.t) })
 	return r
 }
@@ -71,9 +75,9 @@ func (r *running) stop(t *testing.T) {
 	r.cancel()
 	r.cancel = nil
 	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Errorf("processor stopped with error: %v", err)
+	case <-r.done:
+		if r.err != nil {
+			t.Errorf("processor stopped with error: %v", r.err)
 		}
 	case <-time.After(time.Minute):
 		t.Error("processor did not stop within a minute")
@@ -87,8 +91,8 @@ func (r *running) waitHandled(t *testing.T, n int64) {
 	tl := r.rt.Tally()
 	kafkatest.WaitFor(t, waitTimeout, fmt.Sprintf("%d records handled", n), func() bool {
 		select {
-		case err := <-r.done:
-			t.Fatalf("processor stopped: %v", err)
+		case <-r.done:
+			t.Fatalf("processor stopped: %v", r.err)
 		default:
 		}
 		return tl.Processed()+tl.Rejected()+tl.Replayed() >= n
