@@ -96,10 +96,10 @@ func TestRejectedCredentialsAreASentence(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	cases := map[string]Config{
-		"no Kafka brokers":     {},
-		"is not host:port":     {Brokers: []string{"localhost"}},
-		"start offset":         {Brokers: []string{"h:1"}, StartOffset: "middle"},
-		"SASL mechanism":       {Brokers: []string{"h:1"}, SASL: SASL{Mechanism: "GSSAPI"}},
+		"no Kafka brokers":    {},
+		"is not host:port":    {Brokers: []string{"localhost"}},
+		"start offset":        {Brokers: []string{"h:1"}, StartOffset: "middle"},
+		"SASL mechanism":      {Brokers: []string{"h:1"}, SASL: SASL{Mechanism: "GSSAPI"}},
 		"Kafka version \"x\"": {Brokers: []string{"h:1"}, Version: "x"},
 	}
 	for want, cfg := range cases {

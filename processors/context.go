@@ -247,4 +247,3 @@ func spanContext(r statestore.SpanRef) trace.SpanContext {
 
 // SpanContextOf returns the span context of a stored writer.
 func SpanContextOf(r statestore.SpanRef) trace.SpanContext { return spanContext(r) }
-

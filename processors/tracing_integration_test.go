@@ -150,7 +150,9 @@ func processSpans(e *env, topic string) []sdktrace.ReadOnlySpan {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b sdktrace.ReadOnlySpan) int { return int(attrInt(a, "messaging.kafka.offset") - attrInt(b, "messaging.kafka.offset")) })
+	slices.SortFunc(out, func(a, b sdktrace.ReadOnlySpan) int {
+		return int(attrInt(a, "messaging.kafka.offset") - attrInt(b, "messaging.kafka.offset"))
+	})
 	return out
 }
 
