@@ -7,7 +7,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/tracing"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Runtime holds what every traced callback of a processor shares: the
@@ -21,12 +20,13 @@ type Runtime struct {
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
-// WithLogger).
+// WithLogger). Without a tracer provider spans are not exported
+// (tracing.Unexported).
 func NewRuntime(opts ...Option) *Runtime {
 	cfg := buildConfig(opts)
 	tp := cfg.tracerProvider
 	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
+		tp = tracing.Unexported()
 	}
 	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), logger: cfg.logger}
 }

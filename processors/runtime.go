@@ -52,8 +52,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithTracerProvider sets the tracer provider of NewRuntime (default: no
-// tracing; spans still carry trace context through).
+// WithTracerProvider sets the tracer provider of NewRuntime (default:
+// tracing.Unexported, spans with ids that are not exported).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tracerProvider = tp }
 }

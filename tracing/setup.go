@@ -14,7 +14,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Providers are the tracer and meter providers weft uses.
@@ -45,13 +44,22 @@ func configured(vars ...string) bool {
 	return false
 }
 
+// Unexported returns the tracer provider used when no exporter is
+// configured: spans are never sampled or exported, but each still gets its
+// own span id, so that stored values name distinct writers and the trace
+// context of inputs still flows to outputs.
+func Unexported() trace.TracerProvider {
+	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+}
+
 // Setup builds providers from the standard OpenTelemetry environment
 // variables, so that Jaeger, Tempo or any OTLP collector needs no weft
 // setting:
 //
 //   - traces are exported when OTEL_TRACES_EXPORTER (otlp, console, none)
 //     or an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT,
-//     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; otherwise tracing is off;
+//     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; otherwise spans are not
+//     exported (see Unexported);
 //   - OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_HEADERS and the other
 //     exporter variables are read by the exporters (go.opentelemetry.io
 //     contrib autoexport);
@@ -69,7 +77,7 @@ func Setup(ctx context.Context) (*Providers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build OpenTelemetry resource from OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME: %w", err)
 	}
-	p := &Providers{Tracer: tracenoop.NewTracerProvider(), Meter: metricnoop.NewMeterProvider()}
+	p := &Providers{Tracer: Unexported(), Meter: metricnoop.NewMeterProvider()}
 	if configured("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
 		exp, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {

@@ -80,6 +80,7 @@ func TestIntegrationRunProduceGet(t *testing.T) {
 	var meta struct {
 		Value   struct{ Balance int64 } `json:"value"`
 		Version uint64                  `json:"version"`
+		Writer  string                  `json:"writer_traceparent"`
 		Sources []struct {
 			Topic string `json:"Topic"`
 		} `json:"sources"`
@@ -87,8 +88,9 @@ func TestIntegrationRunProduceGet(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &meta) != nil {
 		t.Fatalf("get --meta: %v\n%s", err, out)
 	}
-	if meta.Version != 6 || meta.Value.Balance != 342298 || len(meta.Sources) != 1 || meta.Sources[0].Topic != input {
-		t.Fatalf("get --meta = %s, want version 6 (one per event), balance 342298, source %s", out, input)
+	if meta.Version != 6 || meta.Value.Balance != 342298 || len(meta.Sources) != 1 || meta.Sources[0].Topic != input ||
+		len(meta.Writer) != 55 {
+		t.Fatalf("get --meta = %s, want version 6 (one per event), balance 342298, source %s, a writer traceparent", out, input)
 	}
 	_, err = weft(t.Context(), append([]string{"get", group + "-table", "acc-9999"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), `"acc-9999" has no value`) {
