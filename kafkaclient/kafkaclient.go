@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash"
 	"net"
 	"strings"
 	"time"
@@ -215,13 +216,16 @@ func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
 
 // ProcessorOptions returns the goka options that make a processor use sc
 // (instead of goka's global configuration) for every client it builds.
+// Each client gets its own copy of sc: goka's builders set the client id
+// and partitioner on the configuration they are given, which would race
+// with clients already running on a shared one.
 func (c Config) ProcessorOptions(sc *sarama.Config) []goka.ProcessorOption {
 	return []goka.ProcessorOption{
 		goka.WithClientID(sc.ClientID),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+		goka.WithConsumerGroupBuilder(consumerGroupBuilder(sc)),
+		goka.WithConsumerSaramaBuilder(consumerBuilder(sc)),
+		goka.WithProducerBuilder(producerBuilder(sc)),
+		goka.WithTopicManagerBuilder(c.topicManagerBuilder(sc)),
 	}
 }
 
@@ -229,8 +233,8 @@ func (c Config) ProcessorOptions(sc *sarama.Config) []goka.ProcessorOption {
 func (c Config) ViewOptions(sc *sarama.Config) []goka.ViewOption {
 	return []goka.ViewOption{
 		goka.WithViewClientID(sc.ClientID),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+		goka.WithViewConsumerSaramaBuilder(consumerBuilder(sc)),
+		goka.WithViewTopicManagerBuilder(c.topicManagerBuilder(sc)),
 	}
 }
 
@@ -238,8 +242,43 @@ func (c Config) ViewOptions(sc *sarama.Config) []goka.ViewOption {
 func (c Config) EmitterOptions(sc *sarama.Config) []goka.EmitterOption {
 	return []goka.EmitterOption{
 		goka.WithEmitterClientID(sc.ClientID),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())),
+		goka.WithEmitterProducerBuilder(producerBuilder(sc)),
+		goka.WithEmitterTopicManagerBuilder(c.topicManagerBuilder(sc)),
+	}
+}
+
+func copyConfig(sc *sarama.Config, clientID string) *sarama.Config {
+	cp := *sc
+	if clientID != "" {
+		cp.ClientID = clientID
+	}
+	return &cp
+}
+
+func producerBuilder(sc *sarama.Config) goka.ProducerBuilder {
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		cp := copyConfig(sc, clientID)
+		cp.Producer.Partitioner = sarama.NewCustomHashPartitioner(hasher)
+		return goka.NewProducer(brokers, cp)
+	}
+}
+
+func consumerGroupBuilder(sc *sarama.Config) goka.ConsumerGroupBuilder {
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		return sarama.NewConsumerGroup(brokers, group, copyConfig(sc, clientID))
+	}
+}
+
+func consumerBuilder(sc *sarama.Config) goka.SaramaConsumerBuilder {
+	return func(brokers []string, clientID string) (sarama.Consumer, error) {
+		return sarama.NewConsumer(brokers, copyConfig(sc, clientID))
+	}
+}
+
+func (c Config) topicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
+	tm := c.TopicManagerConfig()
+	return func(brokers []string) (goka.TopicManager, error) {
+		return goka.NewTopicManager(brokers, copyConfig(sc, ""), tm)
 	}
 }
 
@@ -247,8 +286,7 @@ func (c Config) EmitterOptions(sc *sarama.Config) []goka.EmitterOption {
 // factor unless it exists, and returns its partition count.
 func (c Config) EnsureTopic(sc *sarama.Config, topic string) (int, error) {
 	c = c.withDefaults()
-	tmb := goka.TopicManagerBuilderWithConfig(sc, c.TopicManagerConfig())
-	tm, err := tmb(c.Brokers)
+	tm, err := c.topicManagerBuilder(sc)(c.Brokers)
 	if err != nil {
 		return 0, c.Explain(fmt.Errorf("connect topic manager: %w", err))
 	}

@@ -221,18 +221,18 @@ func (c *Context) Loopback(key string, value any, options ...goka.ContextOption)
 	c.g.Loopback(key, value, c.withHeaders(options)...)
 }
 
-// withSource returns sources with the offset of topic/partition set,
-// copying instead of modifying the slice it was given.
+// withSource returns sources with the offset of topic/partition set and
+// that entry first, so that Sources[0] of an envelope is the record that
+// made the version. It copies instead of modifying the slice it was given.
 func withSource(sources []statestore.SourceOffset, topic string, partition int32, offset int64) []statestore.SourceOffset {
-	out := make([]statestore.SourceOffset, len(sources), len(sources)+1)
-	copy(out, sources)
-	for i := range out {
-		if out[i].Topic == topic && out[i].Partition == partition {
-			out[i].Offset = offset
-			return out
+	out := make([]statestore.SourceOffset, 1, len(sources)+1)
+	out[0] = statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset}
+	for _, src := range sources {
+		if src.Topic != topic || src.Partition != partition {
+			out = append(out, src)
 		}
 	}
-	return append(out, statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset})
+	return out
 }
 
 func spanRef(sc trace.SpanContext) statestore.SpanRef {

@@ -128,6 +128,26 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
+// Lineage returns the recorded versions of key in the group table, newest
+// first (see statestore.Store.Lineage), from the partition that holds it
+// on this instance; nil if none does.
+func (p *Processor) Lineage(key string) ([]statestore.Envelope, error) {
+	return lineage(p.builder, string(goka.GroupTable(p.graph.Group())), key)
+}
+
+func lineage(b *statestore.Builder, topic, key string) ([]statestore.Envelope, error) {
+	for _, st := range b.Stores(topic) {
+		versions, err := st.Lineage(key)
+		if errors.Is(err, statestore.ErrClosed) {
+			continue
+		}
+		if err != nil || len(versions) > 0 {
+			return versions, err
+		}
+	}
+	return nil, nil
+}
+
 // Goka returns the underlying goka processor (for Get, Stats, readiness).
 func (p *Processor) Goka() *goka.Processor { return p.goka }
 

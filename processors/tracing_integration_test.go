@@ -241,6 +241,24 @@ func TestIntegrationUpdatesLinkToPreviousWriter(t *testing.T) {
 	if processors.SpanContextOf(st.Meta.Writer).SpanID() != spans[4].SpanContext().SpanID() {
 		t.Fatalf("stored writer %x, want the last process span %s", st.Meta.Writer.SpanID, spans[4].SpanContext().SpanID())
 	}
+
+	// The lineage index explains the value: five versions, newest first,
+	// each with its writer span and its source record.
+	versions, err := r.p.Lineage("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 5 {
+		t.Fatalf("lineage has %d versions, want 5", len(versions))
+	}
+	for i, v := range versions {
+		span := spans[4-i]
+		if v.Version != uint64(5-i) || processors.SpanContextOf(v.Writer).SpanID() != span.SpanContext().SpanID() ||
+			v.Sources[0].Topic != input || v.Sources[0].Offset != attrInt(span, "messaging.kafka.offset") {
+			t.Errorf("lineage[%d] = version %d writer %x source %+v; want version %d by %s from offset %d",
+				i, v.Version, v.Writer.SpanID, v.Sources[0], 5-i, span.SpanContext().SpanID(), attrInt(span, "messaging.kafka.offset"))
+		}
+	}
 }
 
 // After the local state is deleted and restored from the changelog, the
@@ -280,6 +298,14 @@ func TestIntegrationLinksSurviveRestore(t *testing.T) {
 	v, err := r.p.Goka().Get("k")
 	if err != nil || v.(*processors.Stored).Value.(int64) != 3 {
 		t.Fatalf("count after restore = %v (%v), want 3", v, err)
+	}
+	// The lineage was rebuilt from the changelog during the restore.
+	versions, err := r.p.Lineage("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 3 || versions[2].Version != 1 || processors.SpanContextOf(versions[1].Writer).SpanID() != before[1].SpanContext().SpanID() {
+		t.Fatalf("lineage after restore: %d versions %+v", len(versions), versions)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 // View is a goka view of a table on weft's state store: a local, read-only
 // copy of the table that follows its changelog.
 type View struct {
+	table   goka.Table
 	view    *goka.View
 	builder *statestore.Builder
 	done    chan error
@@ -39,7 +40,7 @@ func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...
 		return nil, cfg.kafka.Explain(fmt.Errorf("open view of %s: %w", table, err))
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	v := &View{view: gv, builder: builder, done: make(chan error, 1), cancel: cancel}
+	v := &View{table: table, view: gv, builder: builder, done: make(chan error, 1), cancel: cancel}
 	go func() { v.done <- gv.Run(runCtx) }()
 	select {
 	case <-gv.WaitRunning():
@@ -59,6 +60,12 @@ func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...
 
 // Get returns the decoded value of key, or nil.
 func (v *View) Get(key string) (any, error) { return v.view.Get(key) }
+
+// Lineage returns the recorded versions of key, newest first: rebuilt from
+// the changelog records the view read (see statestore.Store.Lineage).
+func (v *View) Lineage(key string) ([]statestore.Envelope, error) {
+	return lineage(v.builder, string(v.table), key)
+}
 
 // Goka returns the underlying goka view.
 func (v *View) Goka() *goka.View { return v.view }

@@ -18,13 +18,16 @@ type Builder struct {
 	cache *pebbleCache
 
 	closeOnce sync.Once
+
+	mu     sync.Mutex
+	stores map[string]map[int32]*Store // latest store built per topic and partition
 }
 
 // NewBuilder returns a Builder that keeps partition p of topic t in
 // dir/t/p. Call Close when the processors and views using it have stopped.
 func NewBuilder(dir string, opts ...Option) *Builder {
 	o := buildOptions(opts)
-	return &Builder{dir: dir, opts: o, cache: newPebbleCache(o.cacheSize)}
+	return &Builder{dir: dir, opts: o, cache: newPebbleCache(o.cacheSize), stores: map[string]map[int32]*Store{}}
 }
 
 // Build returns the (unopened) Store for a table partition.
@@ -33,7 +36,26 @@ func (b *Builder) Build(topic string, partition int32) (storage.Storage, error) 
 		return nil, fmt.Errorf("build store: topic name %q cannot be a directory name", topic)
 	}
 	dir := filepath.Join(b.dir, topic, strconv.Itoa(int(partition)))
-	return newStore(dir, b.opts, b.cache), nil
+	st := newStore(dir, b.opts, b.cache)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stores[topic] == nil {
+		b.stores[topic] = map[int32]*Store{}
+	}
+	b.stores[topic][partition] = st
+	return st, nil
+}
+
+// Stores returns the stores built for topic, one per partition (opened or
+// closed), for reads beside goka such as Lineage.
+func (b *Builder) Stores(topic string) []*Store {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*Store, 0, len(b.stores[topic]))
+	for _, st := range b.stores[topic] {
+		out = append(out, st)
+	}
+	return out
 }
 
 // Close releases the Builder's reference to the shared block cache.

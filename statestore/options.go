@@ -13,6 +13,7 @@ const (
 	DefaultBloomBitsPerKey    = 10
 	DefaultRecoveryBatchBytes = 16 << 20
 	DefaultCommitEvery        = 512
+	DefaultLineageVersions    = 8
 )
 
 // Option configures a Store or a Builder.
@@ -24,6 +25,8 @@ type options struct {
 	bloomBitsPerKey    int
 	recoveryBatchBytes int
 	commitEvery        int
+	lineageVersions    int
+	lineageValues      bool
 	fs                 vfs.FS
 	logger             *slog.Logger
 }
@@ -35,6 +38,8 @@ func defaultOptions() options {
 		bloomBitsPerKey:    DefaultBloomBitsPerKey,
 		recoveryBatchBytes: DefaultRecoveryBatchBytes,
 		commitEvery:        DefaultCommitEvery,
+		lineageVersions:    DefaultLineageVersions,
+		lineageValues:      true,
 		fs:                 vfs.Default,
 		logger:             slog.New(slog.DiscardHandler),
 	}
@@ -98,6 +103,18 @@ func WithCommitEvery(writes int) Option {
 		if writes > 0 {
 			o.commitEvery = writes
 		}
+	}
+}
+
+// WithLineage sets how many versions of each key the lineage index keeps
+// (0 turns it off) and whether it keeps their values or only their trace
+// metadata. The default keeps the last 8 versions with values.
+func WithLineage(versions int, keepValues bool) Option {
+	return func(o *options) {
+		if versions >= 0 {
+			o.lineageVersions = versions
+		}
+		o.lineageValues = keepValues
 	}
 }
 

@@ -15,9 +15,10 @@ import (
 // Key prefixes of the Pebble key space. User keys sort between dataPrefix and
 // dataEnd; everything else is internal.
 const (
-	dataPrefix byte = 'd'
-	dataEnd    byte = 'd' + 1
-	metaPrefix byte = 'm'
+	dataPrefix    byte = 'd'
+	dataEnd       byte = 'd' + 1
+	lineagePrefix byte = 'l'
+	metaPrefix    byte = 'm'
 )
 
 // offsetKey holds the changelog offset of the last write the store holds.
@@ -275,12 +276,27 @@ func (s *Store) writeRecovery(key string, value []byte) error {
 		s.batch = s.db.NewBatchWithSize(s.recoveryBatchCap())
 		s.recoveryBatchSized = true
 	}
+	return s.stageWrite(key, value)
+}
+
+// stageWrite adds a write of key (a delete when value is nil) and its
+// lineage entry to the batch.
+func (s *Store) stageWrite(key string, value []byte) error {
 	var buf [64]byte
 	k := dataKey(buf[:0], key)
+	var err error
 	if value == nil {
-		return s.batch.Delete(k, nil)
+		err = s.batch.Delete(k, nil)
+	} else {
+		err = s.batch.Set(k, value, nil)
 	}
-	return s.batch.Set(k, value, nil)
+	if err == nil {
+		err = s.stageLineage(key, value)
+	}
+	if err != nil {
+		return fmt.Errorf("stage write of %q in %s: %w", key, s.dir, err)
+	}
+	return nil
 }
 
 // GetOffset returns the changelog offset of the last acknowledged write the
@@ -335,18 +351,9 @@ func (s *Store) commitAckedLocked() error {
 		return nil
 	}
 	for i := s.pendingHead; i < s.pendingHead+s.acked; i++ {
-		w := &s.pending[i]
-		var buf [64]byte
-		k := dataKey(buf[:0], w.key)
-		var err error
-		if w.value == nil {
-			err = s.batch.Delete(k, nil)
-		} else {
-			err = s.batch.Set(k, w.value, nil)
-		}
-		if err != nil {
+		if err := s.stageWrite(s.pending[i].key, s.pending[i].value); err != nil {
 			s.batch.Reset()
-			return fmt.Errorf("stage write of %q in %s: %w", w.key, s.dir, err)
+			return err
 		}
 	}
 	if err := s.batch.Set(offsetKey, encodeOffset(s.offset), nil); err != nil {
