@@ -17,6 +17,7 @@ import (
 
 func newGetCommand(g *globalFlags) *cobra.Command {
 	var withMeta bool
+	var asOfSpec string
 	cmd := &cobra.Command{
 		Use:   "get <table> <key>",
 		Short: "Print the value of a key in a table",
@@ -28,7 +29,11 @@ no value.
 
 With --meta the output is a JSON object with the value and the trace
 metadata weft keeps beside it: the writer's traceparent, the version (number
-of updates), the event time and the last applied offset per input partition.`,
+of updates), the event time and the last applied offset per input partition.
+
+With --as-of the value is the one the key had at a version number
+(--as-of 3) or at an event time (--as-of 2026-01-05T10:00:00Z), as far as
+the lineage index recorded it (see 'weft explain').`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("get needs <table> and <key>, got %d arguments", len(args))}
@@ -36,6 +41,22 @@ of updates), the event time and the last applied offset per input partition.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asOfSpec != "" {
+				versions, table, err := g.history(cmd, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				v, err := asOf(versions, asOfSpec)
+				if err != nil {
+					return fmt.Errorf("%s in %s: %w", args[1], table, err)
+				}
+				out, err := formatValue(statestore.AppendEnvelope(nil, &v), withMeta)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(out))
+				return nil
+			}
 			log, err := g.logger(os.Stderr)
 			if err != nil {
 				return err
@@ -72,6 +93,7 @@ of updates), the event time and the last applied offset per input partition.`,
 		},
 	}
 	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
+	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
 	return cmd
 }
 

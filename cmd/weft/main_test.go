@@ -92,6 +92,39 @@ func TestIntegrationRunProduceGet(t *testing.T) {
 		len(meta.Writer) != 55 {
 		t.Fatalf("get --meta = %s, want version 6 (one per event), balance 342298, source %s, a writer traceparent", out, input)
 	}
+	// explain: acc-0001 has 6 events, so versions 6 down to 1, each from
+	// the input topic, with strictly decreasing offsets per partition.
+	out, err = weft(t.Context(), append([]string{"explain", group, "acc-0001", "--json"}, common...)...)
+	if err != nil {
+		t.Fatalf("explain: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("explain printed %d versions, want 6:\n%s", len(lines), out)
+	}
+	lastOffset := int64(1 << 62)
+	for i, l := range lines {
+		var v struct {
+			Version uint64 `json:"version"`
+			Writer  string `json:"writer_traceparent"`
+			Source  struct {
+				Topic  string
+				Offset int64
+			} `json:"source"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Version != uint64(6-i) || v.Source.Topic != input || v.Source.Offset >= lastOffset || v.Writer == "" {
+			t.Fatalf("explain line %d: %s", i, l)
+		}
+		lastOffset = v.Source.Offset
+	}
+	// get --as-of 1: the value right after AccountCreated.
+	out, err = weft(t.Context(), append([]string{"get", group, "acc-0001", "--as-of", "1"}, common...)...)
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Events != 1 || got.Balance != 0 {
+		t.Fatalf("get --as-of 1: %v %s", err, out)
+	}
 	_, err = weft(t.Context(), append([]string{"get", group + "-table", "acc-9999"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), `"acc-9999" has no value`) {
 		t.Fatalf("get of a missing key: %v", err)

@@ -77,6 +77,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newBrokerCommand(g),
 		newProduceCommand(g),
 		newGetCommand(g),
+		newExplainCommand(g),
 		newVersionCommand(),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
