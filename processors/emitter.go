@@ -49,14 +49,14 @@ func (e *Emitter) Emit(key string, value []byte, headers map[string]string) {
 			h[k] = []byte(v)
 		}
 	}
+	e.EmitHeaders(key, value, h, nil)
+}
+
+// EmitHeaders sends a record asynchronously and calls done (if not nil)
+// with the outcome once the brokers acknowledged it or the produce failed.
+func (e *Emitter) EmitHeaders(key string, value []byte, headers goka.Headers, done func(error)) {
 	e.wg.Add(1)
-	p, err := e.em.EmitWithHeaders(key, value, h)
-	if err != nil {
-		e.fail(err)
-		e.wg.Done()
-		return
-	}
-	p.Then(func(err error) {
+	finish := func(err error) {
 		if err != nil {
 			e.fail(err)
 		} else {
@@ -64,9 +64,22 @@ func (e *Emitter) Emit(key string, value []byte, headers map[string]string) {
 			e.sent++
 			e.mu.Unlock()
 		}
+		if done != nil {
+			done(err)
+		}
 		e.wg.Done()
-	})
+	}
+	p, err := e.em.EmitWithHeaders(key, value, headers)
+	if err != nil {
+		finish(err)
+		return
+	}
+	p.Then(finish)
 }
+
+// Flush waits until every record emitted so far is acknowledged (or
+// failed).
+func (e *Emitter) Flush() { e.wg.Wait() }
 
 func (e *Emitter) fail(err error) {
 	e.mu.Lock()

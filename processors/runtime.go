@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -26,6 +27,7 @@ type config struct {
 	gokaOpts  []goka.ProcessorOption
 
 	tracerProvider trace.TracerProvider
+	coalescers     []*Coalescer
 }
 
 func buildConfig(opts []Option) config {
@@ -56,6 +58,12 @@ func WithLogger(l *slog.Logger) Option {
 // tracing.Unexported, spans with ids that are not exported).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tracerProvider = tp }
+}
+
+// WithCoalescer makes the processor run c's flush loop beside it (and
+// flush once more when it stops).
+func WithCoalescer(c *Coalescer) Option {
+	return func(cfg *config) { cfg.coalescers = append(cfg.coalescers, c) }
 }
 
 // WithStoreOptions passes options to the Pebble state stores.
@@ -120,7 +128,23 @@ func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGrap
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.builder.Close()
 	p.cfg.logger.Info("processor starting", "group", string(p.graph.Group()), "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
-	err := p.goka.Run(ctx)
+	// Coalescers stop with the processor: when ctx ends (or goka fails)
+	// they flush once more, which completes the records goka waits for.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	flushErrs := make([]error, len(p.cfg.coalescers))
+	for i, c := range p.cfg.coalescers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			flushErrs[i] = c.Run(runCtx)
+		}()
+	}
+	err := p.goka.Run(runCtx)
+	stop()
+	wg.Wait()
+	err = errors.Join(append(flushErrs, err)...)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), err))
 	}
