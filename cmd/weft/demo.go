@@ -18,7 +18,6 @@ import (
 	"github.com/weftstream/weft/eventfile"
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/processors"
-	"github.com/weftstream/weft/tracing"
 )
 
 type demoFlags struct {
@@ -96,18 +95,11 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 	produced := em.Sent()
 	fmt.Fprintf(out, "produced %d account events to topic %s\n", produced, bank.DefaultInput)
 
-	prov, err := tracing.Setup(ctx)
+	p, tally, shutdown, err := newBankProcessor(ctx, log, k, filepath.Join(dir, "state"), bank.DefaultInput, bank.DefaultGroup)
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing(log, prov)
-	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
-	tally := rt.Tally()
-	p, err := processors.NewProcessor(ctx, bank.Graph(bank.DefaultInput, bank.DefaultGroup, rt),
-		processors.WithKafka(k), processors.WithStateDir(filepath.Join(dir, "state")), processors.WithLogger(log))
-	if err != nil {
-		return err
-	}
+	defer shutdown()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)

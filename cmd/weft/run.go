@@ -68,24 +68,34 @@ closes the state stores; a restart resumes where it stopped.`,
 }
 
 func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags) error {
-	prov, err := tracing.Setup(ctx)
+	p, tally, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group)
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing(log, prov)
-	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
-	tally := rt.Tally()
-	p, err := processors.NewProcessor(ctx, bank.Graph(f.input, f.group, rt),
-		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log))
-	if err != nil {
-		return err
-	}
+	defer shutdown()
 	if f.progress > 0 {
 		go logProgress(ctx, log, tally, f.progress)
 	}
 	err = p.Run(ctx)
 	log.Info("summary", "processed", tally.Processed(), "rejected", tally.Rejected())
 	return err
+}
+
+// newBankProcessor sets up tracing from the OTEL_* variables and the bank
+// projection's processor. shutdown flushes the traces.
+func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (*processors.Processor, *processors.Tally, func(), error) {
+	prov, err := tracing.Setup(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
+	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
+		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log))
+	if err != nil {
+		shutdownTracing(log, prov)
+		return nil, nil, nil, err
+	}
+	return p, rt.Tally(), func() { shutdownTracing(log, prov) }, nil
 }
 
 // shutdownTracing flushes the spans still buffered, for at most 10s.
