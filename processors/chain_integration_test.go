@@ -115,12 +115,15 @@ func TestIntegrationCommandEventProjectionChain(t *testing.T) {
 	rProj := e.start(rtProj, projGraph, t.TempDir())
 	rDown := e.start(rtDown, downGraph, t.TempDir())
 
-	// A service sends the command in its own span.
-	tracer := tracing.NewTracer(e.tp)
-	h := goka.Headers{}
-	_, send := tracer.StartSend(context.Background(), commands, "acc-1", h)
-	send.End()
-	e.produce(commands, [3]string{"acc-1", "300", string(h["traceparent"])})
+	// A service publishes the command in its own span.
+	pub, err := processors.NewEmitter(t.Context(), commands, processors.WithKafka(e.kafka), processors.WithTracerProvider(e.tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Publish(context.Background(), "acc-1", []byte("300"), nil, nil)
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	rCmd.waitHandled(t, 1)
 	rProj.waitHandled(t, 1)

@@ -8,14 +8,17 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Emitter publishes raw records to one topic with weft's producer settings
 // (acks=all, idempotence) and goka's partitioner, so that records land in
 // the partition a goka processor of the same key expects.
 type Emitter struct {
-	topic string
-	em    *goka.Emitter
+	topic  string
+	em     *goka.Emitter
+	tracer *tracing.Tracer
 
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -24,6 +27,7 @@ type Emitter struct {
 }
 
 // NewEmitter creates the topic if it is missing and returns an Emitter.
+// WithTracerProvider sets the provider of Publish's spans.
 func NewEmitter(ctx context.Context, topic string, opts ...Option) (*Emitter, error) {
 	cfg := buildConfig(opts)
 	sc, err := cfg.kafka.Sarama(ctx)
@@ -37,7 +41,11 @@ func NewEmitter(ctx context.Context, topic string, opts ...Option) (*Emitter, er
 	if err != nil {
 		return nil, cfg.kafka.Explain(fmt.Errorf("create producer for %s: %w", topic, err))
 	}
-	return &Emitter{topic: topic, em: em}, nil
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = tracing.Unexported()
+	}
+	return &Emitter{topic: topic, em: em, tracer: tracing.NewTracer(tp)}, nil
 }
 
 // Emit sends a record asynchronously; Close reports the first failure.
@@ -75,6 +83,32 @@ func (e *Emitter) EmitHeaders(key string, value []byte, headers goka.Headers, do
 		return
 	}
 	p.Then(finish)
+}
+
+// Publish sends a record the way a service publishing events should: in a
+// span "send <topic>" (kind PRODUCER) that is a child of the span in ctx,
+// or of the traceparent in headers when ctx has none, and whose context
+// goes into the record's traceparent header. The span ends when the brokers
+// acknowledge the record (status Error if the produce fails); done, if not
+// nil, is called then.
+func (e *Emitter) Publish(ctx context.Context, key string, value []byte, headers map[string]string, done func(error)) {
+	h := make(goka.Headers, len(headers)+2)
+	for k, v := range headers {
+		h[k] = []byte(v)
+	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = e.tracer.Extract(ctx, h)
+	}
+	_, span := e.tracer.StartSend(ctx, e.topic, key, h)
+	e.EmitHeaders(key, value, h, func(err error) {
+		if err != nil {
+			tracing.RecordError(span, err)
+		}
+		span.End()
+		if done != nil {
+			done(err)
+		}
+	})
 }
 
 // Flush waits until every record emitted so far is acknowledged (or

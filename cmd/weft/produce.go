@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/eventfile"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
 )
 
 func newProduceCommand(g *globalFlags) *cobra.Command {
@@ -24,6 +25,10 @@ and headers.
 
 Lines that are not valid JSON, or have no key, are produced anyway (without
 a key) and counted in a warning: the processor decides what is bad input.
+
+Every record is sent in a span "send <topic>" (a child of the line's
+traceparent header, if it has one) whose context goes into the record's
+traceparent header; the OTEL_* variables decide whether spans are exported.
 Records are partitioned as goka partitions them, so a processor finds each
 key's state where it expects it.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -51,7 +56,13 @@ key's state where it expects it.`,
 			if err != nil {
 				return err
 			}
-			em, err := processors.NewEmitter(cmd.Context(), topic, processors.WithKafka(k), processors.WithLogger(log))
+			prov, err := tracing.Setup(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer shutdownTracing(log, prov)
+			em, err := processors.NewEmitter(cmd.Context(), topic, processors.WithKafka(k), processors.WithLogger(log),
+				processors.WithTracerProvider(prov.Tracer))
 			if err != nil {
 				return err
 			}
@@ -71,7 +82,7 @@ key's state where it expects it.`,
 				} else if !rec.HasKey {
 					keyless++
 				}
-				em.Emit(rec.Key, rec.Value, rec.Headers)
+				em.Publish(cmd.Context(), rec.Key, rec.Value, rec.Headers, nil)
 			}
 			if err := em.Close(); err != nil {
 				return err
