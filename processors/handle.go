@@ -17,6 +17,9 @@ type Runtime struct {
 	tally    *Tally
 	logger   *slog.Logger
 	stateful bool // the group has a table (set by DefineGroup)
+	// previous finds the value a redelivered record was first applied to
+	// (set by NewProcessor with WithRuntime).
+	previous func(key, topic string, partition int32, offset int64) (*Stored, bool)
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
@@ -54,11 +57,14 @@ type Decoder[T any] func(data []byte) (T, error)
 // does. Handlers must not panic: goka stops the processor on a panic.
 //
 // State updates are effectively-once: a record that the key's envelope
-// shows as applied already (redelivered after a crash or rebalance) is not
-// handled again; Tally counts it as replayed. Handlers must therefore be
-// deterministic, and their outputs other than the table write may be lost
-// in the narrow window where the table write was acknowledged but the other
-// produces were not.
+// shows as applied already (redelivered after a crash or rebalance) does
+// not change the state again; Tally counts it as replayed. If the processor
+// was created WithRuntime and the lineage index still holds the value the
+// record was first applied to, the handler runs again against that value
+// with state writes suppressed, so that its other outputs (which may not
+// have been acknowledged before the crash) are produced again: outputs are
+// at-least-once. Otherwise the record is skipped. Handlers must therefore
+// be deterministic.
 func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCallback {
 	return func(gctx goka.Context, raw any) {
 		data, _ := raw.([]byte)
@@ -74,7 +80,15 @@ func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCal
 			// A replay after a crash or rebalance: the key's state already
 			// includes this record. Applying it again would count it twice.
 			rt.tally.replayed.Add(1)
-			return
+			prev, ok := rt.previousOf(gctx)
+			if !ok {
+				return
+			}
+			// Re-run against the value the record was first applied to,
+			// state writes suppressed, so that its other outputs are
+			// produced again.
+			ctx.prev, ctx.prevLoaded = prev, true
+			span.SetAttributes(tracing.AttrReplay.Bool(true))
 		}
 		msg, err := decode(data)
 		if err != nil {
@@ -89,8 +103,18 @@ func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCal
 			tracing.RecordError(span, err)
 			gctx.Fail(fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
 		}
-		rt.tally.processed.Add(1)
+		if !ctx.replayed {
+			rt.tally.processed.Add(1)
+		}
 	}
+}
+
+// previousOf returns the value the record of ctx was first applied to.
+func (rt *Runtime) previousOf(ctx goka.Context) (*Stored, bool) {
+	if rt.previous == nil {
+		return nil, false
+	}
+	return rt.previous(ctx.Key(), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 }
 
 // Dead-letter headers added to a rejected record.

@@ -28,6 +28,7 @@ type config struct {
 
 	tracerProvider trace.TracerProvider
 	coalescers     []*Coalescer
+	runtime        *Runtime
 }
 
 func buildConfig(opts []Option) config {
@@ -59,6 +60,13 @@ func WithLogger(l *slog.Logger) Option {
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tracerProvider = tp }
 }
+
+// WithRuntime tells NewProcessor which Runtime the graph's callbacks use,
+// so that the runtime can read the lineage of the group table: a record
+// redelivered after a crash is then re-run against the value it was first
+// applied to, with state writes suppressed, so that its other outputs are
+// produced again (without it such records are skipped).
+func WithRuntime(rt *Runtime) Option { return func(c *config) { c.runtime = rt } }
 
 // WithCoalescer makes the processor run c's flush loop beside it (and
 // flush once more when it stops).
@@ -108,7 +116,45 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		builder.Close()
 		return nil, cfg.kafka.Explain(fmt.Errorf("create processor %s: %w", graph.Group(), err))
 	}
-	return &Processor{graph: graph, cfg: cfg, builder: builder, goka: gp}, nil
+	p := &Processor{graph: graph, cfg: cfg, builder: builder, goka: gp}
+	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
+		table := string(goka.GroupTable(graph.Group()))
+		codec := graph.GroupTable().Codec()
+		rt.previous = func(key, topic string, partition int32, offset int64) (*Stored, bool) {
+			return previousVersion(builder, table, codec, key, topic, partition, offset)
+		}
+	}
+	return p, nil
+}
+
+// previousVersion finds, in the lineage of key, the version that the
+// record topic/partition@offset wrote, and returns the version before it
+// (nil for a first write). ok is false if the lineage does not go back far
+// enough or keeps no values.
+func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key, topic string, partition int32, offset int64) (*Stored, bool) {
+	versions, err := lineage(b, table, key)
+	if err != nil {
+		return nil, false
+	}
+	for i, v := range versions {
+		if len(v.Sources) == 0 || v.Sources[0] != (statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset}) {
+			continue
+		}
+		if v.Version == 1 {
+			return nil, true
+		}
+		if i+1 >= len(versions) || versions[i+1].Version != v.Version-1 || versions[i+1].Value == nil {
+			return nil, false
+		}
+		prev := versions[i+1]
+		decoded, err := codec.Decode(statestore.AppendEnvelope(nil, &prev))
+		if err != nil {
+			return nil, false
+		}
+		s, ok := decoded.(*Stored)
+		return s, ok
+	}
+	return nil, false
 }
 
 // ensureInputs creates the input streams that do not exist yet; goka only

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ type running struct {
 
 func (e *env) start(rt *processors.Runtime, g *goka.GroupGraph, stateDir string) *running {
 	e.t.Helper()
-	p, err := processors.NewProcessor(e.t.Context(), g, processors.WithKafka(e.kafka), processors.WithStateDir(stateDir))
+	p, err := processors.NewProcessor(e.t.Context(), g, processors.WithKafka(e.kafka), processors.WithStateDir(stateDir),
+		processors.WithRuntime(rt))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -326,20 +328,7 @@ func TestIntegrationReplayedRecordsDoNotChangeState(t *testing.T) {
 	r.stop(t)
 
 	// Rewind the group to the start, as if its commits had been lost.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	offsets := kadm.Offsets{}
-	for p := range int32(4) {
-		offsets.AddOffset(input, p, 0, -1)
-	}
-	resp, err := adm.CommitOffsets(t.Context(), group, offsets)
-	if err != nil || resp.Error() != nil {
-		t.Fatalf("rewind: %v %v", err, resp.Error())
-	}
+	rewind(t, e, group, input, 4)
 
 	rt = e.runtime()
 	r = e.start(rt, counterGraph(rt, group, input), state)
@@ -354,4 +343,96 @@ func TestIntegrationReplayedRecordsDoNotChangeState(t *testing.T) {
 			t.Errorf("%s = %v (%v), want %d", key, v, err, want)
 		}
 	}
+}
+
+// A redelivered record is re-run against the value it was first applied
+// to, with its state write suppressed: its other outputs come out again,
+// identical, and the state does not change.
+func TestIntegrationReplayedRecordsProduceTheirOutputsAgain(t *testing.T) {
+	e := newEnv(t)
+	input, output, group := kafkatest.Topic(t, "replay-in"), kafkatest.Topic(t, "replay-out"), kafkatest.Group(t, "counter")
+	kafkatest.CreateTopic(t, e.kafka.Brokers, input, 1)
+	graph := func(rt *processors.Runtime) *goka.GroupGraph {
+		return processors.DefineGroup(rt, goka.Group(group),
+			goka.Input(goka.Stream(input), new(codec.Bytes), processors.Handle(rt, identity, func(ctx goka.Context, _ []byte) error {
+				var n int64
+				if v := ctx.Value(); v != nil {
+					n = v.(int64)
+				}
+				ctx.SetValue(n + 1)
+				ctx.Emit(goka.Stream(output), ctx.Key(), []byte(ctx.Key()+"="+strconv.FormatInt(n+1, 10)))
+				return nil
+			})),
+			processors.Persist(new(codec.Int64)),
+			goka.Output(goka.Stream(output), new(codec.Bytes)),
+		)
+	}
+	var recs [][3]string
+	for i := range 6 {
+		recs = append(recs, [3]string{"k" + strconv.Itoa(i%2), "x", ""})
+	}
+	e.produce(input, recs...)
+	state := t.TempDir()
+	rt := e.runtime()
+	r := e.start(rt, graph(rt), state)
+	r.waitHandled(t, 6)
+	r.stop(t)
+	rewind(t, e, group, input, 1)
+
+	rt = e.runtime()
+	r = e.start(rt, graph(rt), state)
+	r.waitHandled(t, 6)
+	if rt.Tally().Replayed() != 6 || rt.Tally().Processed() != 0 {
+		t.Fatalf("replayed %d processed %d, want 6 and 0", rt.Tally().Replayed(), rt.Tally().Processed())
+	}
+	r.stop(t)
+
+	// Per key (one partition each), the three outputs appear twice.
+	perKey := map[string][]string{}
+	for _, v := range consumeAll(t, e, output, 12) {
+		k, n, _ := strings.Cut(v, "=")
+		perKey[k] = append(perKey[k], n)
+	}
+	for _, k := range []string{"k0", "k1"} {
+		if got := strings.Join(perKey[k], ","); got != "1,2,3,1,2,3" {
+			t.Errorf("outputs of %s: %s, want 1,2,3,1,2,3", k, got)
+		}
+	}
+}
+
+// rewind commits offset 0 for every partition of topic, as if the group's
+// commits had been lost.
+func rewind(t *testing.T, e *env, group, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offsets := kadm.Offsets{}
+	for p := range partitions {
+		offsets.AddOffset(topic, p, 0, -1)
+	}
+	resp, err := kadm.NewClient(cl).CommitOffsets(t.Context(), group, offsets)
+	if err != nil || resp.Error() != nil {
+		t.Fatalf("rewind: %v %v", err, resp.Error())
+	}
+}
+
+// consumeAll reads n record values from topic, in partition order.
+func consumeAll(t *testing.T, e *env, topic string, n int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	kafkatest.WaitFor(t, waitTimeout, fmt.Sprintf("%d records in %s", n, topic), func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		return len(got) >= n
+	})
+	return got
 }

@@ -90,7 +90,7 @@ func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Confi
 	}
 	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
 	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
-		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log))
+		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
 	if err != nil {
 		shutdownTracing(log, prov)
 		return nil, nil, nil, err
