@@ -16,6 +16,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// DefaultSpanQueueSize is the batch span processor's queue size unless
+// OTEL_BSP_MAX_QUEUE_SIZE says otherwise.
+const DefaultSpanQueueSize = 16384
+
 // Providers are the tracer and meter providers weft uses.
 type Providers struct {
 	Tracer trace.TracerProvider
@@ -64,7 +68,8 @@ func Unexported() trace.TracerProvider {
 //     exporter variables are read by the exporters (go.opentelemetry.io
 //     contrib autoexport);
 //   - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG choose the sampler and
-//     OTEL_BSP_* tune the batch span processor (read by the OTel SDK);
+//     OTEL_BSP_* tune the batch span processor (read by the OTel SDK; the
+//     queue defaults to DefaultSpanQueueSize spans instead of 2048);
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES describe the service
 //     (service.name defaults to "weft");
 //   - metrics are exported when OTEL_METRICS_EXPORTER is set.
@@ -84,7 +89,13 @@ func Setup(ctx context.Context) (*Providers, error) {
 			return nil, fmt.Errorf("create trace exporter from OTEL_TRACES_EXPORTER/OTEL_EXPORTER_OTLP_*: %w", err)
 		}
 		if !autoexport.IsNoneSpanExporter(exp) {
-			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+			var bsp []sdktrace.BatchSpanProcessorOption
+			if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
+				// A stream processor ends spans in bursts; the SDK's
+				// default queue (2048) drops spans under load.
+				bsp = append(bsp, sdktrace.WithMaxQueueSize(DefaultSpanQueueSize))
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, bsp...), sdktrace.WithResource(res))
 			p.Tracer, p.TracingEnabled = tp, true
 			p.shutdown = append(p.shutdown, tp.Shutdown)
 		}

@@ -3,8 +3,10 @@ package tracing
 import (
 	"context"
 	"strconv"
+	"sync"
 
 	"github.com/lovoo/goka"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
@@ -25,10 +27,23 @@ type Record struct {
 type Tracer struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
+	// Span names and constant attributes per consumed partition, built once.
+	processAttrs sync.Map // partitionKey -> *processSpanInfo
 }
 
-// NewTracer returns a Tracer using tp (otel.GetTracerProvider() if nil is
-// not wanted, pass it explicitly) and the W3C propagator.
+type partitionKey struct {
+	topic, group string
+	partition    int32
+}
+
+type processSpanInfo struct {
+	name  string
+	attrs []attribute.KeyValue // the attributes that do not change per record
+}
+
+var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+
+// NewTracer returns a Tracer using tp and the W3C propagator.
 func NewTracer(tp trace.TracerProvider) *Tracer {
 	return &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator()}
 }
@@ -57,21 +72,40 @@ func (t *Tracer) Inject(ctx context.Context, headers goka.Headers) {
 // are only built when the span is sampled.
 func (t *Tracer) StartProcess(ctx context.Context, rec Record, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	ctx = t.Extract(ctx, rec.Headers)
-	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer))
-	ctx, span := t.tracer.Start(ctx, "process "+rec.Topic, opts...)
+	info := t.processSpan(rec)
+	var span trace.Span
+	if len(opts) == 0 {
+		ctx, span = t.tracer.Start(ctx, info.name, consumerKind)
+	} else {
+		ctx, span = t.tracer.Start(ctx, info.name, append(opts, consumerKind)...)
+	}
 	if span.IsRecording() {
-		span.SetAttributes(
+		attrs := make([]attribute.KeyValue, 0, len(info.attrs)+2)
+		attrs = append(attrs, info.attrs...)
+		attrs = append(attrs, semconv.MessagingKafkaOffset(int(rec.Offset)), semconv.MessagingKafkaMessageKey(rec.Key))
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
+}
+
+func (t *Tracer) processSpan(rec Record) *processSpanInfo {
+	k := partitionKey{topic: rec.Topic, group: rec.Group, partition: rec.Partition}
+	if v, ok := t.processAttrs.Load(k); ok {
+		return v.(*processSpanInfo)
+	}
+	info := &processSpanInfo{
+		name: "process " + rec.Topic,
+		attrs: []attribute.KeyValue{
 			semconv.MessagingSystemKafka,
 			semconv.MessagingOperationTypeProcess,
 			semconv.MessagingOperationName("process"),
 			semconv.MessagingDestinationName(rec.Topic),
 			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(rec.Partition))),
-			semconv.MessagingKafkaOffset(int(rec.Offset)),
-			semconv.MessagingKafkaMessageKey(rec.Key),
 			semconv.MessagingConsumerGroupName(rec.Group),
-		)
+		},
 	}
-	return ctx, span
+	v, _ := t.processAttrs.LoadOrStore(k, info)
+	return v.(*processSpanInfo)
 }
 
 // StartSend starts the span "send <topic>" (kind PRODUCER) for a record a
