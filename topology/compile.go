@@ -1,0 +1,452 @@
+package topology
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/weftstream/weft/processors"
+)
+
+// Group is one goka group of a compiled topology, ready to be run by
+// processors.NewProcessor with processors.WithRuntime(Runtime) and
+// processors.WithCoalescer for each of Coalescers.
+type Group struct {
+	Name       goka.Group
+	Graph      *goka.GroupGraph
+	Runtime    *processors.Runtime
+	Coalescers []*processors.Coalescer
+	// Input is the topic the group consumes; Table its table topic ("" for
+	// a stateless group); Outputs the topics it writes.
+	Input   string
+	Table   string
+	Outputs []string
+	// Root is the node the group starts at: a source or a stateful node.
+	Root *Node
+}
+
+// Compiled is a topology compiled to goka groups.
+type Compiled struct {
+	Topology *Topology
+	Groups   []*Group
+}
+
+// CompileOption configures Compile.
+type CompileOption func(*compileConfig)
+
+type compileConfig struct {
+	runtimeOpts []processors.Option
+}
+
+// WithProcessorOptions passes options to the runtimes (tracer provider,
+// logger) and to the coalescers (Kafka settings) of the compiled groups.
+func WithProcessorOptions(opts ...processors.Option) CompileOption {
+	return func(c *compileConfig) { c.runtimeOpts = append(c.runtimeOpts, opts...) }
+}
+
+// GroupName is the consumer group (and table prefix) of a stateful node or
+// of a source's stateless group.
+func (t *Topology) GroupName(n *Node) goka.Group {
+	if n.Kind == KindSource {
+		return goka.Group(t.App + "-" + n.Topic)
+	}
+	return goka.Group(t.App + "-" + n.Name)
+}
+
+// TableTopic is the table topic of a stateful node.
+func (t *Topology) TableTopic(n *Node) string { return string(goka.GroupTable(t.GroupName(n))) }
+
+// RepartitionTopic is the internal topic that feeds a stateful node whose
+// records come from another group or with a changed key.
+func (t *Topology) RepartitionTopic(n *Node) string { return t.App + "-" + n.Name + "-repartition" }
+
+// upstream returns the source or stateful node above n and whether any
+// node between them changes the key.
+func upstream(n *Node) (root *Node, keyChanged bool) {
+	for p := n.Parent; p != nil; p = p.Parent {
+		if p.Kind == KindSource || p.Stateful() {
+			return p, keyChanged
+		}
+		switch p.Kind {
+		case KindMap, KindSelectKey, KindFlatMap:
+			keyChanged = true
+		}
+	}
+	return nil, keyChanged
+}
+
+// repartitioned reports whether stateful node s reads a repartition topic
+// (its records come from another group or with a changed key) instead of
+// its source topic.
+func repartitioned(s *Node) bool {
+	root, changed := upstream(s)
+	return changed || root == nil || root.Kind != KindSource
+}
+
+// inputCodec is the codec of the records entering n: the codec of the
+// nearest source, table or stateful node above it.
+func inputCodec(n *Node) goka.Codec {
+	for p := n.Parent; p != nil; p = p.Parent {
+		if p.Codec != nil && (p.Kind == KindSource || p.Stateful()) {
+			return p.Codec
+		}
+	}
+	return JSON{}
+}
+
+// Compile turns the topology into goka groups.
+func Compile(t *Topology, opts ...CompileOption) (*Compiled, error) {
+	cfg := &compileConfig{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	c := &Compiled{Topology: t}
+	for _, n := range t.Nodes {
+		switch {
+		case n.Stateful():
+			g, err := c.compileGroup(cfg, n)
+			if err != nil {
+				return nil, err
+			}
+			c.Groups = append(c.Groups, g)
+		case n.Kind == KindSource && hasStatelessWork(n):
+			g, err := c.compileGroup(cfg, n)
+			if err != nil {
+				return nil, err
+			}
+			c.Groups = append(c.Groups, g)
+		}
+	}
+	if len(c.Groups) == 0 {
+		return nil, fmt.Errorf("topology %s does nothing: no table and no output", t.App)
+	}
+	return c, nil
+}
+
+// hasStatelessWork reports whether records of source src reach a sink or a
+// repartition topic without passing a stateful node.
+func hasStatelessWork(src *Node) bool {
+	var walk func(n *Node) bool
+	walk = func(n *Node) bool {
+		for _, ch := range n.Children {
+			switch {
+			case ch.Kind == KindSink:
+				return true
+			case ch.Stateful():
+				if repartitioned(ch) {
+					return true
+				}
+			case walk(ch):
+				return true
+			}
+		}
+		return false
+	}
+	return walk(src)
+}
+
+// groupBuilder collects the edges of one group while its callback is
+// compiled.
+type groupBuilder struct {
+	t       *Topology
+	cfg     *compileConfig
+	rt      *processors.Runtime
+	group   *Group
+	outputs map[string]bool
+	lookups map[string]goka.Codec
+	co      map[*Node]*processors.Coalescer
+}
+
+func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) {
+	t := c.Topology
+	gb := &groupBuilder{t: t, cfg: cfg, rt: processors.NewRuntime(cfg.runtimeOpts...),
+		group:   &Group{Name: t.GroupName(root), Root: root},
+		outputs: map[string]bool{}, lookups: map[string]goka.Codec{}, co: map[*Node]*processors.Coalescer{}}
+
+	var (
+		input   string
+		inCodec goka.Codec
+		step    step
+		err     error
+	)
+	if root.Kind == KindSource {
+		input, inCodec = root.Topic, root.Codec
+		step, err = gb.children(root)
+	} else {
+		// A stateful node: it reads its source directly (running the
+		// stateless nodes in between) or its repartition topic.
+		if repartitioned(root) {
+			input, inCodec = t.RepartitionTopic(root), inputCodec(root)
+			step, err = gb.stateful(root)
+		} else {
+			src, _ := upstream(root)
+			input, inCodec = src.Topic, src.Codec
+			step, err = gb.pathTo(src, root)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	gb.group.Input = input
+
+	decode := func(b []byte) (any, error) { return inCodec.Decode(b) }
+	handle := processors.Handle(gb.rt, decode, func(ctx goka.Context, v any) error {
+		return step(ctx, ctx.Key(), v)
+	})
+	edges := []goka.Edge{goka.Input(goka.Stream(input), new(codec.Bytes), handle)}
+	if root.Stateful() {
+		edges = append(edges, processors.Persist(root.Codec))
+		gb.group.Table = t.TableTopic(root)
+	}
+	for topic, cd := range gb.lookups {
+		edges = append(edges, processors.Lookup(goka.Table(topic), cd))
+	}
+	// Outputs carry bytes: the steps encode with the node's codec, so that
+	// every group sees one codec (bytes) per topic.
+	for topic := range gb.outputs {
+		edges = append(edges, goka.Output(goka.Stream(topic), new(codec.Bytes)))
+		gb.group.Outputs = append(gb.group.Outputs, topic)
+	}
+	slices.Sort(gb.group.Outputs)
+	gb.group.Graph = processors.DefineGroup(gb.rt, gb.group.Name, edges...)
+	if err := gb.group.Graph.Validate(); err != nil {
+		return nil, fmt.Errorf("group %s: %w", gb.group.Name, err)
+	}
+	gb.group.Runtime = gb.rt
+	for _, co := range gb.co {
+		gb.group.Coalescers = append(gb.group.Coalescers, co)
+	}
+	return gb.group, nil
+}
+
+// step runs one node (and what follows it in the group) on a record.
+type step func(ctx goka.Context, key string, value any) error
+
+// children returns the step that runs every child of n that belongs to
+// this group.
+func (gb *groupBuilder) children(n *Node) (step, error) {
+	var steps []step
+	for _, ch := range n.Children {
+		s, err := gb.node(ch)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			steps = append(steps, s)
+		}
+	}
+	switch len(steps) {
+	case 0:
+		return func(goka.Context, string, any) error { return nil }, nil
+	case 1:
+		return steps[0], nil
+	}
+	return func(ctx goka.Context, k string, v any) error {
+		for _, s := range steps {
+			if err := s(ctx, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// pathTo returns the step that runs the stateless nodes from src down to
+// stateful node target, then target itself.
+func (gb *groupBuilder) pathTo(src, target *Node) (step, error) {
+	var path []*Node
+	for p := target.Parent; p != src; p = p.Parent {
+		path = append([]*Node{p}, path...)
+	}
+	next, err := gb.stateful(target)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		next, err = gb.stateless(path[i], next)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// node compiles ch as part of the group walking down from its parent.
+func (gb *groupBuilder) node(ch *Node) (step, error) {
+	switch {
+	case ch.Stateful():
+		if !repartitioned(ch) {
+			return nil, nil // its own group reads the source itself
+		}
+		// Feed its repartition topic with the current key and value.
+		return gb.emit(ch, gb.t.RepartitionTopic(ch), inputCodec(ch)), nil
+	case ch.Kind == KindSink:
+		return gb.emit(ch, ch.Topic, ch.Codec), nil
+	case ch.Kind == KindSuppress:
+		return gb.suppress(ch)
+	}
+	next, err := gb.children(ch)
+	if err != nil {
+		return nil, err
+	}
+	return gb.stateless(ch, next)
+}
+
+// emit returns the step that writes records to topic, encoded with cd.
+func (gb *groupBuilder) emit(n *Node, topic string, cd goka.Codec) step {
+	gb.outputs[topic] = true
+	return func(ctx goka.Context, k string, v any) error {
+		data, err := cd.Encode(v)
+		if err != nil {
+			return processors.Reject("encode", "%s %q: encode for %s: %v", n.Kind, n.Name, topic, err)
+		}
+		ctx.Emit(goka.Stream(topic), k, data)
+		return nil
+	}
+}
+
+// stateless returns the step of a stateless node n followed by next.
+func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
+	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
+	switch n.Kind {
+	case KindFilter, KindBranch:
+		return func(ctx goka.Context, k string, v any) error {
+			ok, err := n.pred(k, v)
+			if err != nil {
+				return fail(err)
+			}
+			if !ok {
+				return nil
+			}
+			return next(ctx, k, v)
+		}, nil
+	case KindMapValues:
+		return func(ctx goka.Context, k string, v any) error {
+			nv, err := n.values(k, v)
+			if err != nil {
+				return fail(err)
+			}
+			return next(ctx, k, nv)
+		}, nil
+	case KindMap:
+		return func(ctx goka.Context, k string, v any) error {
+			nk, nv, err := n.kv(k, v)
+			if err != nil {
+				return fail(err)
+			}
+			return next(ctx, nk, nv)
+		}, nil
+	case KindSelectKey:
+		return func(ctx goka.Context, k string, v any) error {
+			nk, err := n.key(k, v)
+			if err != nil {
+				return fail(err)
+			}
+			return next(ctx, nk, v)
+		}, nil
+	case KindFlatMap:
+		return func(ctx goka.Context, k string, v any) error {
+			kvs, err := n.flat(k, v)
+			if err != nil {
+				return fail(err)
+			}
+			for _, kv := range kvs {
+				if err := next(ctx, kv.Key, kv.Value); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil
+	case KindJoin:
+		table := n.Other.Topic
+		gb.lookups[table] = n.Other.Codec
+		return func(ctx goka.Context, k string, v any) error {
+			other := ctx.Lookup(goka.Table(table), k)
+			nv, err := n.joiner(k, v, other)
+			if err != nil {
+				return fail(err)
+			}
+			return next(ctx, k, nv)
+		}, nil
+	case KindToStream:
+		return next, nil
+	}
+	return nil, fmt.Errorf("node %q: %s cannot run here", n.Name, n.Kind)
+}
+
+// stateful returns the step that updates the table of stateful node n and
+// runs what follows the table in this group.
+func (gb *groupBuilder) stateful(n *Node) (step, error) {
+	next, err := gb.children(n)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
+	return func(ctx goka.Context, k string, v any) error {
+		if k != ctx.Key() {
+			return fail(fmt.Errorf("record key %q reached the table of key %q: the stream must be repartitioned", k, ctx.Key()))
+		}
+		cur := ctx.Value()
+		var nv any
+		switch n.Kind {
+		case KindCount:
+			count, _ := cur.(int64)
+			nv = count + 1
+		case KindLatest:
+			nv = v
+		case KindReduce:
+			if cur == nil {
+				nv = v
+			} else {
+				r, err := n.reduce(k, cur, v)
+				if err != nil {
+					return fail(err)
+				}
+				nv = r
+			}
+		case KindAggregate:
+			if cur == nil {
+				cur = n.init()
+			}
+			a, err := n.agg(k, v, cur)
+			if err != nil {
+				return fail(err)
+			}
+			nv = a
+		}
+		if nv == nil {
+			ctx.Delete()
+			return nil
+		}
+		ctx.SetValue(nv)
+		return next(ctx, k, nv)
+	}, nil
+}
+
+// suppress returns the step that hands a table's new values to a
+// coalescer writing to the sink below the suppress node.
+func (gb *groupBuilder) suppress(n *Node) (step, error) {
+	if len(n.Children) != 1 || n.Children[0].Kind != KindSink {
+		return nil, fmt.Errorf("suppress %q must be followed by exactly one to", n.Name)
+	}
+	sink := n.Children[0]
+	co := processors.NewCoalescer(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec,
+		[]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, gb.cfg.runtimeOpts...)
+	gb.co[n] = co
+	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
+	return func(ctx goka.Context, k string, v any) error {
+		co.Add(ctx, k, v)
+		return nil
+	}, nil
+}
+
+// String lists the groups, for logs and errors.
+func (c *Compiled) String() string {
+	var b strings.Builder
+	for _, g := range c.Groups {
+		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, g.Input, g.Table, g.Outputs)
+	}
+	return b.String()
+}

@@ -1,0 +1,18 @@
+// Package topology is weft's topology model: a Kafka-Streams-style builder
+// DSL for Go, compiled to goka group graphs that run on weft's traced
+// runtime (package processors) and Pebble state stores.
+//
+// A topology starts from streams (Builder.Stream) and tables (Builder.Table)
+// read from topics. Stream operations (Filter, MapValues, Map, SelectKey,
+// FlatMap, Branch, Join with a table, To) are stateless; grouping (GroupByKey,
+// GroupBy) followed by an aggregation (Count, Reduce, Aggregate) or Latest
+// makes a table, materialized in Pebble and in its table topic. Operations
+// that change the key before a grouping repartition the stream through an
+// internal topic, as Kafka Streams does, so that all records of a key meet
+// in one partition.
+//
+// Compile turns the topology into one goka group per stateful operation
+// (goka keeps one table per group) plus one group per source whose
+// stateless branches end in sinks. The package describes and compiles; it
+// runs nothing.
+package topology
