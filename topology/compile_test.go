@@ -173,6 +173,3 @@ func TestBuildErrors(t *testing.T) {
 		}
 	}
 }
-
-
-
