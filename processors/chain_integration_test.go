@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -258,3 +259,37 @@ type badRecordError struct{}
 func (badRecordError) Error() string { return "not an ok record" }
 
 var errBad = badRecordError{}
+
+// With StopOnRejection a bad record stops the processor instead of going to
+// the dead-letter topic.
+func TestIntegrationStopOnRejection(t *testing.T) {
+	e := newEnv(t)
+	input, group := kafkatest.Topic(t, "strict-in"), kafkatest.Group(t, "strict")
+	rt := processors.NewRuntime(processors.WithTracerProvider(e.tp), processors.StopOnRejection())
+	g := processors.DefineGroup(rt, goka.Group(group),
+		goka.Input(goka.Stream(input), new(codec.Bytes), processors.Handle(rt, func(b []byte) (string, error) {
+			if string(b) != "ok" {
+				return "", errBad
+			}
+			return "ok", nil
+		}, func(goka.Context, string) error { return nil })),
+	)
+	e.produce(input, [3]string{"a", "ok", ""}, [3]string{"b", "garbage", ""})
+	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(e.kafka), processors.WithStateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(t.Context()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "on_error: stop") {
+			t.Fatalf("processor stopped with %v, want the bad record's error", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("processor did not stop on the bad record")
+	}
+	if rt.Tally().Rejected() != 1 {
+		t.Fatalf("rejected %d, want 1", rt.Tally().Rejected())
+	}
+}

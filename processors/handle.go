@@ -17,6 +17,7 @@ type Runtime struct {
 	tally    *Tally
 	logger   *slog.Logger
 	stateful bool // the group has a table (set by DefineGroup)
+	stop     bool // stop the processor on a bad record (StopOnRejection)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
 	previous func(key, topic string, partition int32, offset int64) (*Stored, bool)
@@ -31,7 +32,7 @@ func NewRuntime(opts ...Option) *Runtime {
 	if tp == nil {
 		tp = tracing.Unexported()
 	}
-	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), logger: cfg.logger}
+	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), logger: cfg.logger, stop: cfg.stopOnReject}
 }
 
 // Tally returns the accounting of handled records.
@@ -129,6 +130,12 @@ const (
 
 func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
 	tracing.RecordError(ctx.span, rej)
+	if rt.stop {
+		rt.tally.Reject(ctx.g, rej)
+		ctx.g.Fail(fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",
+			ctx.g.Topic(), ctx.g.Partition(), ctx.g.Offset(), rej))
+		return
+	}
 	h := make(goka.Headers, len(ctx.g.Headers())+6)
 	for k, v := range ctx.g.Headers() {
 		h[k] = v

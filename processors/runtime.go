@@ -29,6 +29,7 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	coalescers     []*Coalescer
 	runtime        *Runtime
+	stopOnReject   bool
 }
 
 func buildConfig(opts []Option) config {
@@ -67,6 +68,10 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // applied to, with state writes suppressed, so that its other outputs are
 // produced again (without it such records are skipped).
 func WithRuntime(rt *Runtime) Option { return func(c *config) { c.runtime = rt } }
+
+// StopOnRejection makes a Runtime stop the processor on the first bad
+// record (after logging it) instead of sending it to the dead-letter topic.
+func StopOnRejection() Option { return func(c *config) { c.stopOnReject = true } }
 
 // WithCoalescer makes the processor run c's flush loop beside it (and
 // flush once more when it stops).
@@ -216,6 +221,26 @@ func lineage(b *statestore.Builder, topic, key string) ([]statestore.Envelope, e
 		}
 	}
 	return nil, nil
+}
+
+// RunAll runs processors until ctx ends or one of them fails; a failure
+// stops the others. It returns the errors of all of them.
+func RunAll(ctx context.Context, procs ...*Processor) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = p.Run(ctx); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Goka returns the underlying goka processor (for Get, Stats, readiness).

@@ -27,6 +27,19 @@ type Providers struct {
 	// TracingEnabled is false when no trace exporter is configured.
 	TracingEnabled bool
 	shutdown       []func(context.Context) error
+	spans          sdktrace.SpanProcessor
+	resource       *resource.Resource
+}
+
+// WithSampler returns a tracer provider that exports through the same
+// pipeline as Tracer but samples with s, for a processor or a replay job
+// whose sampling differs from OTEL_TRACES_SAMPLER. Without an exporter it
+// returns Unexported().
+func (p *Providers) WithSampler(s sdktrace.Sampler) trace.TracerProvider {
+	if !p.TracingEnabled {
+		return Unexported()
+	}
+	return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(p.resource), sdktrace.WithSampler(s))
 }
 
 // Shutdown flushes and stops the providers.
@@ -95,7 +108,8 @@ func Setup(ctx context.Context) (*Providers, error) {
 				// default queue (2048) drops spans under load.
 				bsp = append(bsp, sdktrace.WithMaxQueueSize(DefaultSpanQueueSize))
 			}
-			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, bsp...), sdktrace.WithResource(res))
+			p.spans, p.resource = sdktrace.NewBatchSpanProcessor(exp, bsp...), res
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(res))
 			p.Tracer, p.TracingEnabled = tp, true
 			p.shutdown = append(p.shutdown, tp.Shutdown)
 		}

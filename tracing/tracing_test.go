@@ -146,3 +146,25 @@ func TestSetupFromEnvironment(t *testing.T) {
 		t.Fatal("unknown exporter accepted")
 	}
 }
+
+func TestWithSamplerSharesTheExportPipeline(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "console")
+	p, err := Setup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(t.Context())
+	_, never := p.WithSampler(sdktrace.NeverSample()).Tracer("t").Start(context.Background(), "x")
+	_, always := p.WithSampler(sdktrace.AlwaysSample()).Tracer("t").Start(context.Background(), "y")
+	if never.IsRecording() || !always.IsRecording() {
+		t.Fatalf("recording: never-sampler %v, always-sampler %v", never.IsRecording(), always.IsRecording())
+	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	off, err := Setup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, s := off.WithSampler(sdktrace.AlwaysSample()).Tracer("t").Start(context.Background(), "z"); s.IsRecording() {
+		t.Fatal("a sampler without an exporter records spans")
+	}
+}
