@@ -360,7 +360,10 @@ func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
 			return nil
 		}, nil
 	case KindJoin:
-		table := n.Other.Topic
+		table := n.Other.Topic // a table read from its topic
+		if n.Other.Stateful() {
+			table = gb.t.TableTopic(n.Other) // a table of this topology
+		}
 		gb.lookups[table] = n.Other.Codec
 		return func(ctx goka.Context, k string, v any) error {
 			other := ctx.Lookup(goka.Table(table), k)
