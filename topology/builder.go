@@ -57,6 +57,7 @@ const (
 	KindBranch    Kind = "branch"
 	KindJoin      Kind = "join"
 	KindGroup     Kind = "groupBy"
+	KindWindow    Kind = "window"
 	KindCount     Kind = "count"
 	KindReduce    Kind = "reduce"
 	KindAggregate Kind = "aggregate"
@@ -88,6 +89,9 @@ type Node struct {
 
 	// SuppressEvery is the interval of a suppress node.
 	SuppressEvery time.Duration
+
+	// Windows are the time windows of a window node.
+	Windows Windows
 
 	pred   Predicate
 	values ValueMapper
@@ -293,6 +297,40 @@ func (g *Grouped) Aggregate(name string, init Initializer, add Aggregator, codec
 	g.s.b.need(init != nil, "aggregate %q without an initializer", name)
 	g.s.b.need(add != nil, "aggregate %q without an adder", name)
 	return g.aggregate(&Node{Kind: KindAggregate, Name: name, Codec: codec, init: init, agg: add})
+}
+
+// Windows are event-time windows: [start, start+Size) for every start that
+// is a multiple of Advance (Advance == Size: tumbling windows; smaller:
+// hopping, overlapping windows). A window closes Grace after its end;
+// records that arrive when all their windows are closed are late and go to
+// the dead-letter topic.
+type Windows struct {
+	Size, Advance, Grace time.Duration
+}
+
+// Tumbling returns non-overlapping windows of size.
+func Tumbling(size, grace time.Duration) Windows {
+	return Windows{Size: size, Advance: size, Grace: grace}
+}
+
+// Hopping returns windows of size starting every advance.
+func Hopping(size, advance, grace time.Duration) Windows {
+	return Windows{Size: size, Advance: advance, Grace: grace}
+}
+
+// WindowKey is the table key of key's window starting at start.
+func WindowKey(key string, start time.Time) string {
+	return key + "@" + start.UTC().Format(time.RFC3339)
+}
+
+// WindowedBy aggregates the group per event-time window: the table keys
+// are WindowKey(key, windowStart). Records reach the aggregation through a
+// repartition topic keyed by window.
+func (g *Grouped) WindowedBy(name string, w Windows) *Grouped {
+	g.s.b.need(w.Size > 0 && w.Advance > 0 && w.Advance <= w.Size && w.Size%w.Advance == 0,
+		"window %q: size must be positive and a multiple of advance (size %s, advance %s)", name, w.Size, w.Advance)
+	g.s.b.need(w.Grace >= 0, "window %q: negative grace %s", name, w.Grace)
+	return &Grouped{s: g.s.then(&Node{Kind: KindWindow, Name: name, Windows: w, KeyChanged: true})}
 }
 
 // Table is a table: a value per key.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -70,7 +72,7 @@ func upstream(n *Node) (root *Node, keyChanged bool) {
 			return p, keyChanged
 		}
 		switch p.Kind {
-		case KindMap, KindSelectKey, KindFlatMap:
+		case KindMap, KindSelectKey, KindFlatMap, KindWindow:
 			keyChanged = true
 		}
 	}
@@ -85,10 +87,17 @@ func repartitioned(s *Node) bool {
 	return changed || root == nil || root.Kind != KindSource
 }
 
-// inputCodec is the codec of the records entering n: the codec of the
-// nearest source, table or stateful node above it.
+// inputCodec is the codec of the records entering n through a
+// repartition topic: the codec of the nearest source or table above it,
+// unless a node in between computes new values (then JSON, which encodes
+// any value; Go callers that need typed values after a repartition decode
+// them from the generic JSON form).
 func inputCodec(n *Node) goka.Codec {
 	for p := n.Parent; p != nil; p = p.Parent {
+		switch p.Kind {
+		case KindMapValues, KindMap, KindFlatMap, KindJoin:
+			return JSON{}
+		}
 		if p.Codec != nil && (p.Kind == KindSource || p.Stateful()) {
 			return p.Codec
 		}
@@ -243,13 +252,23 @@ func (gb *groupBuilder) children(n *Node) (step, error) {
 	case 1:
 		return steps[0], nil
 	}
+	// Branches are independent: a record rejected by one still reaches the
+	// others; the first rejection is reported once, after all ran.
 	return func(ctx goka.Context, k string, v any) error {
+		var rejected error
 		for _, s := range steps {
-			if err := s(ctx, k, v); err != nil {
+			err := s(ctx, k, v)
+			if _, ok := processors.AsRejection(err); ok {
+				if rejected == nil {
+					rejected = err
+				}
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
-		return nil
+		return rejected
 	}, nil
 }
 
@@ -375,6 +394,8 @@ func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
 		}, nil
 	case KindToStream:
 		return next, nil
+	case KindWindow:
+		return windowStep(n, next, fail), nil
 	}
 	return nil, fmt.Errorf("node %q: %s cannot run here", n.Name, n.Kind)
 }
@@ -452,4 +473,41 @@ func (c *Compiled) String() string {
 		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, g.Input, g.Table, g.Outputs)
 	}
 	return b.String()
+}
+
+// windowStep assigns each record to the open windows that contain its
+// timestamp, re-keyed by window. Stream time (the newest timestamp seen)
+// is kept per input partition; a window is closed once stream time passes
+// its end plus the grace period, and a record whose windows are all
+// closed is rejected as late.
+func windowStep(n *Node, next step, fail func(error) error) step {
+	w := n.Windows
+	var mu sync.Mutex
+	streamTime := map[int32]time.Time{}
+	return func(ctx goka.Context, k string, v any) error {
+		ts := ctx.Timestamp()
+		mu.Lock()
+		now := streamTime[ctx.Partition()]
+		if ts.After(now) {
+			now = ts
+			streamTime[ctx.Partition()] = ts
+		}
+		mu.Unlock()
+		last := ts.Truncate(w.Advance) // the newest window containing ts
+		open := 0
+		for start := last; start.After(ts.Add(-w.Size)); start = start.Add(-w.Advance) {
+			if !now.Before(start.Add(w.Size + w.Grace)) {
+				continue // closed
+			}
+			open++
+			if err := next(ctx, WindowKey(k, start), v); err != nil {
+				return err
+			}
+		}
+		if open == 0 {
+			return fail(fmt.Errorf("late record at %s: its windows closed (stream time %s, grace %s)",
+				ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), w.Grace))
+		}
+		return nil
+	}
 }

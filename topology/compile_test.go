@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -170,6 +171,110 @@ func TestBuildErrors(t *testing.T) {
 	for _, want := range []string{"without a codec", "without a predicate", `name "f" is used twice`, "application name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// A stream can join a table the same topology builds.
+func TestJoinTableOfTheSameTopology(t *testing.T) {
+	b := topology.New("app")
+	counts := b.Stream("orders", topology.JSON{}).GroupByKey().Count("orders-per-customer")
+	b.Stream("pings", topology.JSON{}).Join("with-count", counts, func(k string, _, other any) (any, error) {
+		return map[string]any{"customer": k, "orders": other}, nil
+	}).To("answers", topology.JSON{})
+	top, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.Compile(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := tester.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, g := range c.Groups {
+		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.Run(ctx)
+	}
+	answers := tt.NewQueueTracker("answers")
+	tt.Consume("orders", "c1", []byte(`{}`))
+	tt.Consume("orders", "c1", []byte(`{}`))
+	tt.Consume("pings", "c1", []byte(`{}`))
+	tt.Consume("pings", "c2", []byte(`{}`))
+	var got []string
+	for {
+		_, v, ok := answers.Next()
+		if !ok {
+			break
+		}
+		got = append(got, string(v.([]byte)))
+	}
+	if want := `[{"customer":"c1","orders":2} {"customer":"c2","orders":null}]`; fmt.Sprint(got) != want {
+		t.Fatalf("answers %v, want %s", got, want)
+	}
+}
+
+// Purchases per customer per day (tumbling) and per 2-hour window sliding
+// by 1 hour (hopping), with a 30-minute grace period.
+func TestWindowedAggregations(t *testing.T) {
+	b := topology.New("shop")
+	purchases := b.Stream("purchases", topology.JSON{})
+	purchases.GroupByKey().WindowedBy("daily", topology.Tumbling(24*time.Hour, 30*time.Minute)).
+		Aggregate("daily-purchases", func() any { return int64(0) },
+			func(_ string, v, agg any) (any, error) { return agg.(int64) + field(v, "amount").(int64), nil }, topology.JSON{})
+	purchases.GroupByKey().WindowedBy("two-hours", topology.Hopping(2*time.Hour, time.Hour, 0)).Count("purchases-2h")
+	top, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.Compile(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := tester.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, g := range c.Groups {
+		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.Run(ctx)
+	}
+	day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	buy := func(at time.Duration, amount int) {
+		tt.Consume("purchases", "c1", []byte(fmt.Sprintf(`{"amount":%d}`, amount)), tester.WithTime(day.Add(at)))
+	}
+	buy(1*time.Hour+10*time.Minute, 10) // day 1; 2h windows 00:00 and 01:00
+	buy(23*time.Hour, 20)               // day 1; windows 22:00, 23:00
+	buy(24*time.Hour+5*time.Minute, 40) // day 2; windows 23:00 (day 1), 00:00 (day 2)
+	buy(23*time.Hour+50*time.Minute, 5) // day 1 within grace (day 1 closes at day 2 00:30); 2h: 23:00 open, 22:00 closed
+	buy(24*time.Hour+40*time.Minute, 1) // day 2; stream time 00:40 closes day 1
+	buy(23*time.Hour+55*time.Minute, 7) // late for the day window; 2h window 23:00 still open (closes 01:00), 22:00 closed
+
+	value := func(table, key string) any {
+		v := tt.TableValue(goka.Table(table), key)
+		if v == nil {
+			return nil
+		}
+		return v.(*processors.Stored).Value
+	}
+	wk := func(offset time.Duration) string { return topology.WindowKey("c1", day.Add(offset)) }
+	for key, want := range map[string]any{wk(0): int64(35), wk(24 * time.Hour): int64(41)} {
+		if got := value("shop-daily-purchases-table", key); got != want {
+			t.Errorf("daily %s = %v, want %v", key, got, want)
+		}
+	}
+	for key, want := range map[string]any{
+		wk(0): int64(1), wk(time.Hour): int64(1), wk(22 * time.Hour): int64(1), wk(23 * time.Hour): int64(5),
+		wk(24 * time.Hour): int64(2),
+	} {
+		if got := value("shop-purchases-2h-table", key); got != want {
+			t.Errorf("2h %s = %v, want %v", key, got, want)
 		}
 	}
 }

@@ -78,6 +78,8 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newProduceCommand(g),
 		newGetCommand(g),
 		newExplainCommand(g),
+		newDescribeCommand(g),
+		newTestCommand(g),
 		newVersionCommand(),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })

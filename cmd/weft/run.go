@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 type runFlags struct {
@@ -22,9 +25,15 @@ type runFlags struct {
 func newRunCommand(g *globalFlags) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run the bank-account projection as a stream processor",
-		Long: `Run the bank-account projection: AccountCreated, Deposited, Withdrawn and
+		Use:   "run [topology.yaml]",
+		Short: "Run a topology file (or the built-in bank-account projection) as a stream processor",
+		Long: `Run the topology a file describes (see docs/topology-format.md): one goka
+processor per table and per source with outputs, in one process. The file's
+brokers, SASL settings, on_error and tracing.sample_ratio apply; --brokers
+and the other flags win over the file.
+
+Without a file, run the built-in bank-account projection: AccountCreated,
+Deposited, Withdrawn and
 Closed events (JSON, keyed by account) from --input are folded into the
 read model of each account (owner, balance, status, event count), kept in
 Pebble under --state-dir and in the table topic <group>-table. Every stored
@@ -47,22 +56,37 @@ With no --brokers the embedded broker is started in-process on
 SIGINT or SIGTERM stops the processor cleanly: it stops consuming, waits for
 the records in flight and their produces, commits the consumer offsets and
 closes the state stores; a restart resumes where it stopped.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return &usageError{fmt.Errorf("run takes at most one topology file, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger(os.Stderr)
 			if err != nil {
 				return err
+			}
+			var file *topology.File
+			if len(args) == 1 {
+				if file, err = topology.LoadFile(args[0]); err != nil {
+					return err
+				}
+				g.applyFile(cmd, file)
 			}
 			k, stopBroker, err := g.serverKafka(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
 			defer stopBroker()
+			if file != nil {
+				return runTopology(cmd.Context(), log, k, g.stateDir, file, f.progress)
+			}
 			return runBank(cmd.Context(), log, k, g.stateDir, f)
 		},
 	}
-	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events")
-	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table)")
+	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events (built-in projection only)")
+	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table) (built-in projection only)")
 	cmd.Flags().DurationVar(&f.progress, "progress-interval", 10*time.Second, "how often to log progress (0: never)")
 	return cmd
 }
@@ -118,4 +142,60 @@ func logProgress(ctx context.Context, log *slog.Logger, tally *processors.Tally,
 			log.Info("progress", "processed", tally.Processed(), "rejected", tally.Rejected())
 		}
 	}
+}
+
+// applyFile takes the Kafka settings of a topology file for the flags the
+// command line (or environment) did not set.
+func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
+	flags := cmd.Flags()
+	if len(f.Brokers) > 0 && !flags.Changed("brokers") && len(g.brokers) == 0 {
+		g.brokers = f.Brokers
+	}
+	if f.SASL.Mechanism != "" && g.saslMechanism == "" {
+		g.saslMechanism, g.saslUser, g.saslPassword = f.SASL.Mechanism, f.SASL.User, f.SASL.Password
+	}
+}
+
+// runTopology compiles a topology file and runs all its groups.
+func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, progress time.Duration) error {
+	prov, err := tracing.Setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(log, prov)
+	tp := prov.Tracer
+	if f.SampleRatio != nil {
+		tp = prov.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*f.SampleRatio)))
+	}
+	ropts := []processors.Option{processors.WithKafka(k), processors.WithLogger(log), processors.WithTracerProvider(tp)}
+	if f.OnError == topology.OnErrorStop {
+		ropts = append(ropts, processors.StopOnRejection())
+	}
+	compiled, err := topology.Compile(f.Topology, topology.WithProcessorOptions(ropts...))
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Name, err)
+	}
+	procs := make([]*processors.Processor, 0, len(compiled.Groups))
+	for _, grp := range compiled.Groups {
+		opts := []processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log),
+			processors.WithRuntime(grp.Runtime)}
+		for _, c := range grp.Coalescers {
+			opts = append(opts, processors.WithCoalescer(c))
+		}
+		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		if progress > 0 {
+			go logProgress(ctx, log.With("group", string(grp.Name)), grp.Runtime.Tally(), progress)
+		}
+	}
+	log.Info("topology running", "file", f.Name, "app", f.App, "groups", len(procs))
+	err = processors.RunAll(ctx, procs...)
+	for _, grp := range compiled.Groups {
+		t := grp.Runtime.Tally()
+		log.Info("summary", "group", string(grp.Name), "processed", t.Processed(), "rejected", t.Rejected(), "replayed", t.Replayed())
+	}
+	return err
 }

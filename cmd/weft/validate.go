@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+	"github.com/weftstream/weft/topology"
+)
+
+func newValidateCommand(_ *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:           "validate <file>...",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Short:         "Check topology files without running them",
+		Long: `Load each topology file, type-check its CEL expressions and compile it to
+consumer groups, without connecting to Kafka.
+
+Every mistake is printed on stderr as file:line:col: message, all of them at
+once, so that editors can jump to them. A good file prints
+"<file>: ok (<n> pipelines, <m> groups)" on stdout. Environment variables the
+file references (${NAME}) must be set. Exits with 1 if any file has a
+mistake.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{errors.New("validate needs at least one topology file")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bad := 0
+			for _, path := range args {
+				if !validateFile(path, cmd.OutOrStdout(), cmd.ErrOrStderr()) {
+					bad++
+				}
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d topology files have errors", bad, len(args))
+			}
+			return nil
+		},
+	}
+}
+
+// validateFile checks one topology file, printing its errors on stderr or
+// a summary on stdout; it reports whether the file is good.
+func validateFile(path string, stdout, stderr io.Writer) bool {
+	f, err := topology.LoadFile(path)
+	if err != nil {
+		var ces topology.ConfigErrors
+		if errors.As(err, &ces) {
+			for _, e := range ces {
+				fmt.Fprintln(stderr, e.Error())
+			}
+		} else if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			fmt.Fprintf(stderr, "%s: %v\n", path, pe.Err)
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		}
+		return false
+	}
+	c, err := topology.Compile(f.Topology)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s:1:1: %v\n", path, err)
+		return false
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d pipelines, %d groups)\n", path, len(f.Pipelines), len(c.Groups))
+	return true
+}

@@ -1,0 +1,486 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+)
+
+// CEL expressions of topology files.
+//
+// Every expression sees `key` (string) and `value` (dyn); a join also sees
+// `other`, a reduce `current`, an aggregate's add `aggregate` (all dyn); an
+// aggregate's initial value sees nothing. Expressions are compiled,
+// type-checked and planned once, when the file is loaded; a record is then
+// evaluated against a small activation struct (no reflection, no map), and
+// the result is converted back to the plain Go values the codecs use
+// (map[string]any, []any, string, int64, float64, bool, nil).
+//
+// Besides the standard library, expressions have the string and math
+// extensions (lowerAscii, split, math.greatest, ...), optional values
+// (value.?amount.orValue(0)) and numeric comparisons across int, uint and
+// double (value.amount > 0 holds for 1.5).
+
+// celVars names the set of variables an expression sees.
+type celVars int
+
+const (
+	varsRecord    celVars = iota // key, value
+	varsJoin                     // key, value, other
+	varsReduce                   // key, current, value
+	varsAggregate                // key, value, aggregate
+	varsNone                     // nothing: an aggregate's initial value
+	numCELVars
+)
+
+// celWant is the result type an expression must have.
+type celWant int
+
+const (
+	wantAny celWant = iota
+	wantBool
+	wantString
+	wantList
+)
+
+func (w celWant) String() string {
+	switch w {
+	case wantBool:
+		return "bool"
+	case wantString:
+		return "string"
+	case wantList:
+		return "list"
+	}
+	return "any"
+}
+
+var celEnvs struct {
+	once sync.Once
+	envs [numCELVars]*cel.Env
+	err  error
+}
+
+// celEnv returns the (shared, immutable) environment of a variable set.
+func celEnv(v celVars) (*cel.Env, error) {
+	celEnvs.once.Do(func() {
+		for i := range celEnvs.envs {
+			var extra []string
+			switch celVars(i) {
+			case varsJoin:
+				extra = []string{"other"}
+			case varsReduce:
+				extra = []string{"current"}
+			case varsAggregate:
+				extra = []string{"aggregate"}
+			}
+			opts := []cel.EnvOption{
+				ext.Strings(), ext.Math(), cel.OptionalTypes(),
+				cel.CrossTypeNumericComparisons(true),
+			}
+			if celVars(i) != varsNone {
+				opts = append(opts, cel.Variable("key", cel.StringType), cel.Variable("value", cel.DynType))
+			}
+			for _, name := range extra {
+				opts = append(opts, cel.Variable(name, cel.DynType))
+			}
+			env, err := cel.NewEnv(opts...)
+			if err != nil {
+				celEnvs.err = fmt.Errorf("CEL environment: %w", err)
+				return
+			}
+			celEnvs.envs[i] = env
+		}
+	})
+	if celEnvs.err != nil {
+		return nil, celEnvs.err
+	}
+	return celEnvs.envs[v], nil
+}
+
+// celIssue is a compilation problem of an expression, at a position inside
+// the expression (line 1-based, column 0-based, both 0 when unknown).
+type celIssue struct {
+	line, col int
+	msg       string
+}
+
+// celExpr is a compiled expression.
+type celExpr struct {
+	text string
+	prg  cel.Program
+	want celWant
+}
+
+// compileCEL parses, checks and plans text. The result must have type want
+// (or dyn, checked again per record).
+func compileCEL(text string, vars celVars, want celWant) (*celExpr, []celIssue) {
+	env, err := celEnv(vars)
+	if err != nil {
+		return nil, []celIssue{{msg: err.Error()}}
+	}
+	ast, iss := env.Compile(text)
+	if iss != nil && iss.Err() != nil {
+		var out []celIssue
+		for _, e := range iss.Errors() {
+			msg := strings.TrimSuffix(e.Message, " (in container '')")
+			out = append(out, celIssue{line: e.Location.Line(), col: e.Location.Column(), msg: msg})
+		}
+		if len(out) == 0 {
+			out = append(out, celIssue{msg: iss.Err().Error()})
+		}
+		return nil, out
+	}
+	if t := ast.OutputType(); !resultTypeOK(t, want) {
+		return nil, []celIssue{{msg: fmt.Sprintf("the expression must return a %s, not %s", want, t)}}
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, []celIssue{{msg: err.Error()}}
+	}
+	return &celExpr{text: text, prg: prg, want: want}, nil
+}
+
+// resultTypeOK reports whether an expression of static type t may produce
+// a value of the wanted type.
+func resultTypeOK(t *cel.Type, want celWant) bool {
+	if want == wantAny || t == nil || t.IsDyn() || t.Kind() == types.AnyKind || t.Kind() == types.ErrorKind {
+		return true
+	}
+	switch want {
+	case wantBool:
+		return t.Kind() == types.BoolKind
+	case wantString:
+		return t.Kind() == types.StringKind
+	case wantList:
+		return t.Kind() == types.ListKind
+	}
+	return true
+}
+
+// activation binds the variables of one evaluation without reflection.
+type activation struct {
+	key                              string
+	value, other, current, aggregate any
+}
+
+func orNull(v any) any {
+	if v == nil {
+		return types.NullValue
+	}
+	return v
+}
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "key":
+		return types.String(a.key), true
+	case "value":
+		return orNull(a.value), true
+	case "other":
+		return orNull(a.other), true
+	case "current":
+		return orNull(a.current), true
+	case "aggregate":
+		return orNull(a.aggregate), true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+// eval evaluates the expression against a; the error names the expression.
+func (e *celExpr) eval(a *activation) (ref.Val, error) {
+	out, _, err := e.prg.Eval(a)
+	if err != nil {
+		return nil, e.errorf("%v", err)
+	}
+	if types.IsUnknownOrError(out) {
+		return nil, e.errorf("%v", out)
+	}
+	return out, nil
+}
+
+// run evaluates with the given variables, through a pooled activation.
+func (e *celExpr) run(key string, value, other, current, aggregate any) (ref.Val, error) {
+	a := activations.Get().(*activation)
+	a.key, a.value, a.other, a.current, a.aggregate = key, value, other, current, aggregate
+	out, err := e.eval(a)
+	*a = activation{}
+	activations.Put(a)
+	return out, err
+}
+
+func (e *celExpr) errorf(format string, args ...any) error {
+	return fmt.Errorf("CEL %s: %s", quoteExpr(e.text), fmt.Sprintf(format, args...))
+}
+
+// quoteExpr quotes an expression for an error message, shortened.
+func quoteExpr(s string) string {
+	const max = 60
+	if utf8.RuneCountInString(s) > max {
+		r := []rune(s)
+		s = string(r[:max]) + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func (e *celExpr) wrongType(want string, got ref.Val) error {
+	return e.errorf("returned a %s, not a %s", got.Type().TypeName(), want)
+}
+
+// evalBool evaluates a predicate.
+func (e *celExpr) evalBool(key string, value any) (bool, error) {
+	out, err := e.run(key, value, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, e.wrongType("bool", out)
+	}
+	return bool(b), nil
+}
+
+// evalString evaluates a key expression.
+func (e *celExpr) evalString(key string, value any) (string, error) {
+	out, err := e.run(key, value, nil, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	s, ok := out.(types.String)
+	if !ok {
+		return "", e.wrongType("string", out)
+	}
+	return string(s), nil
+}
+
+// evalValue evaluates an expression to a plain Go value.
+func (e *celExpr) evalValue(key string, value, other, current, aggregate any) (any, error) {
+	out, err := e.run(key, value, other, current, aggregate)
+	if err != nil {
+		return nil, err
+	}
+	v, err := celToGo(out)
+	if err != nil {
+		return nil, e.errorf("%v", err)
+	}
+	return v, nil
+}
+
+// Predicate returns the expression as a Predicate.
+func (e *celExpr) Predicate() Predicate { return e.evalBool }
+
+// ValueMapper returns the expression as a ValueMapper.
+func (e *celExpr) ValueMapper() ValueMapper {
+	return func(k string, v any) (any, error) { return e.evalValue(k, v, nil, nil, nil) }
+}
+
+// KeySelector returns the expression as a KeySelector.
+func (e *celExpr) KeySelector() KeySelector { return e.evalString }
+
+// keyValueMapper combines a key and a value expression (map).
+func keyValueMapper(key, value *celExpr) KeyValueMapper {
+	return func(k string, v any) (string, any, error) {
+		nk, err := key.evalString(k, v)
+		if err != nil {
+			return "", nil, err
+		}
+		nv, err := value.evalValue(k, v, nil, nil, nil)
+		if err != nil {
+			return "", nil, err
+		}
+		return nk, nv, nil
+	}
+}
+
+// FlatMapper returns the expression as a FlatMapper: it must return a list
+// of maps {'key': string, 'value': any}.
+func (e *celExpr) FlatMapper() FlatMapper {
+	return func(k string, v any) ([]KeyValue, error) {
+		out, err := e.run(k, v, nil, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		list, ok := out.(traits.Lister)
+		if !ok {
+			return nil, e.wrongType("list", out)
+		}
+		n, ok := list.Size().(types.Int)
+		if !ok {
+			return nil, e.errorf("list without a size")
+		}
+		kvs := make([]KeyValue, 0, int(n))
+		for i := types.Int(0); i < n; i++ {
+			m, ok := list.Get(i).(traits.Mapper)
+			if !ok {
+				return nil, e.errorf("element %d is not a map {'key': string, 'value': any}", i)
+			}
+			rk, found := m.Find(types.String("key"))
+			if !found {
+				return nil, e.errorf("element %d has no 'key'", i)
+			}
+			sk, ok := rk.(types.String)
+			if !ok {
+				return nil, e.errorf("element %d: 'key' is a %s, not a string", i, rk.Type().TypeName())
+			}
+			var val any
+			if rv, found := m.Find(types.String("value")); found {
+				if val, err = celToGo(rv); err != nil {
+					return nil, e.errorf("element %d: %v", i, err)
+				}
+			}
+			kvs = append(kvs, KeyValue{Key: string(sk), Value: val})
+		}
+		return kvs, nil
+	}
+}
+
+// ValueJoiner returns the expression as a ValueJoiner (with other).
+func (e *celExpr) ValueJoiner() ValueJoiner {
+	return func(k string, v, other any) (any, error) { return e.evalValue(k, v, other, nil, nil) }
+}
+
+// Reducer returns the expression as a Reducer (with current).
+func (e *celExpr) Reducer() Reducer {
+	return func(k string, current, v any) (any, error) { return e.evalValue(k, v, nil, current, nil) }
+}
+
+// Aggregator returns the expression as an Aggregator (with aggregate).
+func (e *celExpr) Aggregator() Aggregator {
+	return func(k string, v, agg any) (any, error) { return e.evalValue(k, v, nil, nil, agg) }
+}
+
+// constant evaluates an expression without variables (an initial value).
+func (e *celExpr) constant() (any, error) {
+	out, _, err := e.prg.Eval(interpreter.EmptyActivation())
+	if err != nil {
+		return nil, err
+	}
+	if types.IsUnknownOrError(out) {
+		return nil, fmt.Errorf("%v", out)
+	}
+	return celToGo(out)
+}
+
+// initializer returns a fresh copy of v for every key.
+func initializer(v any) Initializer {
+	return func() any { return copyValue(v) }
+}
+
+func copyValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = copyValue(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = copyValue(e)
+		}
+		return l
+	}
+	return v
+}
+
+// maxDepth bounds the nesting of converted values.
+const maxDepth = 1000
+
+// celToGo converts a CEL value to plain Go values: null → nil, bool,
+// int → int64, uint → uint64, double → float64, string, bytes → []byte,
+// list → []any, map → map[string]any (keys must be strings), timestamp →
+// time.Time, duration → time.Duration.
+func celToGo(v ref.Val) (any, error) { return celToGoDepth(v, 0) }
+
+func celToGoDepth(v ref.Val, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, errors.New("value nested too deeply")
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case types.Null:
+		return nil, nil
+	case types.Bool:
+		return bool(x), nil
+	case types.Int:
+		return int64(x), nil
+	case types.Uint:
+		return uint64(x), nil
+	case types.Double:
+		return float64(x), nil
+	case types.String:
+		return string(x), nil
+	case types.Bytes:
+		return []byte(x), nil
+	case types.Timestamp:
+		return x.Time, nil
+	case types.Duration:
+		return x.Duration, nil
+	case *types.Err:
+		return nil, x
+	case *types.Optional:
+		if !x.HasValue() {
+			return nil, nil
+		}
+		return celToGoDepth(x.GetValue(), depth+1)
+	case traits.Mapper:
+		// A map that came in (part of value, other, ...) is returned as
+		// is: it holds plain Go values already.
+		if m, ok := x.Value().(map[string]any); ok {
+			return m, nil
+		}
+		out := map[string]any{}
+		it := x.Iterator()
+		for it.HasNext() == types.True {
+			k := it.Next()
+			ks, ok := k.(types.String)
+			if !ok {
+				return nil, fmt.Errorf("map key %v is a %s, not a string", k, k.Type().TypeName())
+			}
+			e, err := celToGoDepth(x.Get(k), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[string(ks)] = e
+		}
+		return out, nil
+	case traits.Lister:
+		if l, ok := x.Value().([]any); ok {
+			return l, nil
+		}
+		n, ok := x.Size().(types.Int)
+		if !ok {
+			return nil, errors.New("list without a size")
+		}
+		out := make([]any, 0, int(n))
+		for i := types.Int(0); i < n; i++ {
+			e, err := celToGoDepth(x.Get(i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	}
+	if types.IsUnknown(v) {
+		return nil, fmt.Errorf("unknown value %v", v)
+	}
+	return nil, fmt.Errorf("cannot use a CEL %s as a value", v.Type().TypeName())
+}

@@ -1,0 +1,111 @@
+package topology
+
+import "strings"
+
+// buildTopology turns the checked pipelines into a Topology with the
+// Builder DSL, and compiles it once to make sure it runs.
+func (l *loader) buildTopology(b *build) *File {
+	f := b.f
+	tb := New(f.App)
+	for _, p := range b.pipes {
+		l.buildPipe(tb, b, p)
+	}
+	top, err := tb.Build()
+	if err == nil {
+		_, err = Compile(top)
+	}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			l.errf(b.pipesNode, "topology: %s", line)
+		}
+		return nil
+	}
+	f.Topology = top
+	return f
+}
+
+// buildPipe builds pipeline p, after the pipeline it reads.
+func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
+	if p.built {
+		return
+	}
+	p.built = true
+	steps := p.steps
+	var s *Stream
+	switch {
+	case p.readsSrc != nil:
+		src := p.readsSrc
+		if src.stream == nil {
+			src.stream = tb.Stream(src.topic, src.codec)
+		}
+		s = src.stream
+	case p.reads != nil && p.fromTable:
+		q := p.reads
+		l.buildPipe(tb, b, q)
+		if steps[0].kind == "suppress" {
+			s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
+			steps = steps[1:]
+		} else {
+			if q.updates == nil {
+				q.updates = q.table.ToStream()
+			}
+			s = q.updates
+		}
+	case p.readsBr != nil:
+		l.buildPipe(tb, b, p.reads)
+		s = p.readsBr.end
+	case p.reads != nil:
+		l.buildPipe(tb, b, p.reads)
+		s = p.reads.end
+	}
+	var g *Grouped
+	for _, st := range steps {
+		name := stepName(p.name, st)
+		switch st.kind {
+		case "filter":
+			s = s.Filter(name, st.expr.Predicate())
+		case "map_values":
+			s = s.MapValues(name, st.expr.ValueMapper())
+		case "select_key":
+			s = s.SelectKey(name, st.expr.KeySelector())
+		case "map":
+			s = s.Map(name, keyValueMapper(st.expr, st.expr2))
+		case "flat_map":
+			s = s.FlatMap(name, st.expr.FlatMapper())
+		case "join":
+			if q := st.joinPipe; q != nil {
+				l.buildPipe(tb, b, q)
+				s = s.Join(name, q.table, st.expr.ValueJoiner())
+				break
+			}
+			t := b.tableByNm[st.table]
+			if t.table == nil {
+				t.table = tb.Table(t.topic, t.codec)
+			}
+			s = s.Join(name, t.table, st.expr.ValueJoiner())
+		case "branch":
+			preds := make([]Predicate, len(p.branches))
+			for i, br := range p.branches {
+				preds[i] = br.when.Predicate()
+			}
+			for i, out := range s.Branch(name, preds...) {
+				p.branches[i].end = out
+			}
+		case "to":
+			s.To(st.topic, st.codec)
+		case "group_by_key":
+			g = s.GroupByKey()
+		case "group_by":
+			g = s.GroupBy(name, st.expr.KeySelector())
+		case "count":
+			p.table = g.Count(p.name)
+		case "reduce":
+			p.table = g.Reduce(p.name, st.expr.Reducer(), st.codec)
+		case "aggregate":
+			p.table = g.Aggregate(p.name, initializer(st.initial), st.expr.Aggregator(), st.codec)
+		case "latest":
+			p.table = s.Latest(p.name, st.codec)
+		}
+	}
+	p.end = s
+}
