@@ -131,7 +131,7 @@ var (
 // Step kinds of topology files.
 var stepKinds = []string{
 	"filter", "map_values", "select_key", "map", "flat_map", "join", "branch", "to",
-	"group_by_key", "group_by", "count", "reduce", "aggregate", "latest", "suppress",
+	"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress",
 }
 
 type sourceSpec struct {
@@ -200,6 +200,7 @@ type stepSpec struct {
 	codec     goka.Codec
 	codecName string
 	every     time.Duration
+	windows   Windows
 }
 
 // target is what a name in `from` refers to.
@@ -812,25 +813,52 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 			}
 			s.codec, s.codecName = l.codec(m)
 		}
+	case "window":
+		m, ok := l.fields(s.val, s.key, s.kind, "size", "advance", "grace")
+		if ok {
+			if f, ok := l.require(m, "size", s.key, "window"); ok {
+				s.windows.Size = l.duration(f, "size", true)
+			}
+			s.windows.Advance = s.windows.Size
+			if f, ok := m["advance"]; ok {
+				s.windows.Advance = l.duration(f, "advance", true)
+				if w := s.windows; w.Size > 0 && w.Advance > 0 && (w.Advance > w.Size || w.Size%w.Advance != 0) {
+					l.errf(f.v, "advance: the window size (%s) must be a multiple of advance (%s)", w.Size, w.Advance)
+				}
+			}
+			if f, ok := m["grace"]; ok {
+				s.windows.Grace = l.duration(f, "grace", false)
+			}
+		}
 	case "suppress":
 		m, ok := l.fields(s.val, s.key, s.kind, "every")
 		if ok {
 			if f, ok := l.require(m, "every", s.key, "suppress"); ok {
-				if v, ok := l.str(f, "every"); ok {
-					d, err := time.ParseDuration(v)
-					switch {
-					case err != nil:
-						l.errf(f.v, "every: bad duration %q (write e.g. 500ms, 10s, 1m)", v)
-					case d <= 0:
-						l.errf(f.v, "every: the duration must be positive, not %s", v)
-					default:
-						s.every = d
-					}
-				}
+				s.every = l.duration(f, "every", true)
 			}
 		}
 	}
 	return s
+}
+
+// duration reads a duration (positive, or at least 0).
+func (l *loader) duration(e kv, what string, positive bool) time.Duration {
+	v, ok := l.str(e, what)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		l.errf(e.v, "%s: bad duration %q (write e.g. 500ms, 10s, 1m)", what, v)
+	case positive && d <= 0:
+		l.errf(e.v, "%s: the duration must be positive, not %s", what, v)
+	case d < 0:
+		l.errf(e.v, "%s: the duration must not be negative, not %s", what, v)
+	default:
+		return d
+	}
+	return 0
 }
 
 // branches reads the branches of a branch step.
@@ -911,10 +939,15 @@ func (l *loader) order(p *pipeSpec) {
 			}
 			l.errf(s.key, "step %s after %s (line %d): %s", s.kind, prev.kind, prev.key.Line, what)
 			return
-		case prev != nil && isGrouping(prev.kind) && !isAggregation(s.kind) || s.kind == "latest" && prev != nil && isGrouping(prev.kind):
+		case prev != nil && isGrouping(prev.kind) && s.kind != "window" && !isGroupAggregation(s.kind):
 			l.errf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
 			return
-		case isAggregation(s.kind) && s.kind != "latest" && (prev == nil || !isGrouping(prev.kind)):
+		case prev != nil && prev.kind == "window" && !isGroupAggregation(s.kind):
+			l.errf(s.key, "window must be followed by count, reduce or aggregate, not %s", s.kind)
+			return
+		case s.kind == "window" && (prev == nil || !isGrouping(prev.kind)):
+			l.errf(s.key, "window needs a group_by_key or group_by step before it")
+		case isGroupAggregation(s.kind) && (prev == nil || !isGrouping(prev.kind) && prev.kind != "window"):
 			l.errf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
 		case s.kind == "suppress":
 			if !p.fromTable {
@@ -927,7 +960,7 @@ func (l *loader) order(p *pipeSpec) {
 			}
 		}
 	}
-	if n := len(p.steps); n > 0 && isGrouping(p.steps[n-1].kind) {
+	if n := len(p.steps); n > 0 && (isGrouping(p.steps[n-1].kind) || p.steps[n-1].kind == "window") {
 		s := p.steps[n-1]
 		l.errf(s.key, "%s must be followed by count, reduce or aggregate", s.kind)
 	}
@@ -937,6 +970,11 @@ func isGrouping(kind string) bool { return kind == "group_by_key" || kind == "gr
 
 func isAggregation(kind string) bool {
 	return kind == "count" || kind == "reduce" || kind == "aggregate" || kind == "latest"
+}
+
+// isGroupAggregation reports whether kind aggregates a grouping.
+func isGroupAggregation(kind string) bool {
+	return kind == "count" || kind == "reduce" || kind == "aggregate"
 }
 
 func isTerminal(kind string) bool { return kind == "to" || kind == "branch" || isAggregation(kind) }
@@ -1081,6 +1119,7 @@ func (l *loader) cycles(b *build) {
 		black
 	)
 	var path []*pipeSpec
+	var via []bool // via[i]: path[i] joins path[i+1] (else reads it)
 	var visit func(p *pipeSpec)
 	// found reports the cycle closed by p's dependency on q (read, or
 	// joined at join); p depends on q, which depends on the next pipeline
@@ -1094,15 +1133,23 @@ func (l *loader) cycles(b *build) {
 		for _, r := range path[k:] {
 			chain = append(chain, r.name)
 		}
+		joined := join != nil
+		for _, j := range via[k:] {
+			joined = joined || j
+		}
+		at, what := p.fromNode, "from"
+		if join != nil {
+			at, what = join.tableNode, "join"
+		}
 		switch {
 		case join != nil && q == p:
-			l.errf(join.tableNode, "join: pipeline %s joins its own table", p.name)
-		case join != nil:
-			l.errf(join.tableNode, "join: pipelines depend on each other in a cycle: %s (each reads or joins the next)", strings.Join(chain, " -> "))
+			l.errf(at, "join: pipeline %s joins its own table", p.name)
 		case q == p:
-			l.errf(p.fromNode, "from: pipeline %s reads itself", p.name)
+			l.errf(at, "from: pipeline %s reads itself", p.name)
+		case joined:
+			l.errf(at, "%s: pipelines depend on each other in a cycle: %s (each reads or joins the next)", what, strings.Join(chain, " -> "))
 		default:
-			l.errf(p.fromNode, "from: pipelines read each other in a cycle: %s (each reads the next)", strings.Join(chain, " -> "))
+			l.errf(at, "from: pipelines read each other in a cycle: %s (each reads the next)", strings.Join(chain, " -> "))
 		}
 	}
 	visit = func(p *pipeSpec) {
@@ -1111,7 +1158,9 @@ func (l *loader) cycles(b *build) {
 		if q := p.reads; q != nil {
 			switch q.state {
 			case white:
+				via = append(via, false)
 				visit(q)
+				via = via[:len(via)-1]
 			case grey:
 				found(p, q, nil)
 				p.reads = nil // no further trouble
@@ -1121,7 +1170,9 @@ func (l *loader) cycles(b *build) {
 			if q := s.joinPipe; q != nil {
 				switch q.state {
 				case white:
+					via = append(via, true)
 					visit(q)
+					via = via[:len(via)-1]
 				case grey:
 					found(p, q, s)
 					s.joinPipe = nil

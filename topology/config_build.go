@@ -97,6 +97,8 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 			g = s.GroupByKey()
 		case "group_by":
 			g = s.GroupBy(name, st.expr.KeySelector())
+		case "window":
+			g = g.WindowedBy(name, st.windows)
 		case "count":
 			p.table = g.Count(p.name)
 		case "reduce":

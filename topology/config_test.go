@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -48,14 +49,14 @@ func TestLoadShop(t *testing.T) {
 			kinds[s] = true
 		}
 	}
-	if len(f.Pipelines) != 11 {
+	if len(f.Pipelines) != 12 {
 		t.Errorf("pipelines %v", names)
 	}
-	if got := strings.Join(tables, " "); got != "per-customer segment-totals largest-small-order latest-order words" {
+	if got := strings.Join(tables, " "); got != "per-customer segment-totals daily-totals largest-small-order latest-order words" {
 		t.Errorf("table pipelines %s", got)
 	}
 	for _, k := range []string{"filter", "map_values", "select_key", "map", "flat_map", "join", "branch", "to",
-		"group_by_key", "group_by", "count", "reduce", "aggregate", "latest", "suppress"} {
+		"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress"} {
 		if !kinds[k] {
 			t.Errorf("shop.yaml has no %s step", k)
 		}
@@ -81,6 +82,7 @@ func TestLoadShop(t *testing.T) {
 		"shop-per-customer":        "orders",
 		"shop-latest-order":        "orders",
 		"shop-segment-totals":      "shop-segment-totals-repartition",
+		"shop-daily-totals":        "shop-daily-totals-repartition",
 		"shop-largest-small-order": "shop-largest-small-order-repartition",
 		"shop-words":               "shop-words-repartition",
 	}
@@ -127,18 +129,20 @@ func TestShopRuns(t *testing.T) {
 		queues[topic] = tt.NewQueueTracker(topic)
 	}
 
+	day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for _, o := range []struct {
+		at         time.Duration
 		key, value string
 	}{
-		{"c1", `{"customer": "c1", "segment": "retail", "amount": 50}`},
-		{"c1", `{"customer": "c1", "segment": "retail", "amount": 150}`},
-		{"c2", `{"customer": "c2", "segment": "retail", "amount": 20}`},
-		{"c2", `{"customer": "c2", "segment": "b2b", "amount": 500}`},
-		{"c3", `{"customer": "c3", "segment": "b2b", "amount": -5}`},     // filtered out
-		{"c3", `{"customer": "c3", "segment": "b2b", "amount": "lots"}`}, // rejected: string > int
-		{"c5", `{"customer": "c5", "segment": "retail"}`},                // rejected: no amount
+		{10 * time.Hour, "c1", `{"customer": "c1", "segment": "retail", "amount": 50}`},
+		{11 * time.Hour, "c1", `{"customer": "c1", "segment": "retail", "amount": 150}`},
+		{12 * time.Hour, "c2", `{"customer": "c2", "segment": "retail", "amount": 20}`},
+		{33 * time.Hour, "c2", `{"customer": "c2", "segment": "b2b", "amount": 500}`},    // the next day
+		{34 * time.Hour, "c3", `{"customer": "c3", "segment": "b2b", "amount": -5}`},     // filtered out
+		{35 * time.Hour, "c3", `{"customer": "c3", "segment": "b2b", "amount": "lots"}`}, // rejected: string > int
+		{36 * time.Hour, "c5", `{"customer": "c5", "segment": "retail"}`},                // rejected: no amount
 	} {
-		tt.Consume("orders", o.key, []byte(o.value))
+		tt.Consume("orders", o.key, []byte(o.value), tester.WithTime(day.Add(o.at)))
 	}
 	tt.Consume("clicks", "u1", []byte("buy shoes  buy"))
 	tt.Consume("clicks", "u2", []byte("shoes"))
@@ -165,6 +169,10 @@ func TestShopRuns(t *testing.T) {
 		{"shop-largest-small-order-table", "b2b", "<nil>"},
 		{"shop-latest-order-table", "c1", `{"amount":150,"customer":"c1","segment":"retail"}`},
 		{"shop-latest-order-table", "c2", `{"amount":500,"customer":"c2","segment":"b2b"}`},
+		{"shop-daily-totals-table", "c1@2026-05-01T00:00:00Z", "200"},
+		{"shop-daily-totals-table", "c2@2026-05-01T00:00:00Z", "20"},
+		{"shop-daily-totals-table", "c2@2026-05-02T00:00:00Z", "500"},
+		{"shop-daily-totals-table", "c1", "<nil>"},
 		{"shop-words-table", "buy", "2"},
 		{"shop-words-table", "shoes", "2"},
 		{"shop-words-table", "", "<nil>"},
@@ -452,7 +460,61 @@ func TestSpecExample(t *testing.T) {
 	if _, err := topology.Compile(f.Topology); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Pipelines) != 6 || f.App != "shop" {
+	if n := strings.Count(example, "\n  - name: "); len(f.Pipelines) != n || f.App != "shop" {
 		t.Errorf("app %s, %d pipelines", f.App, len(f.Pipelines))
+	}
+}
+
+// TestJoinTopologyTable: a join may read a table of the same topology.
+func TestJoinTopologyTable(t *testing.T) {
+	src := `app: t
+streams: {orders: {topic: orders}}
+pipelines:
+  - name: counts
+    from: orders
+    steps: [{group_by_key: {}}, {count: {}}]
+  - name: enriched
+    from: orders
+    steps:
+      - join: {table: counts, value: "{'order': value, 'orders': other}"}
+      - to: {topic: enriched}
+`
+	f, err := topology.Load("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var join *topology.Node
+	for _, n := range f.Topology.Nodes {
+		if n.Kind == topology.KindJoin {
+			join = n
+		}
+	}
+	if join == nil || join.Other == nil || join.Other.Name != "counts" || join.Other.Kind != topology.KindCount {
+		t.Fatalf("join node %+v", join)
+	}
+	if _, err := topology.Compile(f.Topology); err != nil {
+		t.Fatal(err)
+	}
+
+	cyclic := `app: t
+streams: {orders: {topic: orders}}
+pipelines:
+  - name: a
+    from: orders
+    steps:
+      - join: {table: b, value: "other"}
+      - group_by_key: {}
+      - count: {}
+  - name: b
+    from: table:a
+    steps:
+      - join: {table: b, value: "other"}
+      - latest: {}
+`
+	_, err = topology.Load("c.yaml", []byte(cyclic))
+	want := `c.yaml:11:11: from: pipelines depend on each other in a cycle: b -> a -> b (each reads or joins the next)
+c.yaml:13:23: join: pipeline b joins its own table`
+	if err == nil || err.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", err, want)
 	}
 }

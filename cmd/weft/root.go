@@ -78,6 +78,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newProduceCommand(g),
 		newGetCommand(g),
 		newExplainCommand(g),
+		newValidateCommand(g),
 		newDescribeCommand(g),
 		newTestCommand(g),
 		newVersionCommand(),
