@@ -300,3 +300,18 @@ func (c Config) EnsureTopic(sc *sarama.Config, topic string) (int, error) {
 	}
 	return c.Partitions, nil
 }
+
+// EnsureTable creates a table topic (compacted) with the configured
+// partitions and replication factor unless it exists.
+func (c Config) EnsureTable(sc *sarama.Config, topic string) error {
+	c = c.withDefaults()
+	tm, err := c.topicManagerBuilder(sc)(c.Brokers)
+	if err != nil {
+		return c.Explain(fmt.Errorf("connect topic manager: %w", err))
+	}
+	defer tm.Close()
+	if err := tm.EnsureTableExists(topic, c.Partitions); err != nil {
+		return c.Explain(fmt.Errorf("create table topic %s: %w", topic, err))
+	}
+	return nil
+}

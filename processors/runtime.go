@@ -162,11 +162,18 @@ func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key,
 	return nil, false
 }
 
-// ensureInputs creates the input streams that do not exist yet; goka only
-// creates table and loopback topics.
+// ensureInputs creates the input streams and the tables the group reads
+// (lookups and joins) that do not exist yet; goka only creates its own
+// table and loopback topics, and fails on a missing table it reads. A
+// table written by another processor may well start empty.
 func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGraph) error {
 	for _, e := range graph.InputStreams() {
 		if _, err := k.EnsureTopic(sc, e.Topic()); err != nil {
+			return err
+		}
+	}
+	for _, e := range append(graph.LookupTables(), graph.JointTables()...) {
+		if err := k.EnsureTable(sc, e.Topic()); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +184,73 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("run --help lacks %q", want)
 		}
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// weft run <topology file> with the embedded broker: every group of the
+// file runs; produce orders and read two of its tables.
+func TestRunTopologyFile(t *testing.T) {
+	addr := freeAddr(t)
+	common := []string{"--embedded-addr", addr, "--log-level", "warn"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := weft(ctx, append([]string{"run", filepath.Join("..", "..", "testdata", "topologies", "shop.yaml"),
+			"--state-dir", t.TempDir()}, common...)...)
+		done <- err
+	}()
+	orders := filepath.Join(t.TempDir(), "orders.jsonl")
+	lines := `{"customer":"c1","segment":"retail","amount":50}
+{"customer":"c1","segment":"retail","amount":150}
+{"customer":"c2","segment":"b2b","amount":500}
+{"customer":"c3","segment":"b2b","amount":-5}
+`
+	if err := os.WriteFile(orders, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitFor(t, time.Minute, "the embedded broker to take the orders", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped: %v", err)
+		default:
+		}
+		_, err := weft(t.Context(), append([]string{"produce", "orders", orders, "--key-field", "customer"}, common...)...)
+		return err == nil
+	})
+	get := func(table, key string) string {
+		out, err := weft(t.Context(), append([]string{"get", table, key}, common...)...)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(out)
+	}
+	// per-customer counts valid orders; segment-totals sums them per segment.
+	kafkatest.WaitFor(t, 2*time.Minute, "the tables to hold all orders", func() bool {
+		return get("shop-per-customer", "c1") == "2" && get("shop-segment-totals", "retail") == "200" &&
+			get("shop-segment-totals", "b2b") == "500"
+	})
+	if got := get("shop-per-customer", "c3"); got != "" {
+		t.Fatalf("c3's only order was filtered out, but it has count %q", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not stop")
 	}
 }
