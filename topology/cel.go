@@ -29,6 +29,20 @@ import (
 // extensions (lowerAscii, split, math.greatest, ...), optional values
 // (value.?amount.orValue(0)) and numeric comparisons across int, uint and
 // double (value.amount > 0 holds for 1.5).
+//
+// One weft function is added: reject(reason string) -> dyn. Its
+// evaluation fails with the error "rejected: <reason>", so the record that
+// evaluated it is rejected like any record whose expression fails: it goes
+// to the dead-letter topic of its group (weft.error.message names the
+// reason) and changes no state. It lets an expression enforce the rules of
+// a domain, including rules that depend on state, e.g. an aggregate's add:
+//
+//	aggregate == null ? reject('unknown account') : {...}
+//
+// Only the branch of a conditional that is taken is evaluated, so
+// `cond ? value : reject('why')` rejects exactly the records for which cond
+// is false. Its result type is dyn so that it fits either branch of a
+// conditional.
 
 // celVars names the set of variables an expression sees.
 type celVars int
@@ -86,6 +100,7 @@ func celEnv(v celVars) (*cel.Env, error) {
 			opts := []cel.EnvOption{
 				ext.Strings(), ext.Math(), cel.OptionalTypes(),
 				cel.CrossTypeNumericComparisons(true),
+				rejectFunction,
 			}
 			if celVars(i) != varsNone {
 				opts = append(opts, cel.Variable("key", cel.StringType), cel.Variable("value", cel.DynType))
@@ -106,6 +121,21 @@ func celEnv(v celVars) (*cel.Env, error) {
 	}
 	return celEnvs.envs[v], nil
 }
+
+// rejectedPrefix starts the error of reject(reason): "rejected: <reason>".
+const rejectedPrefix = "rejected: "
+
+// rejectFunction declares reject(reason string) -> dyn, whose evaluation
+// is the error "rejected: <reason>" (see the comment at the top of this file).
+var rejectFunction = cel.Function("reject",
+	cel.Overload("reject_string", []*cel.Type{cel.StringType}, cel.DynType,
+		cel.UnaryBinding(func(reason ref.Val) ref.Val {
+			s, ok := reason.(types.String)
+			if !ok {
+				return types.MaybeNoSuchOverloadErr(reason)
+			}
+			return types.NewErr("%s%s", rejectedPrefix, string(s))
+		})))
 
 // celIssue is a compilation problem of an expression, at a position inside
 // the expression (line 1-based, column 0-based, both 0 when unknown).

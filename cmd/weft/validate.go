@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/topology"
@@ -33,6 +34,12 @@ mistake.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := 0
 			for _, path := range args {
+				if strings.HasSuffix(path, ".test.yaml") || strings.HasSuffix(path, ".test.yml") {
+					// Test cases (weft test) often sit beside the topologies a
+					// glob names; they are not topology files.
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: skipped (test cases: run 'weft test' on its topology)\n", path)
+					continue
+				}
 				if !validateFile(path, cmd.OutOrStdout(), cmd.ErrOrStderr()) {
 					bad++
 				}
