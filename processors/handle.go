@@ -2,7 +2,6 @@ package processors
 
 import (
 	"fmt"
-	"log/slog"
 	"strconv"
 
 	"github.com/lovoo/goka"
@@ -15,7 +14,6 @@ import (
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
-	logger   *slog.Logger
 	stateful bool // the group has a table (set by DefineGroup)
 	stop     bool // stop the processor on a bad record (StopOnRejection)
 	// previous finds the value a redelivered record was first applied to
@@ -32,7 +30,7 @@ func NewRuntime(opts ...Option) *Runtime {
 	if tp == nil {
 		tp = tracing.Unexported()
 	}
-	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), logger: cfg.logger, stop: cfg.stopOnReject}
+	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), stop: cfg.stopOnReject}
 }
 
 // Tally returns the accounting of handled records.
