@@ -2,12 +2,14 @@ package statestore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,10 +32,27 @@ import (
 //   - RecoveryLoad: a fresh store in recovery mode loads benchKeys changelog
 //     records (Set + SetOffset, offsets increasing), then MarkRecovered.
 //
-// Each operation runs goka-leveldb first and then weft-pebble; the weft
+// The values above are raw bytes: weft sees no envelope and writes no
+// lineage. The Envelope variants run the same operations on the values weft
+// really stores, envelopes (AppendEnvelope: writer span, version, event time,
+// one source offset, the ~100-byte JSON value), given to goka's store as the
+// same bytes:
+//
+//   - SetEnvelope: as Set, every write the next version of its key (a
+//     per-key counter starting at the key's version in the table), so that
+//     weft writes a lineage entry per Set and trims every N versions.
+//   - RecoveryLoadEnvelope: as RecoveryLoad, from a compacted changelog
+//     whose record of each key has a version between 1 and 24; weft
+//     rebuilds the lineage index from it.
+//
+// weft-pebble runs with the default lineage (DefaultLineageVersions with
+// values); weft-pebble-nolineage (WithLineage(0, false)) shows what the
+// lineage index costs.
+//
+// Each operation runs goka-leveldb first and then the weft engines; each weft
 // sub-benchmark reports the speed-up over goka as the "x-vs-goka" metric, and
-// each operation prints a line "BenchmarkStore/Get: Get: weft ..., goka ...,
-// speed-up ...x".
+// each operation prints a line per weft engine "BenchmarkStore/Get: Get: weft
+// ..., goka ..., speed-up ...x".
 //
 //	go test -run XXX -bench BenchmarkStore ./statestore/
 //
@@ -44,9 +63,17 @@ import (
 //	for i in 1 2 3 4 5; do go test -count=1 -run XXX -bench BenchmarkStore ./statestore/; done
 func BenchmarkStore(b *testing.B) {
 	fx := &benchFixtures{root: b.TempDir()}
-	b.Run("Get", func(b *testing.B) { compareEngines(b, "Get", 2, benchGet(fx)) })
-	b.Run("Set", func(b *testing.B) { compareEngines(b, "Set", 1.5, benchSet(fx)) })
-	b.Run("RecoveryLoad", func(b *testing.B) { compareEngines(b, "RecoveryLoad", 3, benchRecoveryLoad(fx)) })
+	b.Run("Get", func(b *testing.B) { compareEngines(b, "Get", 2, benchEngines, benchGet(fx)) })
+	b.Run("Set", func(b *testing.B) { compareEngines(b, "Set", 1.5, benchEngines, benchSet(fx, false)) })
+	b.Run("RecoveryLoad", func(b *testing.B) {
+		compareEngines(b, "RecoveryLoad", 3, benchEngines, benchRecoveryLoad(fx, false))
+	})
+	b.Run("SetEnvelope", func(b *testing.B) {
+		compareEngines(b, "SetEnvelope", 1.5, benchEnvelopeEngines, benchSet(fx, true))
+	})
+	b.Run("RecoveryLoadEnvelope", func(b *testing.B) {
+		compareEngines(b, "RecoveryLoadEnvelope", 3, benchEnvelopeEngines, benchRecoveryLoad(fx, true))
+	})
 }
 
 const (
@@ -64,73 +91,97 @@ type benchEngine struct {
 	compact func(b *testing.B, dir string)
 }
 
-var benchEngines = []benchEngine{
-	{
-		name: "goka-leveldb",
-		open: func(b *testing.B, dir string) storage.Storage {
-			// storage.DefaultBuilder keeps partition p of topic t in path/t.p.
-			st, err := storage.DefaultBuilder(dir)("table", 0)
-			mustOK(b, err)
-			mustOK(b, st.Open())
-			return st
-		},
-		compact: func(b *testing.B, dir string) {
-			db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
-			mustOK(b, err)
-			mustOK(b, db.CompactRange(util.Range{}))
-			mustOK(b, db.Close())
-		},
+var gokaEngine = benchEngine{
+	name: "goka-leveldb",
+	open: func(b *testing.B, dir string) storage.Storage {
+		// storage.DefaultBuilder keeps partition p of topic t in path/t.p.
+		st, err := storage.DefaultBuilder(dir)("table", 0)
+		mustOK(b, err)
+		mustOK(b, st.Open())
+		return st
 	},
-	{
-		name: "weft-pebble",
+	compact: func(b *testing.B, dir string) {
+		db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
+		mustOK(b, err)
+		mustOK(b, db.CompactRange(util.Range{}))
+		mustOK(b, db.Close())
+	},
+}
+
+// weftEngine is weft's store built with opts.
+func weftEngine(name string, opts ...Option) benchEngine {
+	return benchEngine{
+		name: name,
 		open: func(b *testing.B, dir string) storage.Storage {
-			st, err := NewBuilder(dir).Build("table", 0)
+			st, err := NewBuilder(dir, opts...).Build("table", 0)
 			mustOK(b, err)
 			mustOK(b, st.Open())
 			return st
 		},
 		compact: func(b *testing.B, dir string) {
-			st := New(filepath.Join(dir, "table", "0"))
+			st := New(filepath.Join(dir, "table", "0"), opts...)
 			mustOK(b, st.Open())
 			mustOK(b, st.db.Flush())
 			mustOK(b, st.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true))
 			mustOK(b, st.Close())
 		},
-	},
+	}
 }
+
+var (
+	// benchEngines are compared on raw values. The first is the baseline.
+	benchEngines = []benchEngine{gokaEngine, weftEngine("weft-pebble")}
+	// benchEnvelopeEngines are compared on envelope values, weft with the
+	// default lineage index and without one.
+	benchEnvelopeEngines = []benchEngine{
+		gokaEngine,
+		weftEngine("weft-pebble"),
+		weftEngine("weft-pebble-nolineage", WithLineage(0, false)),
+	}
+)
 
 // benchOp runs one engine's sub-benchmark. It returns a cleanup function
 // that runs after the sub-benchmark (all its rounds) has finished.
 type benchOp func(b *testing.B, e benchEngine) (run func(b *testing.B), cleanup func())
 
 // compareEngines runs op for every engine as sub-benchmarks and logs the
-// ratio of weft to goka.
-func compareEngines(b *testing.B, op string, target float64, bench benchOp) {
+// ratio of each weft engine to goka (engines[0]).
+func compareEngines(b *testing.B, op string, target float64, engines []benchEngine, bench benchOp) {
 	nsPerOp := map[string]float64{}
-	for _, e := range benchEngines {
+	goka := engines[0].name
+	for _, e := range engines {
 		run, cleanup := bench(b, e)
 		b.Run(e.name, func(b *testing.B) {
 			run(b)
 			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			nsPerOp[e.name] = ns
-			if goka, ok := nsPerOp["goka-leveldb"]; ok && e.name == "weft-pebble" {
-				b.ReportMetric(goka/ns, "x-vs-goka")
+			if g, ok := nsPerOp[goka]; ok && e.name != goka {
+				b.ReportMetric(g/ns, "x-vs-goka")
 			}
 		})
 		cleanup()
 	}
-	weft, okW := nsPerOp["weft-pebble"]
-	goka, okG := nsPerOp["goka-leveldb"]
-	if !okW || !okG {
+	g, ok := nsPerOp[goka]
+	if !ok {
 		return
 	}
-	verdict := "meets"
-	if goka/weft < target {
-		verdict = "MISSES"
+	for _, e := range engines[1:] {
+		weft, ok := nsPerOp[e.name]
+		if !ok {
+			continue
+		}
+		verdict := "meets"
+		if g/weft < target {
+			verdict = "MISSES"
+		}
+		label := "weft"
+		if e.name != "weft-pebble" {
+			label = e.name
+		}
+		// b.Logf of a benchmark with sub-benchmarks only shows with -v.
+		fmt.Printf("%s: %s: %s %s/op, goka %s/op, speed-up %.2fx (%s target %.1fx)\n",
+			b.Name(), op, label, time.Duration(weft), time.Duration(g), g/weft, verdict, target)
 	}
-	// b.Logf of a benchmark with sub-benchmarks only shows with -v.
-	fmt.Printf("%s: %s: weft %s/op, goka %s/op, speed-up %.2fx (%s target %.1fx)\n",
-		b.Name(), op, time.Duration(weft), time.Duration(goka), goka/weft, verdict, target)
 }
 
 // benchData is the shared key set, values and random access patterns.
@@ -141,6 +192,12 @@ type benchData struct {
 	gets     []string // random reads: 90% keys, 10% misses
 	setKeys  []int    // random key indices for writes
 	loadKeys []int    // key indices of a changelog to recover
+
+	// Envelope variants: the version of each key in the changelog to
+	// recover (the number of updates the compacted changelog has seen) and
+	// the envelope of its value.
+	loadVersions []uint64
+	envValues    [][]byte
 }
 
 var benchDataOnce = sync.OnceValue(func() *benchData {
@@ -176,8 +233,34 @@ var benchDataOnce = sync.OnceValue(func() *benchData {
 	for i, k := range rng.Perm(benchKeys) {
 		d.loadKeys[i] = k
 	}
+	// Drawn after the raw data, which stays as it was.
+	d.loadVersions = make([]uint64, benchKeys)
+	d.envValues = make([][]byte, benchKeys)
+	for i := range benchKeys {
+		d.loadVersions[i] = 1 + rng.Uint64N(24)
+		d.envValues[i] = benchEnvelope(nil, rng, d.loadVersions[i], int64(i), d.values[i])
+	}
 	return d
 })
+
+var benchEventTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// benchEnvelope appends the envelope a weft processor stores for a value:
+// the writer span, the key's version, the event time and the offset of the
+// source record that produced it.
+func benchEnvelope(buf []byte, rng *rand.Rand, version uint64, source int64, value []byte) []byte {
+	env := Envelope{
+		Version:   version,
+		EventTime: benchEventTime.Add(time.Duration(source) * time.Millisecond),
+		Sources:   []SourceOffset{{Topic: "orders", Partition: 3, Offset: 1_000_000 + source}},
+		Value:     value,
+	}
+	binary.LittleEndian.PutUint64(env.Writer.TraceID[:8], rng.Uint64())
+	binary.LittleEndian.PutUint64(env.Writer.TraceID[8:], rng.Uint64())
+	binary.LittleEndian.PutUint64(env.Writer.SpanID[:], rng.Uint64()|1)
+	env.Writer.Flags = 1
+	return AppendEnvelope(buf, &env)
+}
 
 const benchNameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -191,8 +274,9 @@ func benchValue(rng *rand.Rand, i, version int) []byte {
 		2*i, name[:], rng.IntN(1_000_000), rng.IntN(500), version, 1_760_000_000+rng.IntN(10_000_000))
 }
 
-// benchFixtures builds, once per engine, a table of benchKeys keys loaded
-// through recovery, fully compacted and closed; benchmarks work on copies.
+// benchFixtures builds, once per engine and kind of value (raw, envelope), a
+// table of benchKeys keys loaded through recovery, fully compacted and
+// closed; benchmarks work on copies.
 type benchFixtures struct {
 	root      string
 	mu        sync.Mutex
@@ -200,11 +284,21 @@ type benchFixtures struct {
 	copies    int
 }
 
-// loadRecovery loads the changelog of the benchmark data into st, which
-// must be in recovery mode, starting at offset first.
-func loadRecovery(b *testing.B, st storage.Storage, d *benchData, first int64) {
+// values returns the values of the keys: raw values or their envelopes.
+func (d *benchData) valuesOf(envelope bool) [][]byte {
+	if envelope {
+		return d.envValues
+	}
+	return d.values
+}
+
+// loadRecovery loads the changelog of the benchmark data (raw values or
+// envelopes) into st, which must be in recovery mode, starting at offset
+// first.
+func loadRecovery(b *testing.B, st storage.Storage, d *benchData, envelope bool, first int64) {
+	values := d.valuesOf(envelope)
 	for i, k := range d.loadKeys {
-		if err := st.Set(d.keys[k], d.values[k]); err != nil {
+		if err := st.Set(d.keys[k], values[k]); err != nil {
 			b.Fatal(err)
 		}
 		if err := st.SetOffset(first + int64(i)); err != nil {
@@ -213,29 +307,33 @@ func loadRecovery(b *testing.B, st storage.Storage, d *benchData, first int64) {
 	}
 }
 
-func (f *benchFixtures) template(b *testing.B, e benchEngine) string {
+func (f *benchFixtures) template(b *testing.B, e benchEngine, envelope bool) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if dir, ok := f.templates[e.name]; ok {
+	name := e.name
+	if envelope {
+		name += "-envelope"
+	}
+	if dir, ok := f.templates[name]; ok {
 		return dir
 	}
 	d := benchDataOnce()
-	dir := filepath.Join(f.root, "template-"+e.name)
+	dir := filepath.Join(f.root, "template-"+name)
 	st := e.open(b, dir)
-	loadRecovery(b, st, d, 0)
+	loadRecovery(b, st, d, envelope, 0)
 	mustOK(b, st.MarkRecovered())
 	mustOK(b, st.Close())
 	e.compact(b, dir)
 	if f.templates == nil {
 		f.templates = map[string]string{}
 	}
-	f.templates[e.name] = dir
+	f.templates[name] = dir
 	return dir
 }
 
 // populated opens a recovered copy of the engine's template table.
-func (f *benchFixtures) populated(b *testing.B, e benchEngine) (storage.Storage, string) {
-	tmpl := f.template(b, e)
+func (f *benchFixtures) populated(b *testing.B, e benchEngine, envelope bool) (storage.Storage, string) {
+	tmpl := f.template(b, e, envelope)
 	f.mu.Lock()
 	f.copies++
 	dir := filepath.Join(f.root, fmt.Sprintf("copy-%d-%s", f.copies, e.name))
@@ -288,7 +386,7 @@ var benchSink int
 func benchGet(f *benchFixtures) benchOp {
 	return func(b *testing.B, e benchEngine) (func(*testing.B), func()) {
 		d := benchDataOnce()
-		st, dir := f.populated(b, e)
+		st, dir := f.populated(b, e, false)
 		// Warm up: one pass over the access pattern, so that both engines
 		// run with whatever their caches hold in steady state.
 		hits := 0
@@ -318,10 +416,14 @@ func benchGet(f *benchFixtures) benchOp {
 	}
 }
 
-func benchSet(f *benchFixtures) benchOp {
+// benchSetChunk is how many envelopes the SetEnvelope benchmark encodes at a
+// time, with the timer stopped.
+const benchSetChunk = 4096
+
+func benchSet(f *benchFixtures, envelope bool) benchOp {
 	return func(b *testing.B, e benchEngine) (func(*testing.B), func()) {
 		d := benchDataOnce()
-		st, dir := f.populated(b, e)
+		st, dir := f.populated(b, e, envelope)
 		offset, err := st.GetOffset(-1)
 		mustOK(b, err)
 		if offset != benchKeys-1 {
@@ -334,17 +436,69 @@ func benchSet(f *benchFixtures) benchOp {
 		for i := range values {
 			values[i] = benchValue(rng, i, 2)
 		}
+		if !envelope {
+			run := func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					k := d.setKeys[i&(benchPatternSz-1)]
+					if err := st.Set(d.keys[k], values[i&(len(values)-1)]); err != nil {
+						b.Fatal(err)
+					}
+					// goka acknowledges each table write with its changelog offset.
+					offset++
+					if err := st.SetOffset(offset); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			return run, closeAndRemove(b, st, dir)
+		}
+		// Envelopes carry the next version of their key, so they are
+		// encoded as the loop goes, benchSetChunk at a time with the timer
+		// stopped (a processor encodes them before Set; the encoding is not
+		// the store's cost). Each chunk gets a fresh buffer: the store keeps
+		// the values it is given until the changelog acknowledges them.
+		versions := slices.Clone(d.loadVersions)
+		chunk := make([][]byte, benchSetChunk)
+		source := int64(benchKeys)
+		encode := func(first int) {
+			buf := make([]byte, 0, benchSetChunk*192)
+			for j := range chunk {
+				i := first + j
+				k := d.setKeys[i&(benchPatternSz-1)]
+				versions[k]++
+				start := len(buf)
+				buf = benchEnvelope(buf, rng, versions[k], source, values[i&(len(values)-1)])
+				source++
+				chunk[j] = buf[start:len(buf):len(buf)]
+			}
+		}
 		run := func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
+				j := i % benchSetChunk
+				if j == 0 {
+					b.StopTimer()
+					encode(i)
+					b.StartTimer()
+				}
 				k := d.setKeys[i&(benchPatternSz-1)]
-				if err := st.Set(d.keys[k], values[i&(len(values)-1)]); err != nil {
+				if err := st.Set(d.keys[k], chunk[j]); err != nil {
 					b.Fatal(err)
 				}
-				// goka acknowledges each table write with its changelog offset.
 				offset++
 				if err := st.SetOffset(offset); err != nil {
 					b.Fatal(err)
+				}
+			}
+			// The writes did build lineage.
+			if ws, ok := st.(*Store); ok && ws.opts.lineageVersions > 0 {
+				k := d.keys[d.setKeys[0]]
+				l, err := ws.Lineage(k)
+				mustOK(b, err)
+				if len(l) < 2 || l[0].Version != versions[d.setKeys[0]] {
+					b.Fatalf("%s: lineage of %s has %d versions, the newest %v; want at least 2, the newest %d",
+						e.name, k, len(l), l[0].Version, versions[d.setKeys[0]])
 				}
 			}
 		}
@@ -352,7 +506,7 @@ func benchSet(f *benchFixtures) benchOp {
 	}
 }
 
-func benchRecoveryLoad(f *benchFixtures) benchOp {
+func benchRecoveryLoad(f *benchFixtures, envelope bool) benchOp {
 	return func(b *testing.B, e benchEngine) (func(*testing.B), func()) {
 		d := benchDataOnce()
 		run := func(b *testing.B) {
@@ -367,7 +521,7 @@ func benchRecoveryLoad(f *benchFixtures) benchOp {
 				st := e.open(b, dir)
 				b.StartTimer()
 				start := time.Now()
-				loadRecovery(b, st, d, 0)
+				loadRecovery(b, st, d, envelope, 0)
 				mustOK(b, st.MarkRecovered())
 				loading += time.Since(start)
 				b.StopTimer()

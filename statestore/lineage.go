@@ -24,14 +24,17 @@ import (
 // Key layout: 'l', uvarint(len(key)), key, big-endian uint64 version.
 
 func lineageKeyPrefix(key string) []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+8)
-	b = append(b, lineagePrefix)
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	return append(b, key...)
+	return appendLineageKeyPrefix(make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+8), key)
 }
 
 func lineageKey(key string, version uint64) []byte {
 	return binary.BigEndian.AppendUint64(lineageKeyPrefix(key), version)
+}
+
+func appendLineageKeyPrefix(b []byte, key string) []byte {
+	b = append(b, lineagePrefix)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	return append(b, key...)
 }
 
 // envelopeVersion reads the version of an envelope without decoding the
@@ -74,13 +77,22 @@ func (s *Store) stageLineage(key string, value []byte) error {
 		env.Value = nil
 		entry = AppendEnvelope(nil, &env)
 	}
-	if err := s.batch.Set(lineageKey(key, version), entry, nil); err != nil {
+	// The batch copies keys, so they are built in stack buffers: this is
+	// the write path of every Set, and these were its only allocations.
+	var kbuf, ebuf [96]byte
+	k := appendLineageKeyPrefix(kbuf[:0], key)
+	p := len(k)
+	k = binary.BigEndian.AppendUint64(k, version)
+	if err := s.batch.Set(k, entry, nil); err != nil {
 		return err
 	}
 	// Trim in amortized steps: every n versions drop those older than the
 	// last n (a range, since restored histories can have gaps).
 	if version > uint64(n) && version%uint64(n) == 0 {
-		return s.batch.DeleteRange(lineageKey(key, 0), lineageKey(key, version-uint64(n)+1), nil)
+		end := append(ebuf[:0], k...)
+		binary.BigEndian.PutUint64(end[p:], version-uint64(n)+1)
+		binary.BigEndian.PutUint64(k[p:], 0)
+		return s.batch.DeleteRange(k, end, nil)
 	}
 	return nil
 }
