@@ -98,7 +98,7 @@ func celEnv(v celVars) (*cel.Env, error) {
 				extra = []string{"aggregate"}
 			}
 			opts := []cel.EnvOption{
-				ext.Strings(), ext.Math(), cel.OptionalTypes(),
+				ext.Strings(), ext.Math(), ext.Bindings(), cel.OptionalTypes(),
 				cel.CrossTypeNumericComparisons(true),
 				rejectFunction,
 			}

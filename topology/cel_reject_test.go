@@ -155,3 +155,23 @@ pipelines:
 		t.Fatalf("tally: %d rejected, want 2", n)
 	}
 }
+
+// cel.bind names a value once for the rest of an expression.
+func TestCELBind(t *testing.T) {
+	f, err := Load("bind.yaml", []byte(`app: a
+streams:
+  in: {topic: in}
+pipelines:
+  - name: doubled
+    from: in
+    steps:
+      - map_values: "cel.bind(x, value.n * 2, {'twice': x, 'four': x * 2})"
+      - to: {topic: out}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(f.Topology); err != nil {
+		t.Fatal(err)
+	}
+}

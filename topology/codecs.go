@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -23,7 +24,7 @@ func (JSON) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Decode decodes JSON, keeping integers as int64.
 func (JSON) Decode(data []byte) (any, error) {
-	d := json.NewDecoder(strings.NewReader(string(data)))
+	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
