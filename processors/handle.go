@@ -65,8 +65,29 @@ type Decoder[T any] func(data []byte) (T, error)
 // at-least-once. Otherwise the record is skipped. Handlers must therefore
 // be deterministic.
 func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCallback {
-	return func(gctx goka.Context, raw any) {
+	return handle(rt, func(raw any) ([]byte, T, error) {
 		data, _ := raw.([]byte)
+		msg, err := decode(data)
+		return data, msg, err
+	}, h)
+}
+
+// HandleDecoded is Handle for an input whose edge codec decodes the records
+// already (e.g. a table topic read with EnvelopeCodec): h gets the decoded
+// value, which must be a T. goka itself stops the processor if that codec
+// fails, and a rejected record's dead letter carries no value.
+func HandleDecoded[T any](rt *Runtime, h Handler[T]) goka.ProcessCallback {
+	return handle(rt, func(raw any) ([]byte, T, error) {
+		msg, ok := raw.(T)
+		if !ok && raw != nil {
+			return nil, msg, fmt.Errorf("input value is a %T, want %T", raw, msg)
+		}
+		return nil, msg, nil
+	}, h)
+}
+
+func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handler[T]) goka.ProcessCallback {
+	return func(gctx goka.Context, raw any) {
 		headers := gctx.Headers()
 		spanCtx, span := rt.tracer.StartProcess(gctx.Context(), tracing.Record{
 			Topic: string(gctx.Topic()), Partition: gctx.Partition(), Offset: gctx.Offset(),
@@ -89,7 +110,7 @@ func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCal
 			ctx.prev, ctx.prevLoaded = prev, true
 			span.SetAttributes(tracing.AttrReplay.Bool(true))
 		}
-		msg, err := decode(data)
+		data, msg, err := decode(raw)
 		if err != nil {
 			rt.reject(ctx, data, &Rejection{Reason: "decode", Err: err})
 			return

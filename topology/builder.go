@@ -38,6 +38,9 @@ type Aggregator func(key string, value any, aggregate any) (any, error)
 // Reducer combines the current value of a key with a new one.
 type Reducer func(key string, current, value any) (any, error)
 
+// TableJoiner combines the values of a key in two tables.
+type TableJoiner func(key string, left, right any) (any, error)
+
 // ValueJoiner combines a record's value with the value it joins (nil when
 // the table has none).
 type ValueJoiner func(key string, value, other any) (any, error)
@@ -62,6 +65,7 @@ const (
 	KindReduce    Kind = "reduce"
 	KindAggregate Kind = "aggregate"
 	KindLatest    Kind = "latest"
+	KindJoinSides Kind = "tableJoin"
 	KindToStream  Kind = "toStream"
 	KindSuppress  Kind = "suppress"
 	KindSink      Kind = "to"
@@ -98,6 +102,7 @@ type Node struct {
 	kv     KeyValueMapper
 	key    KeySelector
 	flat   FlatMapper
+	tjoin  TableJoiner
 	init   Initializer
 	agg    Aggregator
 	reduce Reducer
@@ -107,7 +112,7 @@ type Node struct {
 // Stateful reports whether the node keeps a table.
 func (n *Node) Stateful() bool {
 	switch n.Kind {
-	case KindCount, KindReduce, KindAggregate, KindLatest:
+	case KindCount, KindReduce, KindAggregate, KindLatest, KindJoinSides:
 		return true
 	}
 	return false
@@ -339,6 +344,24 @@ type Table struct {
 	n *Node
 }
 
+// Join joins the table with a co-partitioned table (both keyed alike, with
+// the same partition count) into the table name: whenever either side of
+// a key changes and both sides have a value, joiner computes the key's
+// joined value (an inner join; nil from the joiner deletes it). The join
+// keeps both sides in an internal table name-sides and reaches the result
+// table through the internal topic <app>-<name>-repartition. Deleting a
+// side does not retract the joined value.
+func (t *Table) Join(name string, other *Table, joiner TableJoiner, codec goka.Codec) *Table {
+	t.b.need(other != nil, "table join %q without a table", name)
+	t.b.need(joiner != nil, "table join %q without a joiner", name)
+	sides := &Node{Kind: KindJoinSides, Name: name + "-sides", Codec: JSON{}, tjoin: joiner}
+	if other != nil {
+		sides.Other = other.n
+	}
+	t.b.add(sides, t.n)
+	return (&Grouped{s: &Stream{b: t.b, n: sides}}).aggregate(&Node{Kind: KindLatest, Name: name, Codec: codec})
+}
+
 // Node returns the table's node.
 func (t *Table) Node() *Node { return t.n }
 
@@ -367,8 +390,13 @@ func (b *Builder) Build() (*Topology, error) {
 		b.errs = append(b.errs, errors.New("topology without an application name"))
 	}
 	for _, n := range b.nodes {
-		if n.Kind == KindTable && len(n.Children) > 0 {
-			b.errs = append(b.errs, fmt.Errorf("table %s is read-only here: use it in a join", n.Topic))
+		if n.Kind == KindTable {
+			for _, ch := range n.Children {
+				if ch.Kind != KindJoinSides {
+					b.errs = append(b.errs, fmt.Errorf("table %s is read-only here: use it in a join", n.Topic))
+					break
+				}
+			}
 		}
 		if (n.Kind == KindSuppress || n.Kind == KindToStream) && n.Parent != nil && !n.Parent.Stateful() {
 			b.errs = append(b.errs, fmt.Errorf("%s %q must follow a table", n.Kind, n.Name))

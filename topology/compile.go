@@ -20,7 +20,8 @@ type Group struct {
 	Graph      *goka.GroupGraph
 	Runtime    *processors.Runtime
 	Coalescers []*processors.Coalescer
-	// Input is the topic the group consumes; Table its table topic ("" for
+	// Input is the topic the group consumes (for a table join, both table
+	// topics, comma-separated); Table its table topic ("" for
 	// a stateless group); Outputs the topics it writes.
 	Input   string
 	Table   string
@@ -180,6 +181,9 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 		step    step
 		err     error
 	)
+	if root.Kind == KindJoinSides {
+		return c.compileTableJoin(gb, root)
+	}
 	if root.Kind == KindSource {
 		input, inCodec = root.Topic, root.Codec
 		step, err = gb.children(root)
@@ -295,6 +299,8 @@ func (gb *groupBuilder) pathTo(src, target *Node) (step, error) {
 // node compiles ch as part of the group walking down from its parent.
 func (gb *groupBuilder) node(ch *Node) (step, error) {
 	switch {
+	case ch.Kind == KindJoinSides:
+		return nil, nil // its group reads both table topics itself
 	case ch.Stateful():
 		if !repartitioned(ch) {
 			return nil, nil // its own group reads the source itself
@@ -379,10 +385,7 @@ func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
 			return nil
 		}, nil
 	case KindJoin:
-		table := n.Other.Topic // a table read from its topic
-		if n.Other.Stateful() {
-			table = gb.t.TableTopic(n.Other) // a table of this topology
-		}
+		table := gb.t.tableTopicOf(n.Other)
 		gb.lookups[table] = n.Other.Codec
 		return func(ctx goka.Context, k string, v any) error {
 			other := ctx.Lookup(goka.Table(table), k)
@@ -510,4 +513,76 @@ func windowStep(n *Node, next step, fail func(error) error) step {
 		}
 		return nil
 	}
+}
+
+// tableTopicOf is the topic of a table: its own topic for a table read
+// from Kafka, its table topic for a table of this topology.
+func (t *Topology) tableTopicOf(n *Node) string {
+	if n.Stateful() {
+		return t.TableTopic(n)
+	}
+	return n.Topic
+}
+
+// compileTableJoin builds the group of a table-table join: it consumes the
+// table topics of both sides, keeps both values of each key in its own
+// table and, when both exist, passes the joined value on to the result
+// table (through its repartition topic).
+func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, error) {
+	t := c.Topology
+	left, right := sides.Parent, sides.Other
+	next, err := gb.children(sides)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) error { return processors.Reject("tableJoin", "table join %q: %v", sides.Name, err) }
+	side := func(name string, n *Node) (string, goka.ProcessCallback) {
+		topic := t.tableTopicOf(n)
+		return topic, processors.HandleDecoded(gb.rt, func(ctx goka.Context, s *processors.Stored) error {
+			if s == nil {
+				return nil // a deleted side: the joined value stays (see Table.Join)
+			}
+			v := s.Value
+			both, _ := ctx.Value().(map[string]any)
+			if both == nil {
+				both = map[string]any{}
+			}
+			both[name] = v
+			ctx.SetValue(both)
+			l, r := both["left"], both["right"]
+			if l == nil || r == nil {
+				return nil // an inner join: no result until both sides exist
+			}
+			joined, err := sides.tjoin(ctx.Key(), l, r)
+			if err != nil {
+				return fail(err)
+			}
+			return next(ctx, ctx.Key(), joined)
+		})
+	}
+	leftTopic, leftCB := side("left", left)
+	rightTopic, rightCB := side("right", right)
+	if leftTopic == rightTopic {
+		return nil, fmt.Errorf("table join %q: a table cannot join itself", sides.Name)
+	}
+	gb.group.Input = leftTopic + "," + rightTopic
+	// The table topics are read with the codec their owners write them
+	// with (envelopes around the user codec).
+	edges := []goka.Edge{
+		goka.Input(goka.Stream(leftTopic), processors.EnvelopeCodec(left.Codec), leftCB),
+		goka.Input(goka.Stream(rightTopic), processors.EnvelopeCodec(right.Codec), rightCB),
+		processors.Persist(sides.Codec),
+	}
+	gb.group.Table = t.TableTopic(sides)
+	for topic := range gb.outputs {
+		edges = append(edges, goka.Output(goka.Stream(topic), new(codec.Bytes)))
+		gb.group.Outputs = append(gb.group.Outputs, topic)
+	}
+	slices.Sort(gb.group.Outputs)
+	gb.group.Graph = processors.DefineGroup(gb.rt, gb.group.Name, edges...)
+	if err := gb.group.Graph.Validate(); err != nil {
+		return nil, fmt.Errorf("group %s: %w", gb.group.Name, err)
+	}
+	gb.group.Runtime = gb.rt
+	return gb.group, nil
 }

@@ -278,3 +278,60 @@ func TestWindowedAggregations(t *testing.T) {
 		}
 	}
 }
+
+// A table-table join: customers (latest) joined with their payment counts.
+func TestTableTableJoin(t *testing.T) {
+	b := topology.New("bank")
+	customers := b.Stream("customers", topology.JSON{}).Latest("customer", topology.JSON{})
+	payments := b.Stream("payments", topology.JSON{}).GroupByKey().Count("payments-per-customer")
+	customers.Join("customer-payments", payments, func(_ string, c, n any) (any, error) {
+		return map[string]any{"name": field(c, "name"), "payments": n}, nil
+	}, topology.JSON{})
+	top, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.Compile(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := tester.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, g := range c.Groups {
+		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.Run(ctx)
+	}
+	joined := func(key string) string {
+		v := tt.TableValue("bank-customer-payments-table", key)
+		if v == nil {
+			return "none"
+		}
+		data, _ := json.Marshal(v.(*processors.Stored).Value)
+		return string(data)
+	}
+	tt.Consume("customers", "c1", []byte(`{"name":"Alice"}`))
+	if got := joined("c1"); got != "none" {
+		t.Fatalf("joined before any payment: %s", got)
+	}
+	tt.Consume("payments", "c1", []byte(`{}`))
+	tt.Consume("payments", "c1", []byte(`{}`))
+	tt.Consume("payments", "c2", []byte(`{}`))
+	if got := joined("c1"); got != `{"name":"Alice","payments":2}` {
+		t.Fatalf("c1 = %s", got)
+	}
+	if got := joined("c2"); got != "none" {
+		t.Fatalf("c2 has no customer yet, joined = %s", got)
+	}
+	tt.Consume("customers", "c2", []byte(`{"name":"Bob"}`))
+	tt.Consume("customers", "c1", []byte(`{"name":"Alice B."}`))
+	if got := joined("c2"); got != `{"name":"Bob","payments":1}` {
+		t.Fatalf("c2 = %s", got)
+	}
+	if got := joined("c1"); got != `{"name":"Alice B.","payments":2}` {
+		t.Fatalf("c1 after the rename = %s", got)
+	}
+}
