@@ -132,6 +132,7 @@ var (
 var stepKinds = []string{
 	"filter", "map_values", "select_key", "map", "flat_map", "join", "branch", "to",
 	"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress",
+	"join_table",
 }
 
 type sourceSpec struct {
@@ -679,14 +680,14 @@ func (l *loader) pipeline(b *build, n *yaml.Node) *pipeSpec {
 			p.out = outSink
 		case "branch":
 			p.out = outBranch
-		case "count", "reduce", "aggregate", "latest":
+		case "count", "reduce", "aggregate", "latest", "join_table":
 			p.out = outTable
 		}
 	}
 	if p.name != "" {
 		for _, s := range p.steps {
 			switch s.kind {
-			case "count", "reduce", "aggregate", "latest":
+			case "count", "reduce", "aggregate", "latest", "join_table":
 				b.nodeName(l, p.name, "the table of pipeline "+p.name, p.nameNode)
 			case "branch":
 				for j := range p.branches {
@@ -759,6 +760,19 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 			if f, ok := l.require(m, "value", s.key, "join"); ok {
 				s.expr = l.cel(f, "join value", varsJoin, wantAny)
 			}
+		}
+	case "join_table":
+		m, ok := l.fields(s.val, s.key, "join_table", "table", "value", "codec")
+		if ok {
+			if f, ok := l.require(m, "table", s.key, "join_table"); ok {
+				if t, ok := l.str(f, "join_table table"); ok {
+					s.table, s.tableNode = t, f.v // checked by resolveJoins
+				}
+			}
+			if f, ok := l.require(m, "value", s.key, "join_table"); ok {
+				s.expr = l.cel(f, "join_table value", varsJoin, wantAny)
+			}
+			s.codec, s.codecName = l.codec(m)
 		}
 	case "branch":
 		l.branches(b, p, s)
@@ -949,6 +963,8 @@ func (l *loader) order(p *pipeSpec) {
 			l.errf(s.key, "window needs a group_by_key or group_by step before it")
 		case isGroupAggregation(s.kind) && (prev == nil || !isGrouping(prev.kind) && prev.kind != "window"):
 			l.errf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
+		case s.kind == "join_table" && (!p.fromTable || i != 0):
+			l.errf(s.key, "join_table joins the table a pipeline reads with another table: use it as the only step of a pipeline with from: table:<pipeline>")
 		case s.kind == "suppress":
 			if !p.fromTable {
 				l.errf(s.key, "suppress reads the updates of a table: use it as the first step of a pipeline with from: table:<pipeline>")
@@ -969,7 +985,7 @@ func (l *loader) order(p *pipeSpec) {
 func isGrouping(kind string) bool { return kind == "group_by_key" || kind == "group_by" }
 
 func isAggregation(kind string) bool {
-	return kind == "count" || kind == "reduce" || kind == "aggregate" || kind == "latest"
+	return kind == "count" || kind == "reduce" || kind == "aggregate" || kind == "latest" || kind == "join_table"
 }
 
 // isGroupAggregation reports whether kind aggregates a grouping.
@@ -1064,7 +1080,7 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 // tables:, or a pipeline of this topology that ends in an aggregation.
 func (l *loader) resolveJoins(b *build, p *pipeSpec) {
 	for _, s := range p.steps {
-		if s.kind != "join" || s.tableNode == nil {
+		if (s.kind != "join" && s.kind != "join_table") || s.tableNode == nil {
 			continue
 		}
 		t := s.table

@@ -42,10 +42,16 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 	case p.reads != nil && p.fromTable:
 		q := p.reads
 		l.buildPipe(tb, b, q)
-		if steps[0].kind == "suppress" {
+		switch steps[0].kind {
+		case "suppress":
 			s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
 			steps = steps[1:]
-		} else {
+		case "join_table":
+			st := steps[0]
+			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), TableJoiner(st.expr.ValueJoiner()), st.codec)
+			p.end = nil
+			return
+		default:
 			if q.updates == nil {
 				q.updates = q.table.ToStream()
 			}
@@ -73,16 +79,7 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		case "flat_map":
 			s = s.FlatMap(name, st.expr.FlatMapper())
 		case "join":
-			if q := st.joinPipe; q != nil {
-				l.buildPipe(tb, b, q)
-				s = s.Join(name, q.table, st.expr.ValueJoiner())
-				break
-			}
-			t := b.tableByNm[st.table]
-			if t.table == nil {
-				t.table = tb.Table(t.topic, t.codec)
-			}
-			s = s.Join(name, t.table, st.expr.ValueJoiner())
+			s = s.Join(name, l.joinedTable(tb, b, st), st.expr.ValueJoiner())
 		case "branch":
 			preds := make([]Predicate, len(p.branches))
 			for i, br := range p.branches {
@@ -110,4 +107,18 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		}
 	}
 	p.end = s
+}
+
+// joinedTable returns the table a join or join_table step reads: a table
+// pipeline of this file (built first) or a table of tables:.
+func (l *loader) joinedTable(tb *Builder, b *build, st *stepSpec) *Table {
+	if q := st.joinPipe; q != nil {
+		l.buildPipe(tb, b, q)
+		return q.table
+	}
+	t := b.tableByNm[st.table]
+	if t.table == nil {
+		t.table = tb.Table(t.topic, t.codec)
+	}
+	return t.table
 }
