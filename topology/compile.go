@@ -216,6 +216,11 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	for topic, cd := range gb.lookups {
 		edges = append(edges, processors.Lookup(goka.Table(topic), cd))
 	}
+	return gb.finish(edges)
+}
+
+// finish adds the output edges, defines and validates the group graph.
+func (gb *groupBuilder) finish(edges []goka.Edge) (*Group, error) {
 	// Outputs carry bytes: the steps encode with the node's codec, so that
 	// every group sees one codec (bytes) per topic.
 	for topic := range gb.outputs {
@@ -574,15 +579,5 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 		processors.Persist(sides.Codec),
 	}
 	gb.group.Table = t.TableTopic(sides)
-	for topic := range gb.outputs {
-		edges = append(edges, goka.Output(goka.Stream(topic), new(codec.Bytes)))
-		gb.group.Outputs = append(gb.group.Outputs, topic)
-	}
-	slices.Sort(gb.group.Outputs)
-	gb.group.Graph = processors.DefineGroup(gb.rt, gb.group.Name, edges...)
-	if err := gb.group.Graph.Validate(); err != nil {
-		return nil, fmt.Errorf("group %s: %w", gb.group.Name, err)
-	}
-	gb.group.Runtime = gb.rt
-	return gb.group, nil
+	return gb.finish(edges)
 }

@@ -79,16 +79,7 @@ func TestCompileShop(t *testing.T) {
 		}
 	}
 
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	tt.SetTableValue("crm-table", "c1", &processors.Stored{Value: map[string]any{"name": "Alice"}})
 	big := tt.NewQueueTracker("big-orders")
 	enriched := tt.NewQueueTracker("enriched")
@@ -190,16 +181,7 @@ func TestJoinTableOfTheSameTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	answers := tt.NewQueueTracker("answers")
 	tt.Consume("orders", "c1", []byte(`{}`))
 	tt.Consume("orders", "c1", []byte(`{}`))
@@ -235,16 +217,7 @@ func TestWindowedAggregations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	buy := func(at time.Duration, amount int) {
 		tt.Consume("purchases", "c1", []byte(fmt.Sprintf(`{"amount":%d}`, amount)), tester.WithTime(day.Add(at)))
@@ -295,16 +268,7 @@ func TestTableTableJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	joined := func(key string) string {
 		v := tt.TableValue("bank-customer-payments-table", key)
 		if v == nil {
@@ -334,4 +298,21 @@ func TestTableTableJoin(t *testing.T) {
 	if got := joined("c1"); got != `{"name":"Alice B.","payments":2}` {
 		t.Fatalf("c1 after the rename = %s", got)
 	}
+}
+
+// runOnTester runs every group of c on a new goka tester until the test
+// ends.
+func runOnTester(t *testing.T, c *topology.Compiled) *tester.Tester {
+	t.Helper()
+	tt := tester.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, g := range c.Groups {
+		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.Run(ctx)
+	}
+	return tt
 }
