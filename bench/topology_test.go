@@ -222,7 +222,7 @@ func bankCopies(tb testing.TB, events, copies int) bankInput {
 	return in
 }
 
-// readLinesTB is readJSONLines for any testing.TB.
+// readLinesTB returns the non-blank lines of a file.
 func readLinesTB(tb testing.TB, path string) [][]byte {
 	tb.Helper()
 	data, err := os.ReadFile(path)

@@ -1,17 +1,13 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
@@ -446,38 +442,8 @@ type bankAccount struct {
 // "-cNN". Copies are interleaved line by line, so every account still gets
 // its AccountCreated first (Kafka keeps the order per key).
 func prepareBankWorkload(b *testing.B, kcfg kafkaclient.Config, events int) tracingWorkload {
-	lines := readJSONLines(b, filepath.Join(bankDataDir, "events.jsonl"))
-	var expected []bankAccount
-	for _, l := range readJSONLines(b, filepath.Join(bankDataDir, "expected.jsonl")) {
-		var a bankAccount
-		if err := json.Unmarshal(l, &a); err != nil {
-			b.Fatalf("expected.jsonl: %v", err)
-		}
-		expected = append(expected, a)
-	}
-	copies := max(1, (events+len(lines)-1)/len(lines))
-	accounts := make([]string, len(lines))
-	for i, l := range lines {
-		var e struct{ Account string }
-		if err := json.Unmarshal(l, &e); err != nil || e.Account == "" {
-			b.Fatalf("events.jsonl line %d: no account (%v)", i+1, err)
-		}
-		accounts[i] = e.Account
-	}
-	records := make([]tracedRecord, 0, copies*len(lines))
-	for i, l := range lines {
-		field := []byte(`"account":"` + accounts[i] + `"`)
-		if bytes.Count(l, field) != 1 {
-			b.Fatalf("events.jsonl line %d: want exactly one %s", i+1, field)
-		}
-		for c := range copies {
-			id := copyAccount(accounts[i], c)
-			records = append(records, tracedRecord{
-				key:   id,
-				value: bytes.Replace(l, field, []byte(`"account":"`+id+`"`), 1),
-			})
-		}
-	}
+	in := bankCopies(b, events, 0)
+	records, copies, expected := in.records, in.copies, in.expected
 	input, sampled := produceTraced(b, kcfg, "bench-trace-bank-in", records)
 	return tracingWorkload{
 		name:    "bank",
@@ -541,27 +507,6 @@ func verifyTable(b *testing.B, kcfg kafkaclient.Config, table goka.Table, cdc go
 	if errs := check(v.Get); len(errs) > 0 {
 		b.Fatalf("wrong table %s:\n%v", table, errors.Join(errs...))
 	}
-}
-
-// readJSONLines returns the non-empty lines of a file.
-func readJSONLines(b *testing.B, path string) [][]byte {
-	b.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := bytes.TrimSpace(sc.Bytes()); len(l) > 0 {
-			lines = append(lines, bytes.Clone(l))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatalf("read %s: %v", path, err)
-	}
-	return lines
 }
 
 // eventCountDefault is eventCount with another default.
