@@ -1,14 +1,12 @@
-package topology
+package topology_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/tester"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
 )
 
 const joinTableYAML = `app: bank
@@ -32,24 +30,15 @@ pipelines:
 `
 
 func TestJoinTableStep(t *testing.T) {
-	f, err := Load("join.yaml", []byte(joinTableYAML))
+	f, err := topology.Load("join.yaml", []byte(joinTableYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Compile(f.Topology)
+	c, err := topology.Compile(f.Topology)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	tt.Consume("customers", "c1", []byte(`{"name":"Alice"}`))
 	tt.Consume("payments", "c1", []byte(`{}`))
 	tt.Consume("payments", "c1", []byte(`{}`))
@@ -65,12 +54,12 @@ func TestJoinTableStep(t *testing.T) {
 
 func TestJoinTableStepErrors(t *testing.T) {
 	bad := strings.Replace(joinTableYAML, "from: table:customer\n", "from: customers\n", 1)
-	_, err := Load("join.yaml", []byte(bad))
+	_, err := topology.Load("join.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), "join.yaml:18:9: join_table joins the table a pipeline reads") {
 		t.Fatalf("join_table on a stream: %v", err)
 	}
 	bad = strings.Replace(joinTableYAML, "table: payments-per-customer", "table: payments-per-customr", 1)
-	_, err = Load("join.yaml", []byte(bad))
+	_, err = topology.Load("join.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), `unknown table "payments-per-customr", did you mean "payments-per-customer"?`) {
 		t.Fatalf("unknown table: %v", err)
 	}

@@ -1,7 +1,6 @@
 package topology_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,16 +112,7 @@ func TestShopRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go p.Run(ctx)
-	}
+	tt := runOnTester(t, c)
 	tt.SetTableValue("crm-table", "c1", &processors.Stored{Value: map[string]any{"name": "Alice"}})
 	queues := map[string]*tester.QueueTracker{}
 	for _, topic := range []string{"enriched-orders", "big-amounts", "customer-counts", "segment-totals"} {
