@@ -464,10 +464,7 @@ func runCompiled(b *testing.B, kcfg kafkaclient.Config, name string, c *topology
 	start, cpuStart := time.Now(), processCPU()
 	procs := make([]*processors.Processor, 0, len(c.Groups))
 	for _, g := range c.Groups {
-		opts := []processors.Option{processors.WithKafka(kcfg), processors.WithStateDir(stateDir), processors.WithRuntime(g.Runtime)}
-		for _, co := range g.Coalescers {
-			opts = append(opts, processors.WithCoalescer(co))
-		}
+		opts := append([]processors.Option{processors.WithKafka(kcfg), processors.WithStateDir(stateDir)}, g.Options()...)
 		p, err := processors.NewProcessor(context.Background(), g.Graph, opts...)
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)

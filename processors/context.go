@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -34,7 +35,18 @@ type Context struct {
 	prevLoaded   bool
 	replayed     bool // the record's offset is already applied to the key
 	traceHeaders goka.Headers
+
+	eventTime    time.Time
+	eventTimeSet bool
 }
+
+// HeaderEventTime is the record header that carries a record's event time
+// (milliseconds since the Unix epoch, in decimal) from one weft processor
+// to the next. goka cannot set the timestamp of the records it produces
+// (they get the time of the produce), so weft puts the event time of the
+// record being processed in every record it emits, loops back or writes to
+// a table, and reads it back as the event time of the records it consumes.
+const HeaderEventTime = "weft.event.time"
 
 var _ goka.Context = (*Context)(nil)
 
@@ -56,8 +68,65 @@ func (c *Context) Group() goka.Group { return c.g.Group() }
 // Headers returns the record's headers.
 func (c *Context) Headers() goka.Headers { return c.g.Headers() }
 
-// Timestamp returns the record's timestamp.
-func (c *Context) Timestamp() time.Time { return c.g.Timestamp() }
+// Timestamp returns the record's event time: the time SetEventTime set,
+// else the time in the record's HeaderEventTime header (written by the
+// weft processor that produced the record), else the record's timestamp.
+// Windows, stream time and the envelope's event time all use it.
+func (c *Context) Timestamp() time.Time {
+	if !c.eventTimeSet {
+		c.eventTime, c.eventTimeSet = eventTimeOf(c.g), true
+	}
+	return c.eventTime
+}
+
+// SetEventTime sets the event time of the record (a timestamp extractor
+// calls it before the record is processed further). Records emitted
+// afterwards carry it in their HeaderEventTime header.
+func (c *Context) SetEventTime(t time.Time) {
+	c.eventTime, c.eventTimeSet = t, true
+	if c.traceHeaders != nil {
+		c.traceHeaders[HeaderEventTime] = appendEventTime(nil, t)
+	}
+}
+
+// eventTimeOf is the event time in the record's HeaderEventTime header,
+// or its timestamp when there is none or it is not a number.
+func eventTimeOf(g goka.Context) time.Time {
+	if h := g.Headers()[HeaderEventTime]; len(h) > 0 {
+		if ms, ok := parseMillis(h); ok {
+			return time.UnixMilli(ms).UTC()
+		}
+	}
+	return g.Timestamp()
+}
+
+// parseMillis parses a decimal (possibly negative) int64 without
+// allocating.
+func parseMillis(b []byte) (int64, bool) {
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// appendEventTime appends the header value of event time t.
+func appendEventTime(b []byte, t time.Time) []byte {
+	return strconv.AppendInt(b, t.UnixMilli(), 10)
+}
 
 // Fail stops the processor with err; it does not return.
 func (c *Context) Fail(err error) {
@@ -121,12 +190,15 @@ func (c *Context) Stored() *Stored {
 }
 
 // headers returns the record headers to attach to produced records: the
-// traceparent of the record's span.
+// traceparent of the record's span and the record's event time.
 func (c *Context) headers() goka.Headers {
 	if c.traceHeaders == nil {
 		c.traceHeaders = goka.Headers{}
 		if c.span.SpanContext().IsValid() {
 			c.rt.tracer.Inject(c.ctx, c.traceHeaders)
+		}
+		if ts := c.Timestamp(); !ts.IsZero() {
+			c.traceHeaders[HeaderEventTime] = appendEventTime(nil, ts)
 		}
 	}
 	return c.traceHeaders
@@ -150,7 +222,7 @@ func (c *Context) SetValue(value any, options ...goka.ContextOption) {
 	}
 	next := &Stored{Value: value}
 	next.Meta.Writer = spanRef(c.span.SpanContext())
-	next.Meta.EventTime = c.g.Timestamp()
+	next.Meta.EventTime = c.Timestamp()
 	next.Meta.Version = 1
 	if c.prev != nil {
 		next.Meta.Version = c.prev.Meta.Version + 1

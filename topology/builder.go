@@ -41,6 +41,9 @@ type Reducer func(key string, current, value any) (any, error)
 // TableJoiner combines the values of a key in two tables.
 type TableJoiner func(key string, left, right any) (any, error)
 
+// TimestampExtractor returns the event time of a record of a stream.
+type TimestampExtractor func(key string, value any) (time.Time, error)
+
 // ValueJoiner combines a record's value with the value it joins (nil when
 // the table has none).
 type ValueJoiner func(key string, value, other any) (any, error)
@@ -96,6 +99,14 @@ type Node struct {
 
 	// Windows are the time windows of a window node.
 	Windows Windows
+
+	// UntilWindowClose is true for a suppress node that emits each window's
+	// final value once the window closes.
+	UntilWindowClose bool
+
+	// Timestamp, on a source, extracts the event time of its records (nil:
+	// the Kafka record timestamp).
+	Timestamp TimestampExtractor
 
 	pred   Predicate
 	values ValueMapper
@@ -157,11 +168,29 @@ func (b *Builder) need(ok bool, format string, args ...any) {
 	}
 }
 
+// SourceOption configures a stream read by Builder.Stream.
+type SourceOption func(*Node)
+
+// WithTimestampExtractor makes fn the event time of the stream's records,
+// like a Kafka Streams TimestampExtractor: windows and stream time use it
+// instead of the record timestamps, and it travels on with the records (in
+// the weft.event.time header). A record whose time fn cannot extract goes
+// to the dead-letter topic.
+func WithTimestampExtractor(fn TimestampExtractor) SourceOption {
+	return func(n *Node) { n.Timestamp = fn }
+}
+
 // Stream reads a stream of records from topic, values decoded with codec.
-func (b *Builder) Stream(topic string, codec goka.Codec) *Stream {
+// Event time is the records' Kafka timestamp unless an option says
+// otherwise.
+func (b *Builder) Stream(topic string, codec goka.Codec, opts ...SourceOption) *Stream {
 	b.need(topic != "", "stream without a topic")
 	b.need(codec != nil, "stream %s without a codec", topic)
-	return &Stream{b: b, n: b.add(&Node{Kind: KindSource, Name: "source-" + topic, Topic: topic, Codec: codec}, nil)}
+	n := &Node{Kind: KindSource, Name: "source-" + topic, Topic: topic, Codec: codec}
+	for _, o := range opts {
+		o(n)
+	}
+	return &Stream{b: b, n: b.add(n, nil)}
 }
 
 // Table reads a table from its table topic (written by another weft
@@ -347,10 +376,10 @@ type Table struct {
 // Join joins the table with a co-partitioned table (both keyed alike, with
 // the same partition count) into the table name: whenever either side of
 // a key changes and both sides have a value, joiner computes the key's
-// joined value (an inner join; nil from the joiner deletes it). The join
-// keeps both sides in an internal table name-sides and reaches the result
-// table through the internal topic <app>-<name>-repartition. Deleting a
-// side does not retract the joined value.
+// joined value (an inner join; nil from the joiner deletes it). Deleting
+// either side deletes the key's joined value. The join keeps both sides
+// in an internal table name-sides and reaches the result table through
+// the internal topic <app>-<name>-repartition.
 func (t *Table) Join(name string, other *Table, joiner TableJoiner, codec goka.Codec) *Table {
 	t.b.need(other != nil, "table join %q without a table", name)
 	t.b.need(joiner != nil, "table join %q without a joiner", name)

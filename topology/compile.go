@@ -12,14 +12,18 @@ import (
 	"github.com/weftstream/weft/processors"
 )
 
-// Group is one goka group of a compiled topology, ready to be run by
-// processors.NewProcessor with processors.WithRuntime(Runtime) and
-// processors.WithCoalescer for each of Coalescers.
+// Group is one goka group of a compiled topology. Run it with
+// processors.NewProcessor(ctx, g.Graph, append(opts, g.Options()...)...),
+// or on goka's tester with goka.NewProcessor(nil, g.Graph,
+// append(g.GokaOptions, goka.WithTester(t))...).
 type Group struct {
 	Name       goka.Group
 	Graph      *goka.GroupGraph
 	Runtime    *processors.Runtime
 	Coalescers []*processors.Coalescer
+	// GokaOptions are the goka processor options the group needs (a table
+	// join processes deletions: goka.WithNilHandling(goka.NilProcess)).
+	GokaOptions []goka.ProcessorOption
 	// Input is the topic the group consumes (for a table join, both table
 	// topics, comma-separated); Table its table topic ("" for
 	// a stateless group); Outputs the topics it writes.
@@ -28,6 +32,19 @@ type Group struct {
 	Outputs []string
 	// Root is the node the group starts at: a source or a stateful node.
 	Root *Node
+}
+
+// Options are the processors options that run the group as compiled: its
+// runtime, its coalescers and its goka options.
+func (g *Group) Options() []processors.Option {
+	opts := []processors.Option{processors.WithRuntime(g.Runtime)}
+	for _, c := range g.Coalescers {
+		opts = append(opts, processors.WithCoalescer(c))
+	}
+	if len(g.GokaOptions) > 0 {
+		opts = append(opts, processors.WithGokaOptions(g.GokaOptions...))
+	}
+	return opts
 }
 
 // Compiled is a topology compiled to goka groups.
@@ -187,6 +204,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	if root.Kind == KindSource {
 		input, inCodec = root.Topic, root.Codec
 		step, err = gb.children(root)
+		step = withEventTime(root, step)
 	} else {
 		// A stateful node: it reads its source directly (running the
 		// stateless nodes in between) or its repartition topic.
@@ -197,6 +215,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 			src, _ := upstream(root)
 			input, inCodec = src.Topic, src.Codec
 			step, err = gb.pathTo(src, root)
+			step = withEventTime(src, step)
 		}
 	}
 	if err != nil {
@@ -483,6 +502,31 @@ func (c *Compiled) String() string {
 	return b.String()
 }
 
+// eventTimeSetter is the part of processors.Context a timestamp extractor
+// needs.
+type eventTimeSetter interface{ SetEventTime(time.Time) }
+
+// withEventTime runs source src's timestamp extractor (if it has one)
+// before next: the extracted time becomes the record's event time.
+func withEventTime(src *Node, next step) step {
+	extract := src.Timestamp
+	if extract == nil || next == nil {
+		return next
+	}
+	return func(ctx goka.Context, k string, v any) error {
+		ts, err := extract(k, v)
+		if err != nil {
+			return processors.Reject("timestamp", "stream %s: event time: %v", src.Topic, err)
+		}
+		setter, ok := ctx.(eventTimeSetter)
+		if !ok {
+			return fmt.Errorf("stream %s: the context %T cannot take an event time (run the group with processors.Handle)", src.Topic, ctx)
+		}
+		setter.SetEventTime(ts)
+		return next(ctx, k, v)
+	}
+}
+
 // windowStep assigns each record to the open windows that contain its
 // timestamp, re-keyed by window. Stream time (the newest timestamp seen)
 // is kept per input partition; a window is closed once stream time passes
@@ -544,15 +588,29 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 	side := func(name string, n *Node) (string, goka.ProcessCallback) {
 		topic := t.tableTopicOf(n)
 		return topic, processors.HandleDecoded(gb.rt, func(ctx goka.Context, s *processors.Stored) error {
-			if s == nil {
-				return nil // a deleted side: the joined value stays (see Table.Join)
-			}
-			v := s.Value
 			both, _ := ctx.Value().(map[string]any)
+			wasJoined := both["left"] != nil && both["right"] != nil
+			if s == nil || s.Value == nil {
+				// A side was deleted: forget it, and retract the joined
+				// value if there was one.
+				if both[name] == nil {
+					return nil
+				}
+				delete(both, name)
+				if len(both) == 0 {
+					ctx.Delete()
+				} else {
+					ctx.SetValue(both)
+				}
+				if wasJoined {
+					return next(ctx, ctx.Key(), nil)
+				}
+				return nil
+			}
 			if both == nil {
 				both = map[string]any{}
 			}
-			both[name] = v
+			both[name] = s.Value
 			ctx.SetValue(both)
 			l, r := both["left"], both["right"]
 			if l == nil || r == nil {
@@ -579,5 +637,8 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 		processors.Persist(sides.Codec),
 	}
 	gb.group.Table = t.TableTopic(sides)
+	// Deleting a side arrives as a nil record, which goka drops unless
+	// asked to process it.
+	gb.group.GokaOptions = append(gb.group.GokaOptions, goka.WithNilHandling(goka.NilProcess))
 	return gb.finish(edges)
 }

@@ -298,6 +298,28 @@ func TestTableTableJoin(t *testing.T) {
 	if got := joined("c1"); got != `{"name":"Alice B.","payments":2}` {
 		t.Fatalf("c1 after the rename = %s", got)
 	}
+	// Deleting a side retracts the joined value; the other side stays, so
+	// the join is back when the deleted side returns.
+	tt.Consume("customers", "c1", []byte(`null`))
+	if got := joined("c1"); got != "none" {
+		t.Fatalf("c1 after deleting the customer = %s", got)
+	}
+	if got := joined("c2"); got != `{"name":"Bob","payments":1}` {
+		t.Fatalf("c2 after deleting c1 = %s", got)
+	}
+	tt.Consume("customers", "c1", []byte(`{"name":"Alice C."}`))
+	if got := joined("c1"); got != `{"name":"Alice C.","payments":2}` {
+		t.Fatalf("c1 after it came back = %s", got)
+	}
+	// Deleting a key that never joined changes nothing downstream.
+	tt.Consume("customers", "c3", []byte(`{"name":"Carol"}`))
+	tt.Consume("customers", "c3", []byte(`null`))
+	if got := joined("c3"); got != "none" {
+		t.Fatalf("c3 = %s", got)
+	}
+	if got := tt.TableValue("bank-customer-payments-sides-table", "c3"); got != nil {
+		t.Fatalf("the sides of c3 are kept after both sides went: %v", got)
+	}
 }
 
 // runOnTester runs every group of c on a new goka tester until the test
@@ -308,7 +330,7 @@ func runOnTester(t *testing.T, c *topology.Compiled) *tester.Tester {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for _, g := range c.Groups {
-		p, err := goka.NewProcessor(nil, g.Graph, goka.WithTester(tt))
+		p, err := goka.NewProcessor(nil, g.Graph, append(g.GokaOptions, goka.WithTester(tt))...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -317,7 +317,7 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	}
 	var dlqs []*tester.QueueTracker
 	for _, g := range compiled.Groups {
-		opts := []goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(quiet{})}
+		opts := append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(quiet{})}, g.GokaOptions...)
 		if nodes := suppressNodes(g.Root); len(nodes) > 0 {
 			opts = append(opts, goka.WithContextWrapper(sup.wrapper(nodes)))
 		}

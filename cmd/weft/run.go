@@ -177,11 +177,8 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	}
 	procs := make([]*processors.Processor, 0, len(compiled.Groups))
 	for _, grp := range compiled.Groups {
-		opts := []processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log),
-			processors.WithRuntime(grp.Runtime)}
-		for _, c := range grp.Coalescers {
-			opts = append(opts, processors.WithCoalescer(c))
-		}
+		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
+			grp.Options()...)
 		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
 		if err != nil {
 			return err

@@ -109,11 +109,7 @@ func (a *app) start(pick func(*topology.Group) bool) {
 		if a.procs[g.Name] != nil {
 			t.Fatalf("group %s started twice", g.Name)
 		}
-		opts := []processors.Option{processors.WithKafka(a.kafka), processors.WithStateDir(a.stateDir),
-			processors.WithRuntime(g.Runtime)}
-		for _, c := range g.Coalescers {
-			opts = append(opts, processors.WithCoalescer(c))
-		}
+		opts := append([]processors.Option{processors.WithKafka(a.kafka), processors.WithStateDir(a.stateDir)}, g.Options()...)
 		p, err := processors.NewProcessor(t.Context(), g.Graph, opts...)
 		if err != nil {
 			t.Fatal(err)
