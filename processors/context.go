@@ -216,11 +216,22 @@ func (c *Context) withHeaders(options []goka.ContextOption) []goka.ContextOption
 // span as writer, links the span to the previous writer, and writes the
 // table record with the span's traceparent.
 func (c *Context) SetValue(value any, options ...goka.ContextOption) {
+	c.setValue(value, false, options)
+}
+
+// setValue is SetValue; with collect the new envelope also lists the
+// writers of the versions before it (since the last version written
+// without collect) and the current span as contributors, bounded by
+// statestore.MaxContributors with the rest counted in Dropped.
+func (c *Context) setValue(value any, collect bool, options []goka.ContextOption) {
 	c.loadPrev()
 	if c.replayed {
 		return
 	}
 	next := &Stored{Value: value}
+	if collect {
+		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, spanRef(c.span.SpanContext()))
+	}
 	next.Meta.Writer = spanRef(c.span.SpanContext())
 	next.Meta.EventTime = c.Timestamp()
 	next.Meta.Version = 1
@@ -232,6 +243,24 @@ func (c *Context) SetValue(value any, options ...goka.ContextOption) {
 	next.Meta.Sources = withSource(next.Meta.Sources, string(c.g.Topic()), c.g.Partition(), c.g.Offset())
 	c.g.SetValue(next, c.withHeaders(options)...)
 	c.prev, c.prevLoaded = next, true
+}
+
+// addContributor returns the contributors of prev plus w.
+func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
+	var have []statestore.SpanRef
+	var dropped uint64
+	if prev != nil {
+		have, dropped = prev.Meta.Contributors, prev.Meta.Dropped
+	}
+	if !w.IsValid() {
+		return have, dropped
+	}
+	if len(have) >= statestore.MaxContributors {
+		return have, dropped + 1
+	}
+	out := make([]statestore.SpanRef, len(have), len(have)+1)
+	copy(out, have)
+	return append(out, w), dropped
 }
 
 // Delete removes the key's value, linking the span to the previous writer.

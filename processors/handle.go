@@ -19,6 +19,10 @@ type Runtime struct {
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
 	previous func(key, topic string, partition int32, offset int64) (*Stored, bool)
+	// scan reads a partition of the group table (set by NewProcessor with
+	// WithRuntime): it returns the identity of the partition's store and a
+	// function that visits every key.
+	scan func(partition int32) (any, func(func(key string, v *Stored) error) error)
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,

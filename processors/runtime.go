@@ -128,6 +128,9 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		rt.previous = func(key, topic string, partition int32, offset int64) (*Stored, bool) {
 			return previousVersion(builder, table, codec, key, topic, partition, offset)
 		}
+		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
+			return scanTable(builder, table, codec, partition)
+		}
 	}
 	return p, nil
 }
@@ -160,6 +163,41 @@ func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key,
 		return s, ok
 	}
 	return nil, false
+}
+
+// scanTable returns the store of a partition of the group table (as an
+// identity: a partition assigned again gets a new store) and a function
+// that calls fn for every key and value in it.
+func scanTable(b *statestore.Builder, table string, codec goka.Codec, partition int32) (any, func(func(string, *Stored) error) error) {
+	st := b.Store(table, partition)
+	if st == nil {
+		return nil, func(func(string, *Stored) error) error { return nil }
+	}
+	return st, func(fn func(string, *Stored) error) error {
+		it, err := st.Iterator()
+		if err != nil {
+			return fmt.Errorf("scan %s/%d: %w", table, partition, err)
+		}
+		defer it.Release()
+		for it.Next() {
+			data, err := it.Value()
+			if err != nil {
+				return fmt.Errorf("scan %s/%d: %w", table, partition, err)
+			}
+			v, err := codec.Decode(data)
+			if err != nil {
+				return fmt.Errorf("scan %s/%d: key %q: %w", table, partition, it.Key(), err)
+			}
+			s, ok := v.(*Stored)
+			if !ok {
+				return fmt.Errorf("scan %s/%d: key %q holds a %T", table, partition, it.Key(), v)
+			}
+			if err := fn(string(it.Key()), s); err != nil {
+				return err
+			}
+		}
+		return it.Err()
+	}
 }
 
 // ensureInputs creates the input streams and the tables the group reads

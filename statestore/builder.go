@@ -58,6 +58,13 @@ func (b *Builder) Stores(topic string) []*Store {
 	return out
 }
 
+// Store returns the store last built for a partition of topic, or nil.
+func (b *Builder) Store(topic string, partition int32) *Store {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stores[topic][partition]
+}
+
 // Close releases the Builder's reference to the shared block cache.
 func (b *Builder) Close() {
 	b.closeOnce.Do(b.cache.close)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/processors"
 )
 
 // KeyValue is a record produced by FlatMap.
@@ -125,6 +126,8 @@ func (n *Node) Stateful() bool {
 	switch n.Kind {
 	case KindCount, KindReduce, KindAggregate, KindLatest, KindJoinSides:
 		return true
+	case KindSuppress:
+		return n.UntilWindowClose // its buffer is a table
 	}
 	return false
 }
@@ -405,6 +408,36 @@ func (t *Table) ToStream() *Stream {
 func (t *Table) Suppress(name string, every time.Duration) *Stream {
 	t.b.need(every > 0, "suppress %q needs a positive interval", name)
 	return &Stream{b: t.b, n: t.b.add(&Node{Kind: KindSuppress, Name: name, SuppressEvery: every}, t.n)}
+}
+
+// SuppressUntilWindowClose emits the final value of each window of a
+// windowed table, once, when the window closes (stream time passes its end
+// plus grace), like Kafka Streams' Suppressed.untilWindowCloses. The
+// record goes out in a span "flush <name>" linked to every update of the
+// window. Until then the values wait in the internal table
+// <app>-<name>-table (restored after a crash like any table), fed through
+// <app>-<name>-repartition; nothing holds consumer offsets back. Windows
+// close only as records arrive. Follow it with exactly one To.
+func (t *Table) SuppressUntilWindowClose(name string) *Stream {
+	n := &Node{Kind: KindSuppress, Name: name, UntilWindowClose: true}
+	w := windowOf(t.n)
+	t.b.need(w != nil, "suppress %q until window close needs a windowed table (%s is not windowed)", name, t.n.Name)
+	if w != nil {
+		n.Windows = w.Windows
+	}
+	if t.n.Codec != nil {
+		n.Codec = processors.WindowStateCodec(t.n.Codec)
+	}
+	return &Stream{b: t.b, n: t.b.add(n, t.n)}
+}
+
+// windowOf returns the window node that keys table n by window (the
+// aggregation right after WindowedBy), or nil.
+func windowOf(n *Node) *Node {
+	if n != nil && n.Stateful() && n.Parent != nil && n.Parent.Kind == KindWindow {
+		return n.Parent
+	}
+	return nil
 }
 
 // Topology is a built topology.

@@ -198,8 +198,11 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 		step    step
 		err     error
 	)
-	if root.Kind == KindJoinSides {
+	switch {
+	case root.Kind == KindJoinSides:
 		return c.compileTableJoin(gb, root)
+	case root.Kind == KindSuppress:
+		return c.compileWindowSuppress(gb, root)
 	}
 	if root.Kind == KindSource {
 		input, inCodec = root.Topic, root.Codec
@@ -641,4 +644,43 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 	// asked to process it.
 	gb.group.GokaOptions = append(gb.group.GokaOptions, goka.WithNilHandling(goka.NilProcess))
 	return gb.finish(edges)
+}
+
+// compileWindowSuppress builds the group of a suppress-until-window-close
+// node: it reads the window updates of its table through its repartition
+// topic and emits each window's final value to the sink below it when the
+// window closes (processors.WindowSuppressor).
+func (c *Compiled) compileWindowSuppress(gb *groupBuilder, n *Node) (*Group, error) {
+	t := c.Topology
+	if len(n.Children) != 1 || n.Children[0].Kind != KindSink {
+		return nil, fmt.Errorf("suppress %q must be followed by exactly one to", n.Name)
+	}
+	sink := n.Children[0]
+	w := n.Windows
+	closeAt := func(key string) (time.Time, error) {
+		start, err := WindowStart(key)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return start.Add(w.Size + w.Grace), nil
+	}
+	ws := processors.NewWindowSuppressor(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec, closeAt, w.Size)
+	input := t.RepartitionTopic(n)
+	gb.group.Input = input
+	gb.group.Table = t.TableTopic(n)
+	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
+	return gb.finish(ws.Edges(goka.Stream(input), inputCodec(n)))
+}
+
+// WindowStart returns the window start in a table key made by WindowKey.
+func WindowStart(key string) (time.Time, error) {
+	i := strings.LastIndexByte(key, '@')
+	if i < 0 {
+		return time.Time{}, fmt.Errorf("key %q is not a window key (<key>@<window start>)", key)
+	}
+	start, err := time.Parse(time.RFC3339, key[i+1:])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("key %q is not a window key: %v", key, err)
+	}
+	return start, nil
 }

@@ -605,7 +605,7 @@ func suppressNodes(root *topology.Node) []*topology.Node {
 	}
 	var out []*topology.Node
 	for _, ch := range root.Children {
-		if ch.Kind == topology.KindSuppress {
+		if ch.Kind == topology.KindSuppress && !ch.UntilWindowClose {
 			out = append(out, ch)
 		}
 	}

@@ -1,0 +1,342 @@
+package processors
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// WindowSuppressor is the suppress-until-window-close operator: it takes
+// the updates of a windowed table (keyed by window) and emits one record
+// per window, its final value, once the window has closed, that is once
+// stream time (the newest event time seen on the partition) has passed
+// the window's end plus its grace period.
+//
+// The buffer is the group table: each window's latest value waits there
+// in an envelope that lists every span that contributed to it, so a crash
+// or a rebalance loses nothing (the table is restored from its changelog)
+// and nothing has to hold consumer commits until a window closes. When a
+// record moves stream time past a window's close, the window's key is
+// sent to the group's loopback topic; its callback emits the final value
+// in a span "flush <name>" linked (weft.link.kind=coalesced) to every
+// contributor and marks the window emitted. The mark stays for a
+// retention period so that a late update of an emitted window is
+// dead-lettered as late instead of being emitted a second time; then a
+// second loopback deletes it.
+//
+// Outputs are at-least-once like every output of weft (a close replayed
+// after a crash emits again); windows close only when records arrive, as
+// in Kafka Streams.
+type WindowSuppressor struct {
+	rt      *Runtime
+	name    string
+	output  goka.Stream
+	encode  goka.Codec
+	closeAt func(key string) (time.Time, error)
+	retain  time.Duration
+
+	mu    sync.Mutex
+	parts map[int32]*windowIndex
+}
+
+// WindowState is a window's entry in a WindowSuppressor's buffer table.
+type WindowState struct {
+	Value      any       // the window's latest value (nil once emitted)
+	Close      time.Time // when the window closes: its end plus grace
+	StreamTime time.Time // the partition's stream time when written
+	Emitted    bool      // the final value was emitted
+}
+
+// windowIndex is what a WindowSuppressor knows of one partition of its
+// table: stream time and the windows waiting to close or to be purged,
+// rebuilt from the store when the partition is (re)assigned.
+type windowIndex struct {
+	store      any // the store the index was built from
+	streamTime time.Time
+	open       map[string]time.Time // buffered windows and their close time
+	emitted    map[string]time.Time // emitted windows and their purge time
+	requested  map[string]bool      // keys with a loopback in flight
+	nextClose  time.Time            // the earliest close of open (zero: none)
+	nextPurge  time.Time            // the earliest purge of emitted
+}
+
+// Loopback commands of a WindowSuppressor.
+var (
+	cmdClose = []byte("close")
+	cmdPurge = []byte("purge")
+)
+
+// NewWindowSuppressor returns the operator named name (its span is "flush
+// <name>") writing final values encoded with enc to output. closeAt tells
+// when the window of a table key closes; emitted windows are remembered
+// for retain after closing.
+func NewWindowSuppressor(rt *Runtime, name string, output goka.Stream, enc goka.Codec,
+	closeAt func(key string) (time.Time, error), retain time.Duration) *WindowSuppressor {
+	return &WindowSuppressor{rt: rt, name: name, output: output, encode: enc, closeAt: closeAt,
+		retain: retain, parts: map[int32]*windowIndex{}}
+}
+
+// Edges returns the edges of the operator's group: input (the window
+// updates, values encoded with value), the loopback, the buffer table and
+// the output. Define the group with DefineGroup and the same Runtime.
+func (w *WindowSuppressor) Edges(input goka.Stream, value goka.Codec) []goka.Edge {
+	decode := func(b []byte) (any, error) { return value.Decode(b) }
+	return []goka.Edge{
+		goka.Input(input, new(codec.Bytes), Handle(w.rt, decode, w.update)),
+		goka.Loop(new(codec.Bytes), Handle(w.rt, func(b []byte) ([]byte, error) { return b, nil }, w.loop)),
+		Persist(WindowStateCodec(value)),
+		goka.Output(w.output, new(codec.Bytes)),
+	}
+}
+
+// update buffers a window's new value.
+func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
+	ctx, ok := gctx.(*Context)
+	if !ok {
+		return fmt.Errorf("suppress %s: run with processors.Handle (got a %T)", w.name, gctx)
+	}
+	key := ctx.Key()
+	closeAt, err := w.closeAt(key)
+	if err != nil {
+		return Reject("window", "suppress %s: %v", w.name, err)
+	}
+	idx, err := w.index(ctx)
+	if err != nil {
+		return err
+	}
+	if ts := ctx.Timestamp(); ts.After(idx.streamTime) {
+		idx.streamTime = ts
+	}
+	defer w.requestDue(ctx, idx)
+	cur, _ := ctx.Value().(*WindowState)
+	if (cur != nil && cur.Emitted) || !closeAt.After(idx.streamTime) {
+		return Reject("late", "suppress %s: update of window %s after it closed at %s (stream time %s)",
+			w.name, key, closeAt.UTC().Format(time.RFC3339), idx.streamTime.UTC().Format(time.RFC3339))
+	}
+	ctx.setValue(&WindowState{Value: v, Close: closeAt, StreamTime: idx.streamTime}, true, nil)
+	idx.open[key] = closeAt
+	if idx.nextClose.IsZero() || closeAt.Before(idx.nextClose) {
+		idx.nextClose = closeAt
+	}
+	return nil
+}
+
+// requestDue sends a close for every buffered window that closed and a
+// purge for every emitted one past its retention, once each, in the order
+// of their times (then keys).
+func (w *WindowSuppressor) requestDue(ctx *Context, idx *windowIndex) {
+	type dueKey struct {
+		key string
+		at  time.Time
+	}
+	due := func(set map[string]time.Time, next *time.Time, cmd []byte) {
+		if next.IsZero() || idx.streamTime.Before(*next) {
+			return
+		}
+		*next = time.Time{}
+		var keys []dueKey
+		for key, at := range set {
+			if idx.streamTime.Before(at) {
+				if next.IsZero() || at.Before(*next) {
+					*next = at
+				}
+				continue
+			}
+			if !idx.requested[key] {
+				keys = append(keys, dueKey{key, at})
+			}
+		}
+		slices.SortFunc(keys, func(a, b dueKey) int {
+			if c := a.at.Compare(b.at); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		for _, k := range keys {
+			idx.requested[k.key] = true
+			ctx.Loopback(k.key, cmd)
+		}
+	}
+	due(idx.open, &idx.nextClose, cmdClose)
+	due(idx.emitted, &idx.nextPurge, cmdPurge)
+}
+
+// loop runs a close or a purge of one window.
+func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
+	ctx, ok := gctx.(*Context)
+	if !ok {
+		return fmt.Errorf("suppress %s: run with processors.Handle (got a %T)", w.name, gctx)
+	}
+	idx, err := w.index(ctx)
+	if err != nil {
+		return err
+	}
+	key := ctx.Key()
+	delete(idx.requested, key)
+	st := ctx.Stored()
+	ws, _ := st.valueOrNil().(*WindowState)
+	switch string(cmd) {
+	case string(cmdClose):
+		if ws == nil || ws.Emitted {
+			return nil // closed already (a repeated close)
+		}
+		if err := w.emit(ctx, key, st, ws); err != nil {
+			return err
+		}
+		ctx.SetValue(&WindowState{Close: ws.Close, StreamTime: idx.streamTime, Emitted: true})
+		delete(idx.open, key)
+		purge := ws.Close.Add(w.retain)
+		idx.emitted[key] = purge
+		if idx.nextPurge.IsZero() || purge.Before(idx.nextPurge) {
+			idx.nextPurge = purge
+		}
+	case string(cmdPurge):
+		delete(idx.emitted, key)
+		if ws != nil && ws.Emitted {
+			ctx.Delete()
+		}
+	default:
+		return Reject("loopback", "suppress %s: unknown loopback command %q", w.name, cmd)
+	}
+	return nil
+}
+
+// emit writes the final value of a window in its flush span.
+func (w *WindowSuppressor) emit(ctx *Context, key string, st *Stored, ws *WindowState) error {
+	data, err := w.encode.Encode(ws.Value)
+	if err != nil {
+		return Reject("encode", "suppress %s: encode the final value of %s for %s: %v", w.name, key, w.output, err)
+	}
+	links := make([]trace.Link, 0, len(st.Meta.Contributors))
+	for _, c := range st.Meta.Contributors {
+		if c.IsValid() {
+			links = append(links, tracing.Link(spanContext(c), tracing.LinkCoalesced))
+		}
+	}
+	spanCtx, span := w.rt.tracer.Start(ctx.Context(), "flush "+w.name, trace.WithLinks(links...),
+		trace.WithAttributes(tracing.AttrLinksDropped.Int64(int64(st.Meta.Dropped)), tracing.AttrStateKey.String(key)))
+	defer span.End()
+	h := goka.Headers{}
+	w.rt.tracer.Inject(spanCtx, h)
+	if !st.Meta.EventTime.IsZero() {
+		h[HeaderEventTime] = appendEventTime(nil, st.Meta.EventTime)
+	}
+	ctx.g.Emit(w.output, key, data, goka.WithCtxEmitHeaders(h))
+	return nil
+}
+
+// valueOrNil is the user value of s, nil for a nil s.
+func (s *Stored) valueOrNil() any {
+	if s == nil {
+		return nil
+	}
+	return s.Value
+}
+
+// index returns the index of the record's partition, (re)built from the
+// partition's store when the partition is new to it.
+func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
+	p := ctx.Partition()
+	var store any
+	scan := func(func(string, *Stored) error) error { return nil }
+	if w.rt.scan != nil {
+		store, scan = w.rt.scan(p)
+	}
+	w.mu.Lock()
+	idx := w.parts[p]
+	w.mu.Unlock()
+	if idx != nil && idx.store == store {
+		return idx, nil
+	}
+	idx = &windowIndex{store: store, open: map[string]time.Time{}, emitted: map[string]time.Time{}, requested: map[string]bool{}}
+	err := scan(func(key string, s *Stored) error {
+		ws, ok := s.Value.(*WindowState)
+		if !ok {
+			return fmt.Errorf("key %q holds a %T", key, s.Value)
+		}
+		if ws.StreamTime.After(idx.streamTime) {
+			idx.streamTime = ws.StreamTime
+		}
+		set, next, at := idx.open, &idx.nextClose, ws.Close
+		if ws.Emitted {
+			set, next, at = idx.emitted, &idx.nextPurge, ws.Close.Add(w.retain)
+		}
+		set[key] = at
+		if next.IsZero() || at.Before(*next) {
+			*next = at
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("suppress %s: rebuild the window index of partition %d: %w", w.name, p, err)
+	}
+	w.mu.Lock()
+	w.parts[p] = idx
+	w.mu.Unlock()
+	return idx, nil
+}
+
+// windowStateCodec encodes WindowState: a flags byte (1: emitted), the
+// close time and the stream time (varint milliseconds since the Unix
+// epoch), then the value encoded with the value codec (absent once
+// emitted).
+type windowStateCodec struct{ value goka.Codec }
+
+// WindowStateCodec returns the codec of a WindowSuppressor's table, whose
+// window values are encoded with value.
+func WindowStateCodec(value goka.Codec) goka.Codec { return windowStateCodec{value: value} }
+
+func (c windowStateCodec) Encode(v any) ([]byte, error) {
+	ws, ok := v.(*WindowState)
+	if !ok {
+		return nil, fmt.Errorf("window state codec: cannot encode %T", v)
+	}
+	b := make([]byte, 1, 32)
+	if ws.Emitted {
+		b[0] = 1
+	}
+	b = binary.AppendVarint(b, ws.Close.UnixMilli())
+	b = binary.AppendVarint(b, ws.StreamTime.UnixMilli())
+	if ws.Emitted {
+		return b, nil
+	}
+	data, err := c.value.Encode(ws.Value)
+	if err != nil {
+		return nil, fmt.Errorf("window state codec: %w", err)
+	}
+	return append(b, data...), nil
+}
+
+func (c windowStateCodec) Decode(data []byte) (any, error) {
+	if len(data) < 3 || data[0] > 1 {
+		return nil, errors.New("window state codec: not a window state")
+	}
+	ws := &WindowState{Emitted: data[0] == 1}
+	rest := data[1:]
+	for _, t := range []*time.Time{&ws.Close, &ws.StreamTime} {
+		ms, n := binary.Varint(rest)
+		if n <= 0 {
+			return nil, errors.New("window state codec: bad time")
+		}
+		*t = time.UnixMilli(ms).UTC()
+		rest = rest[n:]
+	}
+	if ws.Emitted {
+		return ws, nil
+	}
+	v, err := c.value.Decode(rest)
+	if err != nil {
+		return nil, fmt.Errorf("window state codec: %w", err)
+	}
+	ws.Value = v
+	return ws, nil
+}

@@ -1,0 +1,104 @@
+package topology_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
+)
+
+// Suppress until window close: hourly order counts with 10 minutes of
+// grace come out once per window, with the final count, when stream time
+// passes the window's end plus grace; emitted windows are remembered for a
+// window length, then purged from the buffer.
+func TestSuppressUntilWindowClose(t *testing.T) {
+	b := topology.New("shop")
+	at := func(_ string, v any) (time.Time, error) {
+		s, _ := field(v, "at").(string)
+		return time.Parse(time.RFC3339, s)
+	}
+	b.Stream("orders", topology.JSON{}, topology.WithTimestampExtractor(at)).
+		GroupByKey().WindowedBy("hourly", topology.Tumbling(time.Hour, 10*time.Minute)).
+		Count("orders-per-hour").
+		SuppressUntilWindowClose("hourly-final").To("final-counts", topology.JSON{})
+	top, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.Compile(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := runOnTester(t, c)
+	out := tt.NewQueueTracker("final-counts")
+	upstreamLate := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders")))
+	order := func(user, at string) {
+		tt.Consume("orders", user, fmt.Appendf(nil, `{"at":%q}`, at))
+	}
+	expect := func(step string, want ...string) {
+		t.Helper()
+		var got []string
+		for {
+			_, k, v, ok := out.NextRawWithHeaders()
+			if !ok {
+				break
+			}
+			got = append(got, k+"="+string(v))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: emitted %v, want %v", step, got, want)
+		}
+	}
+	buffered := func(key string) *processors.WindowState {
+		v := tt.TableValue("shop-hourly-final-table", key)
+		if v == nil {
+			return nil
+		}
+		return v.(*processors.Stored).Value.(*processors.WindowState)
+	}
+
+	order("ann", "2026-03-01T10:05:00Z")
+	order("ann", "2026-03-01T10:30:00Z")
+	order("bob", "2026-03-01T10:40:00Z")
+	order("ann", "2026-03-01T11:05:00Z")
+	order("bob", "2026-03-01T11:09:59Z")
+	expect("before the 10:00 windows close (11:10)")
+	order("ann", "2026-03-01T10:50:00Z") // in grace: counted
+	expect("an update in grace")
+	order("carl", "2026-03-01T11:15:00Z") // stream time passes 11:10
+	expect("after 11:10", "ann@2026-03-01T10:00:00Z=3", "bob@2026-03-01T10:00:00Z=1")
+	if ws := buffered("ann@2026-03-01T10:00:00Z"); ws == nil || !ws.Emitted || ws.Value != nil {
+		t.Fatalf("ann's 10:00 window after its close: %+v, want an emitted marker", ws)
+	}
+	order("dan", "2026-03-01T10:20:00Z") // late: its window closed
+	expect("a late order")
+	if _, k, _, ok := upstreamLate.NextRawWithHeaders(); !ok || k != "dan" {
+		t.Fatalf("late order: dead letter %q (%v), want dan", k, ok)
+	}
+	order("eve", "2026-03-01T12:30:00Z") // closes 11:00 (12:10), purges 10:00 (12:10)
+	expect("after 12:10", "ann@2026-03-01T11:00:00Z=1", "bob@2026-03-01T11:00:00Z=1", "carl@2026-03-01T11:00:00Z=1")
+	if ws := buffered("ann@2026-03-01T10:00:00Z"); ws != nil {
+		t.Fatalf("ann's 10:00 marker after its retention: %+v", ws)
+	}
+	if ws := buffered("eve@2026-03-01T12:00:00Z"); ws == nil || ws.Emitted || ws.Value != int64(1) ||
+		!ws.Close.Equal(time.Date(2026, 3, 1, 13, 10, 0, 0, time.UTC)) {
+		t.Fatalf("eve's open window: %+v", ws)
+	}
+	// The window table itself keeps every window.
+	if v := tt.TableValue("shop-orders-per-hour-table", "ann@2026-03-01T10:00:00Z"); v == nil || v.(*processors.Stored).Value != int64(3) {
+		t.Fatalf("window table: ann@10:00 = %v", v)
+	}
+}
+
+// Suppressing until window close needs a windowed table.
+func TestSuppressUntilWindowCloseNeedsWindows(t *testing.T) {
+	b := topology.New("shop")
+	b.Stream("orders", topology.JSON{}).GroupByKey().Count("orders").
+		SuppressUntilWindowClose("final").To("final", topology.JSON{})
+	_, err := b.Build()
+	if err == nil || err.Error() != `suppress "final" until window close needs a windowed table (orders is not windowed)` {
+		t.Fatalf("err = %v", err)
+	}
+}
