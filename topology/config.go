@@ -201,6 +201,7 @@ type stepSpec struct {
 	codec     goka.Codec
 	codecName string
 	every     time.Duration
+	untilWin  bool // suppress until window_close
 	windows   Windows
 }
 
@@ -580,6 +581,7 @@ func (l *loader) pipelines(b *build, e kv) {
 	for _, p := range b.pipes {
 		l.resolveFrom(b, p)
 		l.resolveJoins(b, p)
+		l.checkSuppress(p)
 	}
 	l.cycles(b)
 	does := false
@@ -845,11 +847,27 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 			}
 		}
 	case "suppress":
-		m, ok := l.fields(s.val, s.key, s.kind, "every")
-		if ok {
-			if f, ok := l.require(m, "every", s.key, "suppress"); ok {
-				s.every = l.duration(f, "every", true)
+		m, ok := l.fields(s.val, s.key, s.kind, "every", "until")
+		if !ok {
+			break
+		}
+		every, hasEvery := m["every"]
+		until, hasUntil := m["until"]
+		switch {
+		case hasEvery && hasUntil:
+			l.errf(until.k, "suppress takes every or until, not both")
+		case hasEvery:
+			s.every = l.duration(every, "every", true)
+		case hasUntil:
+			if v, ok := l.str(until, "until"); ok {
+				if v == "window_close" {
+					s.untilWin = true
+				} else {
+					l.errf(until.v, "suppress until: only window_close is supported, not %q", v)
+				}
 			}
+		default:
+			l.errf(s.key, "suppress needs every (a coalescing interval) or until: window_close")
 		}
 	}
 	return s
@@ -994,6 +1012,20 @@ func isGroupAggregation(kind string) bool {
 }
 
 func isTerminal(kind string) bool { return kind == "to" || kind == "branch" || isAggregation(kind) }
+
+// checkSuppress checks that a suppress until window_close reads a
+// windowed table.
+func (l *loader) checkSuppress(p *pipeSpec) {
+	if len(p.steps) == 0 || !p.steps[0].untilWin || p.reads == nil || !p.fromTable {
+		return
+	}
+	for _, s := range p.reads.steps {
+		if s.kind == "window" {
+			return
+		}
+	}
+	l.errf(p.steps[0].key, "suppress until window_close needs a windowed table: pipeline %s has no window step", p.reads.name)
+}
 
 // resolveFrom checks what pipeline p reads.
 func (l *loader) resolveFrom(b *build, p *pipeSpec) {

@@ -44,7 +44,11 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		l.buildPipe(tb, b, q)
 		switch steps[0].kind {
 		case "suppress":
-			s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
+			if steps[0].untilWin {
+				s = q.table.SuppressUntilWindowClose(stepName(p.name, steps[0]))
+			} else {
+				s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
+			}
 			steps = steps[1:]
 		case "join_table":
 			st := steps[0]

@@ -111,11 +111,24 @@ def customers_and_orders(rng):
         sm["orders"] += 1
         sm["total"] += o["amount"]
 
+    # daily purchases: 24h windows of the order's `at` (its event time),
+    # keyed "<customer>@<day start>". The test closes every window (later
+    # orders move stream time on), so the final values suppressed until
+    # window close are these too.
+    daily = {}
+    for o in orders:
+        key = "%s@%sT00:00:00Z" % (o["customer"], o["at"][:10])
+        d = daily.setdefault(key, {"customer": o["customer"], "orders": 0, "total": 0})
+        d["orders"] += 1
+        d["total"] += o["amount"]
+
     write_lines("customer-events.jsonl", customers)
     write_lines("order-events.jsonl", orders)
     write_lines("expected-customer-orders.jsonl", [per_customer[k] for k in sorted(per_customer)])
     write_lines("expected-segment-months.jsonl",
                 [{"key": k, "value": per_segment_month[k]} for k in sorted(per_segment_month)])
+    write_lines("expected-daily-purchases.jsonl",
+                [{"key": k, "value": daily[k]} for k in sorted(daily)])
     return len(customers), len(orders)
 
 
