@@ -102,7 +102,7 @@ type descStore struct {
 }
 
 // topic roles, in the order they are listed.
-var topicRoles = []string{"input", "output", "repartition", "table", "dead letter"}
+var topicRoles = []string{"input", "output", "repartition", "table", "loopback", "dead letter"}
 
 type describer struct {
 	t      *Topology
@@ -193,6 +193,11 @@ func (d *describer) group(i int, g *Group) (*descGroup, error) {
 			parent = d.processorOnly(dg, parent, n)
 		}
 		d.processor(dg, parent, root)
+	}
+	if root.Kind == KindSuppress {
+		// Window closes go through the group's loopback topic.
+		loop := d.topic(g.Graph.LoopStream().Topic(), "loopback")
+		loop.writers[gname], loop.readers[gname] = true, true
 	}
 	d.topic(string(processors.DeadLetterTopic(g.Name)), "dead letter").writers[gname] = true
 	return dg, nil

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,8 +99,8 @@ func (a *app) group(name string) goka.Group { return goka.Group(a.file.App + "-"
 
 // start runs the groups that pick selects (all when nil), like `weft run`:
 // one processor per group with its runtime and coalescers, all in RunAll,
-// stopped when the test ends.
-func (a *app) start(pick func(*topology.Group) bool) {
+// stopped when the test ends or when the returned function is called.
+func (a *app) start(pick func(*topology.Group) bool) (stop func()) {
 	t := a.t
 	t.Helper()
 	var procs []*processors.Processor
@@ -123,17 +125,27 @@ func (a *app) start(pick func(*topology.Group) bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- processors.RunAll(ctx, procs...) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("processors stopped with error: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("processors stopped with error: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Error("processors did not stop within a minute")
 			}
-		case <-time.After(time.Minute):
-			t.Error("processors did not stop within a minute")
-		}
-	})
+			for name, p := range a.procs {
+				if slices.Contains(procs, p) {
+					delete(a.procs, name)
+				}
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // handled is the number of records the groups (all when none is named)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -83,4 +86,46 @@ func checkWriter(t *testing.T, what string, st *processors.Stored, span sdktrace
 	if w := processors.SpanContextOf(st.Meta.Writer); w.SpanID() != span.SpanContext().SpanID() || w.TraceID() != span.SpanContext().TraceID() {
 		t.Errorf("%s was written by span %s/%s, want %s (%s)", what, w.TraceID(), w.SpanID(), span.SpanContext().SpanID(), span.Name())
 	}
+}
+
+// span is the ended span with the given id, or nil.
+func (a *app) span(id trace.SpanID) sdktrace.ReadOnlySpan {
+	for _, s := range a.spans.Ended() {
+		if s.SpanContext().SpanID() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// spansNamed counts the ended spans called name.
+func (a *app) spansNamed(name string) int {
+	n := 0
+	for _, s := range a.spans.Ended() {
+		if s.Name() == name {
+			n++
+		}
+	}
+	return n
+}
+
+// traceparentOf is the span context in a record's traceparent header.
+func traceparentOf(t *testing.T, r *kgo.Record) trace.SpanContext {
+	t.Helper()
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": header(r, "traceparent")})
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		t.Fatalf("record %s has no valid traceparent (%q)", r.Key, header(r, "traceparent"))
+	}
+	return sc
+}
+
+// linkKind is the weft.link.kind attribute of a link.
+func linkKind(l sdktrace.Link) string {
+	for _, kv := range l.Attributes {
+		if kv.Key == tracing.AttrLinkKind {
+			return kv.Value.AsString()
+		}
+	}
+	return ""
 }
