@@ -3,11 +3,13 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -146,9 +148,10 @@ type celIssue struct {
 
 // celExpr is a compiled expression.
 type celExpr struct {
-	text string
-	prg  cel.Program
-	want celWant
+	text    string
+	prg     cel.Program
+	want    celWant
+	adapter types.Adapter
 }
 
 // compileCEL parses, checks and plans text. The result must have type want
@@ -158,7 +161,7 @@ func compileCEL(text string, vars celVars, want celWant) (*celExpr, []celIssue) 
 	if err != nil {
 		return nil, []celIssue{{msg: err.Error()}}
 	}
-	ast, iss := env.Compile(text)
+	checked, iss := env.Compile(text)
 	if iss != nil && iss.Err() != nil {
 		var out []celIssue
 		for _, e := range iss.Errors() {
@@ -170,14 +173,215 @@ func compileCEL(text string, vars celVars, want celWant) (*celExpr, []celIssue) 
 		}
 		return nil, out
 	}
-	if t := ast.OutputType(); !resultTypeOK(t, want) {
+	if t := checked.OutputType(); !resultTypeOK(t, want) {
 		return nil, []celIssue{{msg: fmt.Sprintf("the expression must return a %s, not %s", want, t)}}
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	adapter := env.CELTypeAdapter()
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if ids := stringKeyMaps(checked.NativeRep().Expr()); len(ids) > 0 {
+		opts = append(opts, cel.CustomDecoratorV2(goMapLiterals(ids, adapter)))
+	}
+	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		return nil, []celIssue{{msg: err.Error()}}
 	}
-	return &celExpr{text: text, prg: prg, want: want}, nil
+	return &celExpr{text: text, prg: prg, want: want, adapter: adapter}, nil
+}
+
+// Map literals with string keys: {'account': value.account, 'events': 1}.
+//
+// The interpreter builds a map literal as a map[ref.Val]ref.Val, which
+// celToGo then copies into a map[string]any, for every record. A literal
+// whose keys are all string constants (and that has no optional entry
+// {?'k': v}) is planned instead as goMapLiteral, which evaluates the values
+// in the same order, converts them to Go values right away and returns the
+// map[string]any as a CEL map (types.NewStringInterfaceMap), which celToGo
+// returns as is. Within the expression it is the same map: every value
+// celToGo accepts comes back from the Go value as the same CEL value (null,
+// bool, int, uint, double, string, bytes, timestamp, duration, and lists and
+// string-keyed maps of these). When a value is anything else (an optional,
+// a type, a map with other keys, ...) that evaluation builds the
+// interpreter's own map from the CEL values instead.
+
+// stringKeyMaps returns the ids of the map literals of e whose keys are all
+// string constants and that have no optional entry.
+func stringKeyMaps(e ast.Expr) map[int64]bool {
+	ids := map[int64]bool{}
+	ast.PostOrderVisit(e, ast.NewExprVisitor(func(x ast.Expr) {
+		if x.Kind() != ast.MapKind {
+			return
+		}
+		entries := x.AsMap().Entries()
+		if len(entries) == 0 {
+			return
+		}
+		for _, en := range entries {
+			if en.Kind() != ast.MapEntryKind {
+				return
+			}
+			me := en.AsMapEntry()
+			if me.IsOptional() || me.Key().Kind() != ast.LiteralKind {
+				return
+			}
+			if _, ok := me.Key().AsLiteral().(types.String); !ok {
+				return
+			}
+		}
+		ids[x.ID()] = true
+	}))
+	return ids
+}
+
+// goMapLiterals plans the map literals ids (see stringKeyMaps) as
+// goMapLiteral, except those whose values are all constants: the
+// optimizer makes them one constant.
+func goMapLiterals(ids map[int64]bool, adapter types.Adapter) interpreter.InterpretableDecoratorV2 {
+	return func(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+		if !ids[i.ID()] {
+			return i, nil
+		}
+		c, ok := i.(interpreter.InterpretableConstructor)
+		if !ok || c.Type() != types.MapType {
+			return i, nil
+		}
+		init := c.InitVals() // key, value, key, value, ...
+		if len(init) == 0 || len(init)%2 != 0 {
+			return i, nil
+		}
+		m := &goMapLiteral{id: i.ID(), adapter: adapter, init: init}
+		allConst := true
+		for j := 0; j < len(init); j += 2 {
+			k, ok := init[j].(interpreter.InterpretableConst)
+			if !ok {
+				return i, nil
+			}
+			ks, ok := k.Value().(types.String)
+			if !ok {
+				return i, nil
+			}
+			e := goMapEntry{key: string(ks), keyVal: ks, val: init[j+1]}
+			if c, ok := init[j+1].(interpreter.InterpretableConst); ok {
+				e.constVal = c.Value()
+				if g, ok := constGo(e.constVal); ok {
+					e.constGo, e.isConst = g, true
+				}
+			}
+			if !e.isConst {
+				allConst = false
+			}
+			m.entries = append(m.entries, e)
+		}
+		if allConst {
+			return i, nil
+		}
+		return m, nil
+	}
+}
+
+// constGo converts a constant scalar to its Go value, computed once (the
+// result maps may share it: it is immutable).
+func constGo(v ref.Val) (any, bool) {
+	switch x := v.(type) {
+	case types.Null:
+		return nil, true
+	case types.Bool:
+		return bool(x), true
+	case types.Int:
+		return int64(x), true
+	case types.Uint:
+		return uint64(x), true
+	case types.Double:
+		return float64(x), true
+	case types.String:
+		return string(x), true
+	}
+	return nil, false
+}
+
+type goMapEntry struct {
+	key      string
+	keyVal   types.String
+	val      interpreter.InterpretableV2
+	constVal ref.Val // the value when val is a constant
+	constGo  any     // its Go value, when isConst
+	isConst  bool
+}
+
+// goMapLiteral is a map literal with string constant keys that builds a
+// map[string]any (see stringKeyMaps).
+type goMapLiteral struct {
+	id      int64
+	adapter types.Adapter
+	entries []goMapEntry
+	init    []interpreter.InterpretableV2
+}
+
+// ID implements interpreter.Interpretable.
+func (m *goMapLiteral) ID() int64 { return m.id }
+
+// Eval implements interpreter.Interpretable.
+func (m *goMapLiteral) Eval(vars interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(vars, m.Exec)
+}
+
+// InitVals implements interpreter.InterpretableConstructor.
+func (m *goMapLiteral) InitVals() []interpreter.InterpretableV2 { return m.init }
+
+// Type implements interpreter.InterpretableConstructor.
+func (m *goMapLiteral) Type() ref.Type { return types.MapType }
+
+// Exec implements interpreter.InterpretableV2: the values in order, the
+// first error is the result (as the interpreter's map literal does).
+func (m *goMapLiteral) Exec(frame *interpreter.ExecutionFrame) ref.Val {
+	var small [16]ref.Val
+	var vals []ref.Val
+	if len(m.entries) <= len(small) {
+		vals = small[:len(m.entries)]
+	} else {
+		vals = make([]ref.Val, len(m.entries))
+	}
+	var unk *types.Unknown
+	for i := range m.entries {
+		e := &m.entries[i]
+		if e.constVal != nil {
+			vals[i] = e.constVal
+			continue
+		}
+		v := e.val.Exec(frame)
+		switch x := v.(type) {
+		case *types.Err:
+			return x
+		case *types.Unknown:
+			if unk == nil {
+				unk = x
+			} else {
+				unk = types.MergeUnknowns(unk, x)
+			}
+		}
+		vals[i] = v
+	}
+	if unk != nil {
+		return unk
+	}
+	out := make(map[string]any, len(m.entries))
+	for i := range m.entries {
+		e := &m.entries[i]
+		if e.isConst {
+			out[e.key] = e.constGo
+			continue
+		}
+		g, err := celToGoDepth(vals[i], 1, true)
+		if err != nil {
+			// Not a plain value: the interpreter's own map.
+			entries := make(map[ref.Val]ref.Val, len(m.entries))
+			for j := range m.entries {
+				entries[m.entries[j].keyVal] = vals[j]
+			}
+			return types.NewRefValMap(m.adapter, entries)
+		}
+		out[e.key] = g
+	}
+	return types.NewStringInterfaceMap(m.adapter, out)
 }
 
 // resultTypeOK reports whether an expression of static type t may produce
@@ -198,31 +402,79 @@ func resultTypeOK(t *cel.Type, want celWant) bool {
 }
 
 // activation binds the variables of one evaluation without reflection.
+// Activations are pooled: one is taken for an evaluation and put back once
+// its result has been converted to Go values (a result may refer to the
+// views of the activation until then).
 type activation struct {
-	key                              string
-	value, other, current, aggregate any
+	adapter types.Adapter
+	key     string
+	keyVal  ref.Val // types.String(key), made on first use
+	// vars are value, other, current and aggregate.
+	vars [4]celVar
 }
 
-func orNull(v any) any {
-	if v == nil {
-		return types.NullValue
+const (
+	varValue = iota
+	varOther
+	varCurrent
+	varAggregate
+)
+
+// celVar is one variable of an activation: its Go value and, once the
+// expression used it, what ResolveName returns for it.
+type celVar struct {
+	raw      any
+	resolved any
+	done     bool
+	// view is the CEL map of raw when raw is a map[string]any.
+	view inputMap
+}
+
+// resolve returns what the interpreter sees for the variable: a
+// map[string]any as a caching map view, a scalar converted once, null for
+// nil; anything else as is (converted by the interpreter, as before).
+func (v *celVar) resolve(adapter types.Adapter) any {
+	if v.done {
+		return v.resolved
 	}
-	return v
+	var r any
+	switch x := v.raw.(type) {
+	case nil:
+		r = types.NullValue
+	case map[string]any:
+		v.view.m, v.view.adapter = x, adapter
+		r = &v.view
+	case string:
+		r = types.String(x)
+	case int64:
+		r = types.Int(x)
+	case float64:
+		r = types.Double(x)
+	case bool:
+		r = types.Bool(x)
+	default:
+		r = v.raw
+	}
+	v.resolved, v.done = r, true
+	return r
 }
 
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "key":
-		return types.String(a.key), true
+		if a.keyVal == nil {
+			a.keyVal = types.String(a.key)
+		}
+		return a.keyVal, true
 	case "value":
-		return orNull(a.value), true
+		return a.vars[varValue].resolve(a.adapter), true
 	case "other":
-		return orNull(a.other), true
+		return a.vars[varOther].resolve(a.adapter), true
 	case "current":
-		return orNull(a.current), true
+		return a.vars[varCurrent].resolve(a.adapter), true
 	case "aggregate":
-		return orNull(a.aggregate), true
+		return a.vars[varAggregate].resolve(a.adapter), true
 	}
 	return nil, false
 }
@@ -231,6 +483,29 @@ func (a *activation) ResolveName(name string) (any, bool) {
 func (a *activation) Parent() interpreter.Activation { return nil }
 
 var activations = sync.Pool{New: func() any { return new(activation) }}
+
+// begin takes an activation for one evaluation of e; release it with
+// release once the result has been converted.
+func (e *celExpr) begin(key string, value, other, current, aggregate any) *activation {
+	a := activations.Get().(*activation)
+	a.adapter, a.key = e.adapter, key
+	a.vars[varValue].raw = value
+	a.vars[varOther].raw = other
+	a.vars[varCurrent].raw = current
+	a.vars[varAggregate].raw = aggregate
+	return a
+}
+
+// release clears a (it holds no record after) and puts it back in the pool.
+func (a *activation) release() {
+	a.adapter, a.key, a.keyVal = nil, "", nil
+	for i := range a.vars {
+		v := &a.vars[i]
+		v.raw, v.resolved, v.done = nil, nil, false
+		v.view.reset()
+	}
+	activations.Put(a)
+}
 
 // eval evaluates the expression against a; the error names the expression.
 func (e *celExpr) eval(a *activation) (ref.Val, error) {
@@ -244,15 +519,161 @@ func (e *celExpr) eval(a *activation) (ref.Val, error) {
 	return out, nil
 }
 
-// run evaluates with the given variables, through a pooled activation.
-func (e *celExpr) run(key string, value, other, current, aggregate any) (ref.Val, error) {
-	a := activations.Get().(*activation)
-	a.key, a.value, a.other, a.current, a.aggregate = key, value, other, current, aggregate
-	out, err := e.eval(a)
-	*a = activation{}
-	activations.Put(a)
-	return out, err
+// inputMapCache is how many fields of an input map a view keeps converted.
+const inputMapCache = 8
+
+// inputMap is a map[string]any variable (value, aggregate, ...) as a CEL
+// map for one evaluation. It behaves as the map the interpreter would make
+// of it (types.NewStringInterfaceMap), but it lives in the pooled
+// activation, and a field is converted to a CEL value once per evaluation
+// however often the expression reads it (bank.yaml reads value.type seven
+// times; each read used to box the string anew). Nested maps and lists are
+// returned as Go values, so the interpreter qualifies them as before.
+type inputMap struct {
+	m       map[string]any
+	adapter types.Adapter
+	n       int
+	keys    [inputMapCache]string
+	vals    [inputMapCache]ref.Val
+	base    traits.Mapper // the interpreter's own view of m, made when needed
 }
+
+func (w *inputMap) reset() {
+	for i := 0; i < w.n; i++ {
+		w.keys[i], w.vals[i] = "", nil
+	}
+	w.n, w.m, w.adapter, w.base = 0, nil, nil, nil
+}
+
+// mapper returns the interpreter's own view of the map, for the operations
+// that are not on the hot path (iteration, conversion, equality).
+func (w *inputMap) mapper() traits.Mapper {
+	if w.base == nil {
+		w.base = types.NewStringInterfaceMap(w.adapter, w.m)
+	}
+	return w.base
+}
+
+// FindStringKey is the interpreter's fast path for field selection
+// (value.f): the field as a CEL value, or a nested map or list as the Go
+// value (as a map[string]any variable gives it).
+func (w *inputMap) FindStringKey(s string) (any, bool) {
+	for i := 0; i < w.n; i++ {
+		if w.keys[i] == s {
+			return w.vals[i], true
+		}
+	}
+	raw, found := w.m[s]
+	if !found {
+		return nil, false
+	}
+	var v ref.Val
+	switch x := raw.(type) {
+	case map[string]any, []any:
+		return raw, true
+	case nil:
+		v = types.NullValue
+	case string:
+		v = types.String(x)
+	case int64:
+		v = types.Int(x)
+	case float64:
+		v = types.Double(x)
+	case bool:
+		v = types.Bool(x)
+	default:
+		v = w.adapter.NativeToValue(raw)
+	}
+	if w.n < inputMapCache {
+		w.keys[w.n], w.vals[w.n] = s, v
+		w.n++
+	}
+	return v, true
+}
+
+// Find implements traits.Mapper.
+func (w *inputMap) Find(key ref.Val) (ref.Val, bool) {
+	s, ok := key.(types.String)
+	if !ok {
+		return w.mapper().Find(key)
+	}
+	v, found := w.FindStringKey(string(s))
+	if !found {
+		return nil, false
+	}
+	return w.adapter.NativeToValue(v), true
+}
+
+// Contains implements traits.Container.
+func (w *inputMap) Contains(key ref.Val) ref.Val {
+	if s, ok := key.(types.String); ok {
+		_, found := w.m[string(s)]
+		return types.Bool(found)
+	}
+	return w.mapper().Contains(key)
+}
+
+// Get implements traits.Indexer.
+func (w *inputMap) Get(key ref.Val) ref.Val {
+	v, found := w.Find(key)
+	if !found {
+		return types.ValOrErr(v, "no such key: %v", key)
+	}
+	return v
+}
+
+// Size implements traits.Sizer.
+func (w *inputMap) Size() ref.Val { return types.Int(len(w.m)) }
+
+// IsZeroValue implements traits.Zeroer.
+func (w *inputMap) IsZeroValue() bool { return len(w.m) == 0 }
+
+// Iterator implements traits.Iterable.
+func (w *inputMap) Iterator() traits.Iterator { return w.mapper().Iterator() }
+
+// Fold implements traits.Foldable (comprehensions over the map).
+func (w *inputMap) Fold(f traits.Folder) {
+	if fm, ok := w.mapper().(traits.Foldable); ok {
+		fm.Fold(f)
+		return
+	}
+	it := w.Iterator()
+	for it.HasNext() == types.True {
+		k := it.Next()
+		if !f.FoldEntry(k, w.Get(k)) {
+			return
+		}
+	}
+}
+
+// ConvertToNative implements ref.Val.
+func (w *inputMap) ConvertToNative(t reflect.Type) (any, error) {
+	return w.mapper().ConvertToNative(t)
+}
+
+// ConvertToType implements ref.Val.
+func (w *inputMap) ConvertToType(t ref.Type) ref.Val {
+	if t == types.MapType {
+		return w
+	}
+	return w.mapper().ConvertToType(t)
+}
+
+// Equal implements ref.Val.
+func (w *inputMap) Equal(other ref.Val) ref.Val {
+	if _, ok := other.(traits.Mapper); !ok {
+		return types.False
+	}
+	return w.mapper().Equal(other)
+}
+
+// Type implements ref.Val.
+func (w *inputMap) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val: the Go map itself.
+func (w *inputMap) Value() any { return w.m }
+
+func (w *inputMap) String() string { return fmt.Sprint(w.mapper()) }
 
 func (e *celExpr) errorf(format string, args ...any) error {
 	return fmt.Errorf("CEL %s: %s", quoteExpr(e.text), fmt.Sprintf(format, args...))
@@ -274,7 +695,9 @@ func (e *celExpr) wrongType(want string, got ref.Val) error {
 
 // evalBool evaluates a predicate.
 func (e *celExpr) evalBool(key string, value any) (bool, error) {
-	out, err := e.run(key, value, nil, nil, nil)
+	a := e.begin(key, value, nil, nil, nil)
+	defer a.release()
+	out, err := e.eval(a)
 	if err != nil {
 		return false, err
 	}
@@ -287,7 +710,9 @@ func (e *celExpr) evalBool(key string, value any) (bool, error) {
 
 // evalString evaluates a key expression.
 func (e *celExpr) evalString(key string, value any) (string, error) {
-	out, err := e.run(key, value, nil, nil, nil)
+	a := e.begin(key, value, nil, nil, nil)
+	defer a.release()
+	out, err := e.eval(a)
 	if err != nil {
 		return "", err
 	}
@@ -300,7 +725,9 @@ func (e *celExpr) evalString(key string, value any) (string, error) {
 
 // evalValue evaluates an expression to a plain Go value.
 func (e *celExpr) evalValue(key string, value, other, current, aggregate any) (any, error) {
-	out, err := e.run(key, value, other, current, aggregate)
+	a := e.begin(key, value, other, current, aggregate)
+	defer a.release()
+	out, err := e.eval(a)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +768,9 @@ func keyValueMapper(key, value *celExpr) KeyValueMapper {
 // of maps {'key': string, 'value': any}.
 func (e *celExpr) FlatMapper() FlatMapper {
 	return func(k string, v any) ([]KeyValue, error) {
-		out, err := e.run(k, v, nil, nil, nil)
+		a := e.begin(k, v, nil, nil, nil)
+		defer a.release()
+		out, err := e.eval(a)
 		if err != nil {
 			return nil, err
 		}
@@ -436,9 +865,12 @@ const maxDepth = 1000
 // int → int64, uint → uint64, double → float64, string, bytes → []byte,
 // list → []any, map → map[string]any (keys must be strings), timestamp →
 // time.Time, duration → time.Duration.
-func celToGo(v ref.Val) (any, error) { return celToGoDepth(v, 0) }
+func celToGo(v ref.Val) (any, error) { return celToGoDepth(v, 0, false) }
 
-func celToGoDepth(v ref.Val, depth int) (any, error) {
+// celToGoDepth converts v at nesting depth; strict refuses the values whose
+// Go value does not come back as the same CEL value (optionals), for
+// goMapLiteral.
+func celToGoDepth(v ref.Val, depth int, strict bool) (any, error) {
 	if depth > maxDepth {
 		return nil, errors.New("value nested too deeply")
 	}
@@ -466,15 +898,34 @@ func celToGoDepth(v ref.Val, depth int) (any, error) {
 	case *types.Err:
 		return nil, x
 	case *types.Optional:
+		if strict {
+			return nil, errors.New("an optional value")
+		}
 		if !x.HasValue() {
 			return nil, nil
 		}
-		return celToGoDepth(x.GetValue(), depth+1)
+		return celToGoDepth(x.GetValue(), depth+1, strict)
 	case traits.Mapper:
-		// A map that came in (part of value, other, ...) is returned as
-		// is: it holds plain Go values already.
-		if m, ok := x.Value().(map[string]any); ok {
+		switch m := x.Value().(type) {
+		case map[string]any:
+			// A map that came in (part of value, other, ...) or a
+			// goMapLiteral is returned as is: it holds plain Go values.
 			return m, nil
+		case map[ref.Val]ref.Val:
+			// The interpreter's map literal: no iterator, no lookups.
+			out := make(map[string]any, len(m))
+			for k, e := range m {
+				ks, ok := k.(types.String)
+				if !ok {
+					return nil, fmt.Errorf("map key %v is a %s, not a string", k, k.Type().TypeName())
+				}
+				g, err := celToGoDepth(e, depth+1, strict)
+				if err != nil {
+					return nil, err
+				}
+				out[string(ks)] = g
+			}
+			return out, nil
 		}
 		out := map[string]any{}
 		it := x.Iterator()
@@ -484,7 +935,7 @@ func celToGoDepth(v ref.Val, depth int) (any, error) {
 			if !ok {
 				return nil, fmt.Errorf("map key %v is a %s, not a string", k, k.Type().TypeName())
 			}
-			e, err := celToGoDepth(x.Get(k), depth+1)
+			e, err := celToGoDepth(x.Get(k), depth+1, strict)
 			if err != nil {
 				return nil, err
 			}
@@ -492,8 +943,19 @@ func celToGoDepth(v ref.Val, depth int) (any, error) {
 		}
 		return out, nil
 	case traits.Lister:
-		if l, ok := x.Value().([]any); ok {
+		switch l := x.Value().(type) {
+		case []any:
 			return l, nil
+		case []ref.Val:
+			out := make([]any, len(l))
+			for i, e := range l {
+				g, err := celToGoDepth(e, depth+1, strict)
+				if err != nil {
+					return nil, err
+				}
+				out[i] = g
+			}
+			return out, nil
 		}
 		n, ok := x.Size().(types.Int)
 		if !ok {
@@ -501,7 +963,7 @@ func celToGoDepth(v ref.Val, depth int) (any, error) {
 		}
 		out := make([]any, 0, int(n))
 		for i := types.Int(0); i < n; i++ {
-			e, err := celToGoDepth(x.Get(i), depth+1)
+			e, err := celToGoDepth(x.Get(i), depth+1, strict)
 			if err != nil {
 				return nil, err
 			}
