@@ -121,7 +121,7 @@ var (
 	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "streams", "tables", "pipelines"}
-	sourceKeys   = []string{"topic", "codec"}
+	sourceKeys   = []string{"topic", "codec", "timestamp"}
 	pipelineKeys = []string{"name", "from", "steps"}
 	saslKeys     = []string{"mechanism", "user", "password"}
 	mechanisms   = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
@@ -141,7 +141,8 @@ type sourceSpec struct {
 	topic     string
 	codec     goka.Codec
 	codecName string
-	stream    *Stream // built on first use
+	timestamp *celExpr // streams: the event time (nil: record timestamps)
+	stream    *Stream  // built on first use
 	table     *Table
 }
 
@@ -522,6 +523,13 @@ func (l *loader) sources(e kv, what string) []*sourceSpec {
 				}
 			}
 			s.codec, s.codecName = l.codec(m)
+			if e, ok := m["timestamp"]; ok {
+				if what == "stream" {
+					s.timestamp = l.cel(e, "timestamp", varsRecord, wantTime)
+				} else {
+					l.errf(e.k, "timestamp is for streams: a table's values keep the event time of their writers")
+				}
+			}
 		}
 		out = append(out, s)
 	}
@@ -779,7 +787,7 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 	case "branch":
 		l.branches(b, p, s)
 	case "to":
-		m, ok := l.fields(s.val, s.key, "to", sourceKeys...)
+		m, ok := l.fields(s.val, s.key, "to", "topic", "codec")
 		if ok {
 			if f, ok := l.require(m, "topic", s.key, "to"); ok {
 				if t, ok := l.str(f, "topic"); ok && l.checkTopic(f.v, t) {

@@ -36,7 +36,11 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 	case p.readsSrc != nil:
 		src := p.readsSrc
 		if src.stream == nil {
-			src.stream = tb.Stream(src.topic, src.codec)
+			var opts []SourceOption
+			if src.timestamp != nil {
+				opts = append(opts, WithTimestampExtractor(src.timestamp.evalTime))
+			}
+			src.stream = tb.Stream(src.topic, src.codec, opts...)
 		}
 		s = src.stream
 	case p.reads != nil && p.fromTable:
