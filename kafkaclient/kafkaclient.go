@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -314,4 +315,46 @@ func (c Config) EnsureTable(sc *sarama.Config, topic string) error {
 		return c.Explain(fmt.Errorf("create table topic %s: %w", topic, err))
 	}
 	return nil
+}
+
+// DefaultPartitions is the partition count of the topics weft creates
+// (the Partitions setting, or its default).
+func (c Config) DefaultPartitions() int { return c.withDefaults().Partitions }
+
+// PartitionCounts returns the partition count of each of topics that
+// exists; missing topics are not in the map.
+func (c Config) PartitionCounts(ctx context.Context, topics []string) (map[string]int, error) {
+	c = c.withDefaults()
+	sc, err := c.Sarama(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cc := copyConfig(sc, "")
+	cc.Metadata.AllowAutoTopicCreation = false // asking must not create
+	client, err := sarama.NewClient(c.Brokers, cc)
+	if err != nil {
+		return nil, c.Explain(fmt.Errorf("connect: %w", err))
+	}
+	defer client.Close()
+	// One metadata request for all topics: asking for missing topics one
+	// by one would wait for retries.
+	if err := client.RefreshMetadata(); err != nil {
+		return nil, c.Explain(fmt.Errorf("read the cluster's topics: %w", err))
+	}
+	existing, err := client.Topics()
+	if err != nil {
+		return nil, c.Explain(fmt.Errorf("read the cluster's topics: %w", err))
+	}
+	out := make(map[string]int, len(topics))
+	for _, topic := range topics {
+		if !slices.Contains(existing, topic) {
+			continue
+		}
+		parts, err := client.Partitions(topic)
+		if err != nil {
+			return nil, c.Explain(fmt.Errorf("partitions of %s: %w", topic, err))
+		}
+		out[topic] = len(parts)
+	}
+	return out, nil
 }

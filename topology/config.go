@@ -51,6 +51,10 @@ type File struct {
 	// Topology is the topology the pipelines describe; it compiles with
 	// Compile.
 	Topology *Topology
+
+	// at is where the file declares a node: the step that makes a table,
+	// a join or a suppress, the stream of a source.
+	at map[*Node]*yaml.Node
 }
 
 // SASL are the SASL settings of a topology file (Mechanism "" means none).

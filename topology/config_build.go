@@ -1,11 +1,16 @@
 package topology
 
-import "strings"
+import (
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
 
 // buildTopology turns the checked pipelines into a Topology with the
 // Builder DSL, and compiles it once to make sure it runs.
 func (l *loader) buildTopology(b *build) *File {
 	f := b.f
+	f.at = map[*Node]*yaml.Node{}
 	tb := New(f.App)
 	for _, p := range b.pipes {
 		l.buildPipe(tb, b, p)
@@ -41,6 +46,7 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 				opts = append(opts, WithTimestampExtractor(src.timestamp.evalTime))
 			}
 			src.stream = tb.Stream(src.topic, src.codec, opts...)
+			b.f.at[src.stream.n] = src.key
 		}
 		s = src.stream
 	case p.reads != nil && p.fromTable:
@@ -53,10 +59,12 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 			} else {
 				s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
 			}
+			b.f.at[s.n] = steps[0].key
 			steps = steps[1:]
 		case "join_table":
 			st := steps[0]
 			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), TableJoiner(st.expr.ValueJoiner()), st.codec)
+			b.f.at[p.table.n], b.f.at[p.table.n.Parent] = st.key, st.key
 			p.end = nil
 			return
 		default:
@@ -112,6 +120,9 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 			p.table = g.Aggregate(p.name, initializer(st.initial), st.expr.Aggregator(), st.codec)
 		case "latest":
 			p.table = s.Latest(p.name, st.codec)
+		}
+		if p.table != nil && b.f.at[p.table.n] == nil {
+			b.f.at[p.table.n] = st.key
 		}
 	}
 	p.end = s

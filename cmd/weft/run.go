@@ -175,6 +175,9 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Name, err)
 	}
+	if err := checkPartitions(ctx, k, f, compiled); err != nil {
+		return err
+	}
 	procs := make([]*processors.Processor, 0, len(compiled.Groups))
 	for _, grp := range compiled.Groups {
 		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
