@@ -3,4 +3,9 @@
 // store, decodes input inside the callback so that a bad record is handled
 // instead of stopping the processor, and accounts for every record that is
 // rejected (inputs = processed + rejected).
+//
+// Its operators are the traced Context (state links, effectively-once
+// updates, event time), the Coalescer (emit the latest value per key every
+// interval), the WindowSuppressor (emit each window's final value when it
+// closes) and the Emitter.
 package processors

@@ -11,6 +11,16 @@
 // internal topic, as Kafka Streams does, so that all records of a key meet
 // in one partition.
 //
+// Windows (WindowedBy: tumbling or hopping, with a grace period) use event
+// time: the record timestamp, or what a stream's WithTimestampExtractor
+// takes from the record; it travels with the records through repartitions
+// and tables (processors.HeaderEventTime). A table's updates can be read as
+// a stream (ToStream), coalesced (Suppress: the latest value per key every
+// interval) or, for a windowed table, emitted once per window with its
+// final value when the window closes (SuppressUntilWindowClose). A table
+// joins a co-partitioned table into a new table (Table.Join); deleting
+// either side deletes the joined value.
+//
 // Compile turns the topology into one goka group per stateful operation
 // (goka keeps one table per group) plus one group per source whose
 // stateless branches end in sinks. The package describes and compiles; it
