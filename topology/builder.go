@@ -109,6 +109,10 @@ type Node struct {
 	// the Kafka record timestamp).
 	Timestamp TimestampExtractor
 
+	// SampleRatio, on a source, is the trace sample ratio of its records
+	// (nil: the topology's sampler).
+	SampleRatio *float64
+
 	pred   Predicate
 	values ValueMapper
 	kv     KeyValueMapper
@@ -183,6 +187,17 @@ func WithTimestampExtractor(fn TimestampExtractor) SourceOption {
 	return func(n *Node) { n.Timestamp = fn }
 }
 
+// WithTraceSampleRatio samples the traces of the stream's records at
+// ratio (0 to 1) instead of with the topology's sampler: the group that
+// reads the stream starts a trace for a record that arrives without a
+// sampled traceparent with that probability (parent-based, so records that
+// carry a traceparent follow its decision, and the groups downstream follow
+// the stream's). It applies when the topology is compiled with
+// WithSampledProviders (weft run does).
+func WithTraceSampleRatio(ratio float64) SourceOption {
+	return func(n *Node) { n.SampleRatio = &ratio }
+}
+
 // Stream reads a stream of records from topic, values decoded with codec.
 // Event time is the records' Kafka timestamp unless an option says
 // otherwise.
@@ -193,6 +208,8 @@ func (b *Builder) Stream(topic string, codec goka.Codec, opts ...SourceOption) *
 	for _, o := range opts {
 		o(n)
 	}
+	b.need(n.SampleRatio == nil || *n.SampleRatio >= 0 && *n.SampleRatio <= 1,
+		"stream %s: sample ratio must be from 0 to 1", topic)
 	return &Stream{b: b, n: b.add(n, nil)}
 }
 

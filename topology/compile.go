@@ -10,6 +10,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/weftstream/weft/processors"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Group is one goka group of a compiled topology. Run it with
@@ -58,6 +59,16 @@ type CompileOption func(*compileConfig)
 
 type compileConfig struct {
 	runtimeOpts []processors.Option
+	sampled     func(ratio float64) trace.TracerProvider
+}
+
+// WithSampledProviders gives Compile the tracer provider of a stream with
+// its own sample ratio (WithTraceSampleRatio): provider(ratio) should share
+// the export pipeline of the topology's provider, with a parent-based ratio
+// sampler (tracing.Providers.WithSampler does). Without it such ratios are
+// not applied.
+func WithSampledProviders(provider func(ratio float64) trace.TracerProvider) CompileOption {
+	return func(c *compileConfig) { c.sampled = provider }
 }
 
 // WithProcessorOptions passes options to the runtimes (tracer provider,
@@ -152,6 +163,20 @@ func Compile(t *Topology, opts ...CompileOption) (*Compiled, error) {
 	return c, nil
 }
 
+// sourceSampleRatio is the sample ratio of the stream a group reads
+// directly (nil: none, or the group reads an internal topic).
+func sourceSampleRatio(root *Node) *float64 {
+	if root.Kind == KindSource {
+		return root.SampleRatio
+	}
+	if root.Stateful() && !repartitioned(root) {
+		if src, _ := upstream(root); src != nil {
+			return src.SampleRatio
+		}
+	}
+	return nil
+}
+
 // hasStatelessWork reports whether records of source src reach a sink or a
 // repartition topic without passing a stateful node.
 func hasStatelessWork(src *Node) bool {
@@ -188,7 +213,11 @@ type groupBuilder struct {
 
 func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) {
 	t := c.Topology
-	gb := &groupBuilder{t: t, cfg: cfg, rt: processors.NewRuntime(cfg.runtimeOpts...),
+	ropts := cfg.runtimeOpts
+	if ratio := sourceSampleRatio(root); ratio != nil && cfg.sampled != nil {
+		ropts = append(slices.Clip(ropts), processors.WithTracerProvider(cfg.sampled(*ratio)))
+	}
+	gb := &groupBuilder{t: t, cfg: cfg, rt: processors.NewRuntime(ropts...),
 		group:   &Group{Name: t.GroupName(root), Root: root},
 		outputs: map[string]bool{}, lookups: map[string]goka.Codec{}, co: map[*Node]*processors.Coalescer{}}
 

@@ -125,7 +125,7 @@ var (
 	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "streams", "tables", "pipelines"}
-	sourceKeys   = []string{"topic", "codec", "timestamp"}
+	sourceKeys   = []string{"topic", "codec", "timestamp", "sample_ratio"}
 	pipelineKeys = []string{"name", "from", "steps"}
 	saslKeys     = []string{"mechanism", "user", "password"}
 	mechanisms   = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
@@ -146,6 +146,7 @@ type sourceSpec struct {
 	codec     goka.Codec
 	codecName string
 	timestamp *celExpr // streams: the event time (nil: record timestamps)
+	ratio     *float64 // streams: the trace sample ratio (nil: the file's)
 	stream    *Stream  // built on first use
 	table     *Table
 }
@@ -300,14 +301,7 @@ func (l *loader) load() *File {
 	if e, ok := top["tracing"]; ok {
 		tr, _ := l.fields(e.v, e.k, "tracing", "sample_ratio")
 		if e, ok := tr["sample_ratio"]; ok {
-			if s, ok := l.str(e, "sample_ratio"); ok {
-				r, err := strconv.ParseFloat(s, 64)
-				if err != nil || r < 0 || r > 1 {
-					l.errf(e.v, "sample_ratio must be a number from 0 to 1, not %q", s)
-				} else {
-					f.SampleRatio = &r
-				}
-			}
+			f.SampleRatio = l.ratio(e)
 		}
 	}
 	if e, ok := top["streams"]; ok {
@@ -350,6 +344,20 @@ func (l *loader) load() *File {
 		return nil
 	}
 	return l.buildTopology(b)
+}
+
+// ratio reads a sample ratio (a number from 0 to 1).
+func (l *loader) ratio(e kv) *float64 {
+	s, ok := l.str(e, "sample_ratio")
+	if !ok {
+		return nil
+	}
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || r < 0 || r > 1 {
+		l.errf(e.v, "sample_ratio must be a number from 0 to 1, not %q", s)
+		return nil
+	}
+	return &r
 }
 
 // yamlError reports a YAML syntax error.
@@ -532,6 +540,13 @@ func (l *loader) sources(e kv, what string) []*sourceSpec {
 					s.timestamp = l.cel(e, "timestamp", varsRecord, wantTime)
 				} else {
 					l.errf(e.k, "timestamp is for streams: a table's values keep the event time of their writers")
+				}
+			}
+			if e, ok := m["sample_ratio"]; ok {
+				if what == "stream" {
+					s.ratio = l.ratio(e)
+				} else {
+					l.errf(e.k, "sample_ratio is for streams: traces start where records enter the topology")
 				}
 			}
 		}

@@ -45,6 +45,9 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 			if src.timestamp != nil {
 				opts = append(opts, WithTimestampExtractor(src.timestamp.evalTime))
 			}
+			if src.ratio != nil {
+				opts = append(opts, WithTraceSampleRatio(*src.ratio))
+			}
 			src.stream = tb.Stream(src.topic, src.codec, opts...)
 			b.f.at[src.stream.n] = src.key
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type runFlags struct {
@@ -171,7 +172,10 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if f.OnError == topology.OnErrorStop {
 		ropts = append(ropts, processors.StopOnRejection())
 	}
-	compiled, err := topology.Compile(f.Topology, topology.WithProcessorOptions(ropts...))
+	compiled, err := topology.Compile(f.Topology, topology.WithProcessorOptions(ropts...),
+		topology.WithSampledProviders(func(ratio float64) trace.TracerProvider {
+			return prov.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)))
+		}))
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Name, err)
 	}
