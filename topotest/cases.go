@@ -41,7 +41,10 @@
 //   - `rejected` is the number of records in all dead-letter topics.
 //   - A suppress (coalesced emit) flushes once, after the last input of the
 //     case: its topic then gets the latest value of every changed key, in
-//     the order the keys first changed.
+//     the order the keys first changed. A suppress until window_close
+//     emits as it runs: a window's final value when a later input moves
+//     stream time past the window's end plus grace (windows that are still
+//     open at the end of the case emit nothing).
 //
 // Each case runs on a new tester with newly compiled processors, so cases
 // do not see each other's state.
