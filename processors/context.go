@@ -1,7 +1,9 @@
 package processors
 
 import (
+	"bytes"
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -38,7 +40,21 @@ type Context struct {
 
 	eventTime    time.Time
 	eventTimeSet bool
+
+	id    statestore.SourceOffset // the record's identity (see identity)
+	idSet bool
+	emits uint32 // records emitted so far by this callback
 }
+
+// HeaderFrom identifies a record a weft processor emitted by the record it
+// was processing: "<topic>/<partition>/<offset>/<index>", where index
+// counts the records the callback emitted before this one. A processor
+// that reads the record keeps that identity (statestore.SourceOffset with
+// Upstream set) instead of the record's own offset in the envelopes it
+// writes, so a record emitted again when the upstream processor replays
+// its input after a crash is recognised and does not update state twice:
+// state stays effectively-once across repartitions.
+const HeaderFrom = "weft.from"
 
 // HeaderEventTime is the record header that carries a record's event time
 // (milliseconds since the Unix epoch, in decimal) from one weft processor
@@ -93,16 +109,19 @@ func (c *Context) SetEventTime(t time.Time) {
 // or its timestamp when there is none or it is not a number.
 func eventTimeOf(g goka.Context) time.Time {
 	if h := g.Headers()[HeaderEventTime]; len(h) > 0 {
-		if ms, ok := parseMillis(h); ok {
+		if ms, ok := parseDecimal(h); ok {
 			return time.UnixMilli(ms).UTC()
 		}
 	}
 	return g.Timestamp()
 }
 
-// parseMillis parses a decimal (possibly negative) int64 without
+// parseDecimal parses a decimal (possibly negative) int64 without
 // allocating.
-func parseMillis(b []byte) (int64, bool) {
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
 	neg := b[0] == '-'
 	if neg {
 		b = b[1:]
@@ -165,13 +184,65 @@ func (c *Context) loadPrev() {
 		return
 	}
 	c.prev = s
-	topic, part, off := string(c.g.Topic()), c.g.Partition(), c.g.Offset()
+	id := c.identity()
 	for _, src := range s.Meta.Sources {
-		if src.Topic == topic && src.Partition == part && src.Offset >= off {
+		if src.Covers(id) {
 			c.replayed = true
 			break
 		}
 	}
+}
+
+// identity is what identifies the record in the envelopes it writes: the
+// upstream record of its HeaderFrom header, else its own offset.
+func (c *Context) identity() statestore.SourceOffset {
+	if !c.idSet {
+		c.id, c.idSet = identityOf(c.g), true
+	}
+	return c.id
+}
+
+func identityOf(g goka.Context) statestore.SourceOffset {
+	if h := g.Headers()[HeaderFrom]; len(h) > 0 {
+		if id, ok := parseFrom(h); ok {
+			return id
+		}
+	}
+	return statestore.SourceOffset{Topic: string(g.Topic()), Partition: g.Partition(), Offset: g.Offset()}
+}
+
+// parseFrom parses a HeaderFrom value.
+func parseFrom(h []byte) (statestore.SourceOffset, bool) {
+	var nums [3]int64 // partition, offset, index
+	rest := h
+	for i := 2; i >= 0; i-- {
+		j := bytes.LastIndexByte(rest, '/')
+		if j < 0 {
+			return statestore.SourceOffset{}, false
+		}
+		n, ok := parseDecimal(rest[j+1:])
+		if !ok || n < 0 {
+			return statestore.SourceOffset{}, false
+		}
+		nums[i], rest = n, rest[:j]
+	}
+	if len(rest) == 0 || nums[0] > math.MaxInt32 || nums[2] > math.MaxUint32 {
+		return statestore.SourceOffset{}, false
+	}
+	return statestore.SourceOffset{Topic: string(rest), Partition: int32(nums[0]), Offset: nums[1],
+		Index: uint32(nums[2]), Upstream: true}, true
+}
+
+// appendFrom appends the HeaderFrom value of the next record the callback
+// emits.
+func (c *Context) appendFrom(b []byte) []byte {
+	b = append(b, c.g.Topic()...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(c.g.Partition()), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, c.g.Offset(), 10)
+	b = append(b, '/')
+	return strconv.AppendUint(b, uint64(c.emits), 10)
 }
 
 // Value returns the key's current user value, or nil.
@@ -240,7 +311,7 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = c.prev.Meta.Sources
 		c.linkPrevious()
 	}
-	next.Meta.Sources = withSource(next.Meta.Sources, string(c.g.Topic()), c.g.Partition(), c.g.Offset())
+	next.Meta.Sources = withSource(next.Meta.Sources, c.identity())
 	c.g.SetValue(next, c.withHeaders(options)...)
 	c.prev, c.prevLoaded = next, true
 }
@@ -311,9 +382,16 @@ func (c *Context) unwrapRead(v any, kind tracing.LinkKind, table, key string) an
 	return s.Value
 }
 
-// Emit sends a record to topic with the span's traceparent.
+// Emit sends a record to topic with the span's traceparent, the event time
+// and its identity (HeaderFrom).
 func (c *Context) Emit(topic goka.Stream, key string, value any, options ...goka.ContextOption) {
-	c.g.Emit(topic, key, value, c.withHeaders(options)...)
+	h := c.headers()
+	h[HeaderFrom] = c.appendFrom(nil)
+	c.emits++
+	// goka copies the headers while Emit applies its options, so the
+	// shared map can drop the identity again.
+	c.g.Emit(topic, key, value, append(options, goka.WithCtxEmitHeaders(h))...)
+	delete(h, HeaderFrom)
 }
 
 // Loopback sends a record to the group's loopback topic with the span's
@@ -322,14 +400,14 @@ func (c *Context) Loopback(key string, value any, options ...goka.ContextOption)
 	c.g.Loopback(key, value, c.withHeaders(options)...)
 }
 
-// withSource returns sources with the offset of topic/partition set and
-// that entry first, so that Sources[0] of an envelope is the record that
-// made the version. It copies instead of modifying the slice it was given.
-func withSource(sources []statestore.SourceOffset, topic string, partition int32, offset int64) []statestore.SourceOffset {
+// withSource returns sources with the slot of id set to id and that entry
+// first, so that Sources[0] of an envelope is the record that made the
+// version. It copies instead of modifying the slice it was given.
+func withSource(sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
 	out := make([]statestore.SourceOffset, 1, len(sources)+1)
-	out[0] = statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset}
+	out[0] = id
 	for _, src := range sources {
-		if src.Topic != topic || src.Partition != partition {
+		if !src.SameSlot(id) {
 			out = append(out, src)
 		}
 	}

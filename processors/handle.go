@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 )
 
@@ -18,7 +19,7 @@ type Runtime struct {
 	stop     bool // stop the processor on a bad record (StopOnRejection)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
-	previous func(key, topic string, partition int32, offset int64) (*Stored, bool)
+	previous func(key string, id statestore.SourceOffset) (*Stored, bool)
 	// scan reads a partition of the group table (set by NewProcessor with
 	// WithRuntime): it returns the identity of the partition's store and a
 	// function that visits every key.
@@ -104,7 +105,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			// A replay after a crash or rebalance: the key's state already
 			// includes this record. Applying it again would count it twice.
 			rt.tally.replayed.Add(1)
-			prev, ok := rt.previousOf(gctx)
+			prev, ok := rt.previousOf(ctx)
 			if !ok {
 				return
 			}
@@ -134,11 +135,11 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 }
 
 // previousOf returns the value the record of ctx was first applied to.
-func (rt *Runtime) previousOf(ctx goka.Context) (*Stored, bool) {
+func (rt *Runtime) previousOf(ctx *Context) (*Stored, bool) {
 	if rt.previous == nil {
 		return nil, false
 	}
-	return rt.previous(ctx.Key(), string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	return rt.previous(ctx.Key(), ctx.identity())
 }
 
 // Dead-letter headers added to a rejected record.

@@ -125,8 +125,8 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
 		table := string(goka.GroupTable(graph.Group()))
 		codec := graph.GroupTable().Codec()
-		rt.previous = func(key, topic string, partition int32, offset int64) (*Stored, bool) {
-			return previousVersion(builder, table, codec, key, topic, partition, offset)
+		rt.previous = func(key string, id statestore.SourceOffset) (*Stored, bool) {
+			return previousVersion(builder, table, codec, key, id)
 		}
 		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
 			return scanTable(builder, table, codec, partition)
@@ -136,16 +136,16 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 }
 
 // previousVersion finds, in the lineage of key, the version that the
-// record topic/partition@offset wrote, and returns the version before it
-// (nil for a first write). ok is false if the lineage does not go back far
+// record identified by id wrote, and returns the version before it (nil
+// for a first write). ok is false if the lineage does not go back far
 // enough or keeps no values.
-func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key, topic string, partition int32, offset int64) (*Stored, bool) {
+func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key string, id statestore.SourceOffset) (*Stored, bool) {
 	versions, err := lineage(b, table, key)
 	if err != nil {
 		return nil, false
 	}
 	for i, v := range versions {
-		if len(v.Sources) == 0 || v.Sources[0] != (statestore.SourceOffset{Topic: topic, Partition: partition, Offset: offset}) {
+		if len(v.Sources) == 0 || v.Sources[0] != id {
 			continue
 		}
 		if v.Version == 1 {

@@ -230,6 +230,8 @@ func (w *WindowSuppressor) emit(ctx *Context, key string, st *Stored, ws *Window
 	if !st.Meta.EventTime.IsZero() {
 		h[HeaderEventTime] = appendEventTime(nil, st.Meta.EventTime)
 	}
+	h[HeaderFrom] = ctx.appendFrom(nil)
+	ctx.emits++
 	ctx.g.Emit(w.output, key, data, goka.WithCtxEmitHeaders(h))
 	return nil
 }

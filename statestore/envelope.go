@@ -14,11 +14,12 @@ import (
 //
 //	magic        2 bytes  'w' 'f'
 //	format       1 byte   1
-//	flags        1 byte   bit 0: writer span present
+//	flags        1 byte   bit 0: writer span present; bit 1: sources have an index
 //	writer       25 bytes trace id (16), span id (8), trace flags (1); only with bit 0
 //	version      uvarint  number of updates of the key (1 for the first value)
 //	event time   varint   Unix nanoseconds of the event, 0 if unknown
-//	sources      uvarint n, then n × (uvarint topic length, topic, varint partition, varint offset):
+//	sources      uvarint n, then n × (uvarint topic length, topic, varint partition, varint offset
+//	                      [, uvarint index<<1 | upstream, only with bit 1]):
 //	                      the last applied source offset per input partition
 //	contributors uvarint n, then n × 25 bytes span: the coalesced writers (bounded)
 //	dropped      uvarint  contributors dropped beyond the bound
@@ -32,7 +33,8 @@ const (
 	// EnvelopeFormat is the format version written by AppendEnvelope.
 	EnvelopeFormat byte = 1
 
-	flagWriter byte = 1 << 0
+	flagWriter      byte = 1 << 0
+	flagSourceIndex byte = 1 << 1
 
 	spanRefLen = 16 + 8 + 1
 
@@ -55,10 +57,33 @@ type SpanRef struct {
 func (r SpanRef) IsValid() bool { return r.TraceID != [16]byte{} && r.SpanID != [8]byte{} }
 
 // SourceOffset is the last source offset applied from one input partition.
+//
+// A record that a weft processor emitted while it processed another record
+// is identified by that upstream record instead (Upstream set): Topic,
+// Partition and Offset are the upstream record's, Index counts the records
+// emitted while processing it. A record emitted again when the upstream
+// processor replays its input after a crash then has the same identity, so
+// the state it updated is not updated twice.
 type SourceOffset struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	Index     uint32 `json:",omitempty"` // with Upstream: the record's place among those emitted for Offset
+	Upstream  bool   `json:",omitempty"` // Topic/Partition@Offset is the record being processed when this one was emitted
+}
+
+// Covers reports whether s, the last applied source of its slot, covers
+// record r: same topic, partition and kind, and r is not newer.
+func (s SourceOffset) Covers(r SourceOffset) bool {
+	if s.Topic != r.Topic || s.Partition != r.Partition || s.Upstream != r.Upstream {
+		return false
+	}
+	return s.Offset > r.Offset || s.Offset == r.Offset && s.Index >= r.Index
+}
+
+// SameSlot reports whether s and r are offsets of the same input slot.
+func (s SourceOffset) SameSlot(r SourceOffset) bool {
+	return s.Topic == r.Topic && s.Partition == r.Partition && s.Upstream == r.Upstream
 }
 
 // Envelope is a table value with its trace metadata.
@@ -87,6 +112,7 @@ func AppendEnvelope(b []byte, e *Envelope) []byte {
 	if e.Writer != (SpanRef{}) {
 		flags |= flagWriter
 	}
+	flagsAt := len(b) + 3
 	b = append(b, envelopeMagic0, envelopeMagic1, EnvelopeFormat, flags)
 	if flags&flagWriter != 0 {
 		b = appendSpanRef(b, e.Writer)
@@ -95,6 +121,16 @@ func AppendEnvelope(b []byte, e *Envelope) []byte {
 	var nanos int64
 	if !e.EventTime.IsZero() {
 		nanos = e.EventTime.UnixNano()
+	}
+	indexed := false
+	for _, s := range e.Sources {
+		if s.Index != 0 || s.Upstream {
+			indexed = true
+			break
+		}
+	}
+	if indexed {
+		b[flagsAt] |= flagSourceIndex
 	}
 	b = binary.AppendVarint(b, nanos)
 	b = binary.AppendUvarint(b, uint64(len(e.Sources)))
@@ -107,6 +143,13 @@ func AppendEnvelope(b []byte, e *Envelope) []byte {
 		b = append(b, topic...)
 		b = binary.AppendVarint(b, int64(s.Partition))
 		b = binary.AppendVarint(b, s.Offset)
+		if indexed {
+			x := uint64(s.Index) << 1
+			if s.Upstream {
+				x |= 1
+			}
+			b = binary.AppendUvarint(b, x)
+		}
 	}
 	contributors, dropped := e.Contributors, e.Dropped
 	if len(contributors) > MaxContributors {
@@ -139,7 +182,7 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 	}
 	d := decoder{buf: data, pos: 4}
 	flags := data[3]
-	if flags&^flagWriter != 0 {
+	if flags&^(flagWriter|flagSourceIndex) != 0 {
 		return e, fmt.Errorf("envelope has unknown flags %#x", flags)
 	}
 	if flags&flagWriter != 0 {
@@ -160,6 +203,13 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 			}
 			e.Sources[i].Partition = int32(p)
 			e.Sources[i].Offset = d.varint("offset")
+			if flags&flagSourceIndex != 0 {
+				x := d.uvarint("source index")
+				if x>>1 > 1<<32-1 {
+					d.fail("source index %d out of range", x>>1)
+				}
+				e.Sources[i].Index, e.Sources[i].Upstream = uint32(x>>1), x&1 == 1
+			}
 		}
 	}
 	if n := d.count("contributors", MaxContributors, spanRefLen); n > 0 {

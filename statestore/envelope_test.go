@@ -64,6 +64,56 @@ func TestEnvelopeLayout(t *testing.T) {
 	}
 }
 
+// Sources with an index or from upstream set flag bit 1, and every source
+// then carries uvarint(index<<1 | upstream).
+func TestEnvelopeLayoutIndexedSources(t *testing.T) {
+	e := Envelope{
+		Version: 1,
+		Sources: []SourceOffset{
+			{Topic: "o", Partition: 0, Offset: 5, Index: 3, Upstream: true},
+			{Topic: "r", Partition: 2, Offset: 9},
+		},
+	}
+	want := []byte{'w', 'f', 1, 2} // flags: indexed sources, no writer
+	want = append(want, 1, 0)       // version 1, no event time
+	want = append(want, 2)          // two sources
+	want = append(want, 1, 'o', 0, 10, 7)
+	want = append(want, 1, 'r', 4, 18, 0)
+	want = append(want, 0, 0) // no contributors, none dropped
+	got := AppendEnvelope(nil, &e)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding\n got %v\nwant %v", got, want)
+	}
+	back, err := DecodeEnvelope(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Value = []byte{}
+	if !reflect.DeepEqual(back, e) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", back, e)
+	}
+}
+
+func TestSourceOffsetCovers(t *testing.T) {
+	applied := SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 2, Upstream: true}
+	for _, c := range []struct {
+		r    SourceOffset
+		want bool
+	}{
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 2, Upstream: true}, true},
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 1, Upstream: true}, true},
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 9, Index: 7, Upstream: true}, true},
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 3, Upstream: true}, false},
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 11, Upstream: true}, false},
+		{SourceOffset{Topic: "o", Partition: 1, Offset: 5}, false}, // a direct input of the same name
+		{SourceOffset{Topic: "o", Partition: 2, Offset: 5, Upstream: true}, false},
+	} {
+		if got := applied.Covers(c.r); got != c.want {
+			t.Errorf("%+v covers %+v = %v, want %v", applied, c.r, got, c.want)
+		}
+	}
+}
+
 func TestEnvelopeBoundsContributors(t *testing.T) {
 	e := Envelope{Contributors: make([]SpanRef, MaxContributors+5), Dropped: 1}
 	got, err := DecodeEnvelope(AppendEnvelope(nil, &e))

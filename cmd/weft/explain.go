@@ -23,7 +23,9 @@ func newExplainCommand(g *globalFlags) *cobra.Command {
 		Long: `Show how the value of <key> in <table> came to be: its recorded versions,
 newest first, each with the event time, the traceparent of the span that
 wrote it (look it up in Jaeger, Tempo, ...), the source record
-(topic/partition@offset) and the value.
+(topic/partition@offset; for a record that reached the table through a
+repartition topic, the record upstream that emitted it,
+topic/partition@offset#n for its n-th output) and the value.
 
 The history is rebuilt from the table topic into a temporary local store, so
 it goes back as far as the topic still holds versions of the key (a
@@ -132,6 +134,10 @@ func sourceOf(v statestore.Envelope) string {
 		return "-"
 	}
 	s := v.Sources[0]
+	if s.Upstream {
+		// emitted by the processor of that record (its Index-th output)
+		return fmt.Sprintf("%s/%d@%d#%d", s.Topic, s.Partition, s.Offset, s.Index)
+	}
 	return fmt.Sprintf("%s/%d@%d", s.Topic, s.Partition, s.Offset)
 }
 
