@@ -44,6 +44,11 @@ type Context struct {
 	id    statestore.SourceOffset // the record's identity (see identity)
 	idSet bool
 	emits uint32 // records emitted so far by this callback
+	// emitOffset is the offset emitted records name as theirs (HeaderFrom):
+	// the record's, or for a copy of a record that was applied before, the
+	// offset of the copy that was applied (see emitAs).
+	emitOffset    int64
+	emitOffsetSet bool
 }
 
 // HeaderFrom identifies a record a weft processor emitted by the record it
@@ -233,14 +238,32 @@ func parseFrom(h []byte) (statestore.SourceOffset, bool) {
 		Index: uint32(nums[2]), Upstream: true}, true
 }
 
+// emitAs makes the records emitted by a re-run of a record that was
+// applied before (from the version it made, with sources made) carry the
+// identities they had the first time. The record may be another copy, at
+// another offset, of the record applied then (an upstream processor
+// emitted it again after a crash): its emits must not look new downstream.
+func (c *Context) emitAs(made []statestore.SourceOffset) {
+	for _, src := range made {
+		if !src.Upstream && src.Topic == string(c.g.Topic()) && src.Partition == c.g.Partition() {
+			c.emitOffset, c.emitOffsetSet = src.Offset, true
+			return
+		}
+	}
+}
+
 // appendFrom appends the HeaderFrom value of the next record the callback
 // emits.
 func (c *Context) appendFrom(b []byte) []byte {
+	off := c.g.Offset()
+	if c.emitOffsetSet {
+		off = c.emitOffset
+	}
 	b = append(b, c.g.Topic()...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(c.g.Partition()), 10)
 	b = append(b, '/')
-	b = strconv.AppendInt(b, c.g.Offset(), 10)
+	b = strconv.AppendInt(b, off, 10)
 	b = append(b, '/')
 	return strconv.AppendUint(b, uint64(c.emits), 10)
 }
@@ -312,6 +335,12 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		c.linkPrevious()
 	}
 	next.Meta.Sources = withSource(next.Meta.Sources, c.identity())
+	if id := c.identity(); id.Upstream {
+		// Also the record's own offset: a re-run of another copy of it
+		// emits under this offset (see emitAs).
+		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
+			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
+	}
 	c.g.SetValue(next, c.withHeaders(options)...)
 	c.prev, c.prevLoaded = next, true
 }
@@ -412,6 +441,17 @@ func withSource(sources []statestore.SourceOffset, id statestore.SourceOffset) [
 		}
 	}
 	return out
+}
+
+// withSlot sets the slot of src in sources (which withSource copied).
+func withSlot(sources []statestore.SourceOffset, src statestore.SourceOffset) []statestore.SourceOffset {
+	for i := range sources {
+		if sources[i].SameSlot(src) {
+			sources[i] = src
+			return sources
+		}
+	}
+	return append(sources, src)
 }
 
 func spanRef(sc trace.SpanContext) statestore.SpanRef {

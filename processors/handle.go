@@ -19,7 +19,7 @@ type Runtime struct {
 	stop     bool // stop the processor on a bad record (StopOnRejection)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
-	previous func(key string, id statestore.SourceOffset) (*Stored, bool)
+	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
 	// scan reads a partition of the group table (set by NewProcessor with
 	// WithRuntime): it returns the identity of the partition's store and a
 	// function that visits every key.
@@ -105,14 +105,15 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			// A replay after a crash or rebalance: the key's state already
 			// includes this record. Applying it again would count it twice.
 			rt.tally.replayed.Add(1)
-			prev, ok := rt.previousOf(ctx)
+			prev, made, ok := rt.previousOf(ctx)
 			if !ok {
 				return
 			}
 			// Re-run against the value the record was first applied to,
 			// state writes suppressed, so that its other outputs are
-			// produced again.
+			// produced again, named as they were the first time.
 			ctx.prev, ctx.prevLoaded = prev, true
+			ctx.emitAs(made)
 			span.SetAttributes(tracing.AttrReplay.Bool(true))
 		}
 		data, msg, err := decode(raw)
@@ -134,10 +135,11 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 	}
 }
 
-// previousOf returns the value the record of ctx was first applied to.
-func (rt *Runtime) previousOf(ctx *Context) (*Stored, bool) {
+// previousOf returns the value the record of ctx was first applied to and
+// the sources of the version it made then.
+func (rt *Runtime) previousOf(ctx *Context) (*Stored, []statestore.SourceOffset, bool) {
 	if rt.previous == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	return rt.previous(ctx.Key(), ctx.identity())
 }

@@ -125,7 +125,7 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
 		table := string(goka.GroupTable(graph.Group()))
 		codec := graph.GroupTable().Codec()
-		rt.previous = func(key string, id statestore.SourceOffset) (*Stored, bool) {
+		rt.previous = func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
 			return previousVersion(builder, table, codec, key, id)
 		}
 		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
@@ -137,32 +137,32 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 
 // previousVersion finds, in the lineage of key, the version that the
 // record identified by id wrote, and returns the version before it (nil
-// for a first write). ok is false if the lineage does not go back far
-// enough or keeps no values.
-func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key string, id statestore.SourceOffset) (*Stored, bool) {
+// for a first write) and the sources of the version it wrote. ok is false
+// if the lineage does not go back far enough or keeps no values.
+func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
 	versions, err := lineage(b, table, key)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	for i, v := range versions {
 		if len(v.Sources) == 0 || v.Sources[0] != id {
 			continue
 		}
 		if v.Version == 1 {
-			return nil, true
+			return nil, v.Sources, true
 		}
 		if i+1 >= len(versions) || versions[i+1].Version != v.Version-1 || versions[i+1].Value == nil {
-			return nil, false
+			return nil, nil, false
 		}
 		prev := versions[i+1]
 		decoded, err := codec.Decode(statestore.AppendEnvelope(nil, &prev))
 		if err != nil {
-			return nil, false
+			return nil, nil, false
 		}
 		s, ok := decoded.(*Stored)
-		return s, ok
+		return s, v.Sources, ok
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // scanTable returns the store of a partition of the group table (as an

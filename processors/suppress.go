@@ -11,6 +11,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -67,6 +68,28 @@ type windowIndex struct {
 	requested  map[string]bool      // keys with a loopback in flight
 	nextClose  time.Time            // the earliest close of open (zero: none)
 	nextPurge  time.Time            // the earliest purge of emitted
+
+	// applied is the newest update applied from each input slot. Updates
+	// of one slot arrive in order, so an update it covers was handled
+	// before: a redelivery, even when its window has been purged since.
+	applied map[sourceSlot]statestore.SourceOffset
+}
+
+// sourceSlot names an input slot of statestore.SourceOffset.
+type sourceSlot struct {
+	topic     string
+	partition int32
+	upstream  bool
+}
+
+func slotOf(s statestore.SourceOffset) sourceSlot { return sourceSlot{s.Topic, s.Partition, s.Upstream} }
+
+// noteApplied records src as applied if it is the newest of its slot.
+func (idx *windowIndex) noteApplied(src statestore.SourceOffset) {
+	slot := slotOf(src)
+	if cur, ok := idx.applied[slot]; !ok || !cur.Covers(src) {
+		idx.applied[slot] = src
+	}
 }
 
 // Loopback commands of a WindowSuppressor.
@@ -117,6 +140,13 @@ func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
 		idx.streamTime = ts
 	}
 	defer w.requestDue(ctx, idx)
+	id := ctx.identity()
+	if prev, ok := idx.applied[slotOf(id)]; ctx.replayed || ok && prev.Covers(id) {
+		// Handled already (a redelivery after a crash): only the closes
+		// it may have triggered are sent again.
+		return nil
+	}
+	idx.noteApplied(id)
 	cur, _ := ctx.Value().(*WindowState)
 	if (cur != nil && cur.Emitted) || !closeAt.After(idx.streamTime) {
 		return Reject("late", "suppress %s: update of window %s after it closed at %s (stream time %s)",
@@ -259,7 +289,8 @@ func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
 	if idx != nil && idx.store == store {
 		return idx, nil
 	}
-	idx = &windowIndex{store: store, open: map[string]time.Time{}, emitted: map[string]time.Time{}, requested: map[string]bool{}}
+	idx = &windowIndex{store: store, open: map[string]time.Time{}, emitted: map[string]time.Time{}, requested: map[string]bool{},
+		applied: map[sourceSlot]statestore.SourceOffset{}}
 	err := scan(func(key string, s *Stored) error {
 		ws, ok := s.Value.(*WindowState)
 		if !ok {
@@ -267,6 +298,9 @@ func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
 		}
 		if ws.StreamTime.After(idx.streamTime) {
 			idx.streamTime = ws.StreamTime
+		}
+		for _, src := range s.Meta.Sources {
+			idx.noteApplied(src)
 		}
 		set, next, at := idx.open, &idx.nextClose, ws.Close
 		if ws.Emitted {

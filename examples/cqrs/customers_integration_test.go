@@ -5,9 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/topology"
@@ -156,27 +156,14 @@ func (a *app) waitUpdates(g *topology.Group, n int) {
 
 // tickOrders returns one order per partition of the suppressor's input,
 // at time at, for customers tick-<i> chosen so that their window keys
-// cover every partition (goka's partitioner: fnv-1a of the key).
+// cover every partition.
 func tickOrders(t *testing.T, partitions int32, at string) []string {
 	t.Helper()
 	day := at[:10] + "T00:00:00Z"
-	part := sarama.NewCustomHashPartitioner(goka.DefaultHasher())("")
-	seen := map[int32]bool{}
 	var out []string
-	for i := 0; len(seen) < int(partitions) && i < 1000; i++ {
-		customer := fmt.Sprintf("tick-%d", i)
-		p, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(customer + "@" + day)}, partitions)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
+	for _, key := range kafkatest.KeysCovering(t, partitions, func(i int) string { return fmt.Sprintf("tick-%d@%s", i, day) }) {
+		customer := strings.TrimSuffix(key, "@"+day)
 		out = append(out, fmt.Sprintf(`{"type":"OrderCreated","order":"ord-%s","customer":%q,"amount":100,"at":%q}`, customer, customer, at))
-	}
-	if len(seen) != int(partitions) {
-		t.Fatalf("tick keys cover %d of %d partitions", len(seen), partitions)
 	}
 	return out
 }

@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -211,4 +213,29 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		<-tick.C
 	}
+}
+
+// KeysCovering returns, for each of partitions partitions, one key made by
+// key(i) (for increasing i) that goka's default partitioner (fnv-1a, as
+// weft's producers use) puts there, in partition order.
+func KeysCovering(t testing.TB, partitions int32, key func(i int) string) []string {
+	t.Helper()
+	part := sarama.NewCustomHashPartitioner(goka.DefaultHasher())("")
+	out := make([]string, partitions)
+	found := int32(0)
+	for i := 0; found < partitions && i < 100*int(partitions); i++ {
+		k := key(i)
+		p, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(k)}, partitions)
+		if err != nil {
+			t.Fatalf("kafkatest: partition of %q: %v", k, err)
+		}
+		if out[p] == "" {
+			out[p] = k
+			found++
+		}
+	}
+	if found != partitions {
+		t.Fatalf("kafkatest: keys cover %d of %d partitions", found, partitions)
+	}
+	return out
 }
