@@ -82,7 +82,9 @@ type sourceSlot struct {
 	upstream  bool
 }
 
-func slotOf(s statestore.SourceOffset) sourceSlot { return sourceSlot{s.Topic, s.Partition, s.Upstream} }
+func slotOf(s statestore.SourceOffset) sourceSlot {
+	return sourceSlot{s.Topic, s.Partition, s.Upstream}
+}
 
 // noteApplied records src as applied if it is the newest of its slot.
 func (idx *windowIndex) noteApplied(src statestore.SourceOffset) {

@@ -75,8 +75,8 @@ func TestEnvelopeLayoutIndexedSources(t *testing.T) {
 		},
 	}
 	want := []byte{'w', 'f', 1, 2} // flags: indexed sources, no writer
-	want = append(want, 1, 0)       // version 1, no event time
-	want = append(want, 2)          // two sources
+	want = append(want, 1, 0)      // version 1, no event time
+	want = append(want, 2)         // two sources
 	want = append(want, 1, 'o', 0, 10, 7)
 	want = append(want, 1, 'r', 4, 18, 0)
 	want = append(want, 0, 0) // no contributors, none dropped
