@@ -221,6 +221,13 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 		if ws == nil || ws.Emitted {
 			return nil // closed already (a repeated close)
 		}
+		if ws.Close.After(idx.streamTime) {
+			// Requested before a crash, by a stream time this partition
+			// has not reached again yet (the updates that made it are
+			// being redelivered): closing now would miss them. It is
+			// requested again when stream time passes the close.
+			return nil
+		}
 		if err := w.emit(ctx, key, st, ws); err != nil {
 			return err
 		}
@@ -232,10 +239,15 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 			idx.nextPurge = purge
 		}
 	case string(cmdPurge):
-		delete(idx.emitted, key)
-		if ws != nil && ws.Emitted {
-			ctx.Delete()
+		if ws == nil || !ws.Emitted {
+			delete(idx.emitted, key) // purged already
+			return nil
 		}
+		if ws.Close.Add(w.retain).After(idx.streamTime) {
+			return nil // as for a close: requested again in time
+		}
+		delete(idx.emitted, key)
+		ctx.Delete()
 	default:
 		return Reject("loopback", "suppress %s: unknown loopback command %q", w.name, cmd)
 	}
