@@ -21,12 +21,15 @@ import (
 //     the writer of the previous value (weft.link.kind=previous_value) and
 //     store the current span as the writer of the new one;
 //   - Lookup and Join link to the writer of the value read (lookup, join);
-//   - Emit, Loopback and table writes carry the span's traceparent.
+//   - Emit, Loopback and table writes carry the span's traceparent and the
+//     record's event time (HeaderEventTime); emitted records also name the
+//     record they were emitted for (HeaderFrom).
 //
 // It also makes state updates effectively-once: when the key's envelope
 // shows that this record was applied already (a replay after a crash or
-// rebalance), state writes are skipped while emits still happen, so that
-// outputs stay at-least-once.
+// rebalance, or a record an upstream processor emitted again), state
+// writes are skipped while emits still happen, so that outputs stay
+// at-least-once.
 type Context struct {
 	g    goka.Context
 	rt   *Runtime
