@@ -173,14 +173,7 @@ func TestJoinTableOfTheSameTopology(t *testing.T) {
 	b.Stream("pings", topology.JSON{}).Join("with-count", counts, func(k string, _, other any) (any, error) {
 		return map[string]any{"customer": k, "orders": other}, nil
 	}).To("answers", topology.JSON{})
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	answers := tt.NewQueueTracker("answers")
 	tt.Consume("orders", "c1", []byte(`{}`))
@@ -209,14 +202,7 @@ func TestWindowedAggregations(t *testing.T) {
 		Aggregate("daily-purchases", func() any { return int64(0) },
 			func(_ string, v, agg any) (any, error) { return agg.(int64) + field(v, "amount").(int64), nil }, topology.JSON{})
 	purchases.GroupByKey().WindowedBy("two-hours", topology.Hopping(2*time.Hour, time.Hour, 0)).Count("purchases-2h")
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	buy := func(at time.Duration, amount int) {
@@ -260,14 +246,7 @@ func TestTableTableJoin(t *testing.T) {
 	customers.Join("customer-payments", payments, func(_ string, c, n any) (any, error) {
 		return map[string]any{"name": field(c, "name"), "payments": n}, nil
 	}, topology.JSON{})
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	joined := func(key string) string {
 		v := tt.TableValue("bank-customer-payments-table", key)
@@ -320,6 +299,20 @@ func TestTableTableJoin(t *testing.T) {
 	if got := tt.TableValue("bank-customer-payments-sides-table", "c3"); got != nil {
 		t.Fatalf("the sides of c3 are kept after both sides went: %v", got)
 	}
+}
+
+// mustCompile builds and compiles the topology of b.
+func mustCompile(t *testing.T, b *topology.Builder, opts ...topology.CompileOption) *topology.Compiled {
+	t.Helper()
+	top, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.Compile(top, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // runOnTester runs every group of c on a new goka tester until the test

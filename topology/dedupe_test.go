@@ -18,14 +18,7 @@ func TestRepartitionDuplicatesApplyOnce(t *testing.T) {
 		c, _ := field(v, "customer").(string)
 		return c, nil
 	}).Count("orders-per-customer")
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	count := func() any {
 		v := tt.TableValue("shop-orders-per-customer-table", "ann")

@@ -38,14 +38,7 @@ func describeShop(t *testing.T) *topology.Compiled {
 	sizes[0].To("big-orders", topology.JSON{})
 	sizes[1].To("small-orders", topology.JSON{})
 	totals.Suppress("totals-every-10s", 10*time.Second).To("segment-totals", topology.JSON{})
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	return c
 }
 
@@ -60,14 +53,7 @@ func awkward(t *testing.T) *topology.Compiled {
 	f.Filter("a-b", pass).To(`out\put <x>`, topology.JSON{})
 	f.Filter("a_b", pass).To("graph", topology.JSON{})
 	f.SelectKey("subgraph", func(string, any) (string, error) { return "k", nil }).GroupByKey().Count("click")
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	return c
 }
 

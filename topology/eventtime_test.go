@@ -29,14 +29,7 @@ func TestEventTimeExtractorSurvivesRepartition(t *testing.T) {
 		return u, nil
 	}).Reduce("last-click", func(_ string, _, v any) (any, error) { return v, nil }, topology.JSON{}).
 		ToStream().GroupByKey().WindowedBy("hourly", topology.Tumbling(time.Hour, 0)).Count("clicks-per-hour")
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	copies := tt.NewQueueTracker("clicks-copy")
 	dlq := tt.NewQueueTracker(string(processors.DeadLetterTopic("clicks-clicks")))

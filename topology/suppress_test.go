@@ -23,14 +23,7 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 		GroupByKey().WindowedBy("hourly", topology.Tumbling(time.Hour, 10*time.Minute)).
 		Count("orders-per-hour").
 		SuppressUntilWindowClose("hourly-final").To("final-counts", topology.JSON{})
-	top, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := topology.Compile(top)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	out := tt.NewQueueTracker("final-counts")
 	upstreamLate := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders")))
