@@ -2,31 +2,15 @@ package topology_test
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/weftstream/weft/topology"
 )
 
-const joinFile = `app: bank
-streams:
-  payments: {topic: payments}
-tables:
-  crm: {topic: crm-table}
-pipelines:
-  - name: counts
-    from: payments
-    steps:
-      - group_by_key: {}
-      - count: {}
-  - name: with-crm
-    from: table:counts
-    steps:
-      - join_table: {table: crm, value: "{'n': value, 'crm': other}"}
-`
-
 func TestCheckPartitions(t *testing.T) {
-	f, err := topology.Load("join.yaml", []byte(joinFile))
+	f, err := topology.LoadFile(filepath.Join(topologies, "join-crm.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +37,9 @@ func TestCheckPartitions(t *testing.T) {
 		t.Fatalf("mismatched counts: %v, want ConfigErrors", err)
 	}
 	want := []string{
-		"join.yaml:11:9: group bank-counts reads topics that are not co-partitioned: payments (6 partitions), bank-counts-table (8 partitions); " +
+		"../testdata/topologies/join-crm.yaml:13:9: group bank-counts reads topics that are not co-partitioned: payments (6 partitions), bank-counts-table (8 partitions); " +
 			"the inputs and the table of a group need the same number of partitions",
-		"join.yaml:15:9: join_table: the tables are not co-partitioned: bank-counts-table (8 partitions), crm-table (4 partitions); " +
+		"../testdata/topologies/join-crm.yaml:17:9: join_table: the tables are not co-partitioned: bank-counts-table (8 partitions), crm-table (4 partitions); " +
 			"a table join needs both tables keyed alike with the same number of partitions (recreate one, or copy it into a table of this file with a latest pipeline)",
 	}
 	if got := strings.Split(ces.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {

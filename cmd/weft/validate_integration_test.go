@@ -18,22 +18,12 @@ func TestIntegrationValidatePartitions(t *testing.T) {
 	crm := kafkatest.Topic(t, "crm")
 	payments := kafkatest.Topic(t, "payments")
 	file := filepath.Join(t.TempDir(), "join.yaml")
-	data := strings.NewReplacer("APP", app, "CRM", crm, "PAYMENTS", payments).Replace(`app: APP
-streams:
-  payments: {topic: PAYMENTS}
-tables:
-  crm: {topic: CRM}
-pipelines:
-  - name: counts
-    from: payments
-    steps:
-      - group_by_key: {}
-      - count: {}
-  - name: with-crm
-    from: table:counts
-    steps:
-      - join_table: {table: crm, value: "{'n': value, 'crm': other}"}
-`)
+	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "topologies", "join-crm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := strings.NewReplacer("app: bank", "app: "+app, "topic: crm-table", "topic: "+crm,
+		"topic: payments", "topic: "+payments).Replace(string(src))
 	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +35,7 @@ pipelines:
 		t.Fatalf("validate before the topics exist: %v\n%s", err, out)
 	}
 	kafkatest.CreateTopic(t, brokers, crm, 2)
-	want := file + ":15:9: join_table: the tables are not co-partitioned: " + app + "-counts-table (3 partitions), " + crm + " (2 partitions)"
+	want := file + ":17:9: join_table: the tables are not co-partitioned: " + app + "-counts-table (3 partitions), " + crm + " (2 partitions)"
 	out, err = weft(t.Context(), "validate", "--brokers", b, "--partitions", "3", file)
 	if err == nil || !strings.Contains(out, want) {
 		t.Fatalf("validate with %s on 2 partitions: %v\n%s\nwant %s", crm, err, out, want)
