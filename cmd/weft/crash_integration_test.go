@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
@@ -30,6 +32,61 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// weftProcess is `weft` running as a process of its own.
+type weftProcess struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startWeft starts `weft args...` (this test binary as weft); it is
+// killed when the test ends, if still running.
+func startWeft(t *testing.T, args ...string) *weftProcess {
+	t.Helper()
+	p := &weftProcess{t: t, cmd: exec.Command(os.Args[0], args...)}
+	p.cmd.Env = append(os.Environ(), envAsWeft+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("output of weft %s:\n%s", strings.Join(args, " "), p.out.String())
+		}
+	})
+	return p
+}
+
+// kill kills the process (SIGKILL: no shutdown, no commit).
+func (p *weftProcess) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		p.t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+// stop stops the process like Ctrl-C and expects a clean exit.
+func (p *weftProcess) stop() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	if err := p.cmd.Wait(); err != nil {
+		p.t.Errorf("weft %s: %v", strings.Join(p.cmd.Args[1:], " "), err)
+	}
+}
+
+// noRejections fails the test if the process dead-lettered records.
+func (p *weftProcess) noRejections() {
+	p.t.Helper()
+	if n := strings.Count(p.out.String(), "rejected input record"); n > 0 {
+		p.t.Errorf("weft %s rejected %d records", strings.Join(p.cmd.Args[1:], " "), n)
+	}
 }
 
 // A `weft run` process is killed (SIGKILL: no shutdown, no commit) in the
@@ -105,17 +162,8 @@ pipelines:
 	}
 
 	stateDir := t.TempDir()
-	start := func() (*exec.Cmd, *bytes.Buffer) {
-		t.Helper()
-		cmd := exec.Command(os.Args[0], "run", file, "--brokers", b, "--partitions", "4",
-			"--state-dir", stateDir, "--log-level", "warn")
-		cmd.Env = append(os.Environ(), envAsWeft+"=1")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &out
+	start := func() *weftProcess {
+		return startWeft(t, "run", file, "--brokers", b, "--partitions", "4", "--state-dir", stateDir, "--log-level", "warn")
 	}
 
 	finals := map[string][]int64{}
@@ -138,30 +186,20 @@ pipelines:
 		return len(finals)
 	}
 
-	first, out1 := start()
+	first := start()
 	produce(all[:n/2])
 	kafkatest.WaitFor(t, 2*time.Minute, "the first final counts", func() bool { return read() >= 20 })
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	first.kill()
 	t.Logf("killed the first process with %d windows emitted", len(finals))
 
 	produce(all[n/2:])
-	second, out2 := start()
+	second := start()
 	defer func() {
-		_ = second.Process.Signal(os.Interrupt)
-		if err := second.Wait(); err != nil {
-			t.Errorf("second weft run: %v\n%s", err, out2)
-		}
+		second.stop()
 		// Nothing is late or bad: records handled again after the crash
 		// are recognised, not dead-lettered.
-		if n1, n2 := strings.Count(out1.String(), "rejected input record"), strings.Count(out2.String(), "rejected input record"); n1+n2 > 0 {
-			t.Errorf("records were rejected: %d by the first process, %d by the second", n1, n2)
-		}
-		if t.Failed() {
-			t.Logf("first weft run:\n%s\nsecond:\n%s", out1, out2)
-		}
+		first.noRejections()
+		second.noRejections()
 	}()
 	kafkatest.WaitFor(t, 3*time.Minute, fmt.Sprintf("final counts of all %d windows", len(want)), func() bool {
 		read()
@@ -206,5 +244,120 @@ pipelines:
 		if st == nil || st.Value != w {
 			t.Errorf("table %s = %v, want %d", key, v, w)
 		}
+	}
+}
+
+// The built-in bank projection, killed (SIGKILL) in the middle of the
+// 5,006 account events of testdata/bank and started again, ends with
+// every account exactly as the reference computes it: no event applied
+// twice, none lost.
+func TestIntegrationCrashBank(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	b := strings.Join(brokers, ",")
+	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	common := []string{"--brokers", b, "--log-level", "warn", "--partitions", "4"}
+	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(events)), "\n")
+	produce := func(part []string) {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "events.jsonl")
+		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := weft(t.Context(), append([]string{"produce", input, f, "--key-field", "account"}, common...)...)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("produced %d records", len(part))) {
+			t.Fatalf("produce: %v\n%s", err, out)
+		}
+	}
+	want := map[string]map[string]any{}
+	data, err := os.ReadFile(filepath.Join(bankData, "expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var acc map[string]any
+		if err := json.Unmarshal([]byte(line), &acc); err != nil {
+			t.Fatal(err)
+		}
+		want[acc["account"].(string)] = acc
+	}
+
+	state := t.TempDir()
+	run := append([]string{"run", "--input", input, "--group", group, "--state-dir", state, "--log-format", "json"}, common...)
+	run = append(run, "--log-level", "info")
+	table := group + "-table"
+	// Kill the first process once the table topic holds some updates of
+	// the first half of the events; the second process gets the rest.
+	produce(lines[:len(lines)/2])
+	first := startWeft(t, run...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(table),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	updates := 0
+	kafkatest.WaitFor(t, 2*time.Minute, "the first table updates", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		updates += cl.PollFetches(ctx).NumRecords()
+		return updates >= 500
+	})
+	first.kill()
+	t.Logf("killed the first process after %d table updates", updates)
+
+	produce(lines[len(lines)/2:])
+	second := startWeft(t, run...)
+	view, err := processors.StartView(t.Context(), goka.Table(table), processors.EnvelopeCodec(bank.AccountCodec{}),
+		processors.WithKafka(kafkaclient.Config{Brokers: brokers}), processors.WithStateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	differ := func() []string {
+		var bad []string
+		for key, w := range want {
+			v, err := view.Get(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if st, ok := v.(*processors.Stored); ok {
+				data, _ := json.Marshal(st.Value)
+				_ = json.Unmarshal(data, &got)
+			}
+			for field, wv := range w { // the reference's fields (the table also has updated_at)
+				if !reflect.DeepEqual(got[field], wv) {
+					bad = append(bad, fmt.Sprintf("%s = %v, want %v", key, got, w))
+					break
+				}
+			}
+		}
+		return bad
+	}
+	kafkatest.WaitFor(t, 3*time.Minute, "every account to match the reference", func() bool { return len(differ()) == 0 })
+	second.stop()
+	first.noRejections()
+	second.noRejections()
+	// The second process saw the records the first had applied without
+	// committing them, and recognised them.
+	var summary struct {
+		Processed, Rejected, Replayed int64
+	}
+	for _, line := range strings.Split(second.out.String(), "\n") {
+		if strings.Contains(line, `"msg":"summary"`) {
+			if err := json.Unmarshal([]byte(line), &summary); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("second process: %+v", summary)
+	// The first process applied the whole first half (its table updates
+	// show it), so the second applies exactly the second half.
+	if second := int64(len(lines) - len(lines)/2); updates == len(lines)/2 && summary.Processed != second {
+		t.Errorf("second process: %+v; want exactly the %d events of the second half applied", summary, second)
 	}
 }

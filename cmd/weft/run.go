@@ -102,7 +102,7 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 		go logProgress(ctx, log, tally, f.progress)
 	}
 	err = p.Run(ctx)
-	log.Info("summary", "processed", tally.Processed(), "rejected", tally.Rejected())
+	log.Info("summary", "processed", tally.Processed(), "rejected", tally.Rejected(), "replayed", tally.Replayed())
 	return err
 }
 
