@@ -226,6 +226,10 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 			// has not reached again yet (the updates that made it are
 			// being redelivered): closing now would miss them. It is
 			// requested again when stream time passes the close.
+			idx.open[key] = ws.Close
+			if idx.nextClose.IsZero() || ws.Close.Before(idx.nextClose) {
+				idx.nextClose = ws.Close
+			}
 			return nil
 		}
 		if err := w.emit(ctx, key, st, ws); err != nil {
@@ -243,8 +247,13 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 			delete(idx.emitted, key) // purged already
 			return nil
 		}
-		if ws.Close.Add(w.retain).After(idx.streamTime) {
-			return nil // as for a close: requested again in time
+		if purge := ws.Close.Add(w.retain); purge.After(idx.streamTime) {
+			// As for a close: requested again in time.
+			idx.emitted[key] = purge
+			if idx.nextPurge.IsZero() || purge.Before(idx.nextPurge) {
+				idx.nextPurge = purge
+			}
+			return nil
 		}
 		delete(idx.emitted, key)
 		ctx.Delete()

@@ -85,6 +85,45 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 	}
 }
 
+// A close that reaches the suppressor before stream time reached the
+// window's close (requested before a crash by a stream time the partition
+// has not seen again) does not close the window early; it closes when
+// stream time gets there.
+func TestSuppressUntilWindowCloseIgnoresEarlyClose(t *testing.T) {
+	b := topology.New("shop")
+	at := func(_ string, v any) (time.Time, error) {
+		s, _ := field(v, "at").(string)
+		return time.Parse(time.RFC3339, s)
+	}
+	b.Stream("orders", topology.JSON{}, topology.WithTimestampExtractor(at)).
+		GroupByKey().WindowedBy("hourly", topology.Tumbling(time.Hour, 0)).
+		Count("orders-per-hour").
+		SuppressUntilWindowClose("hourly-final").To("final-counts", topology.JSON{})
+	tt := runOnTester(t, mustCompile(t, b))
+	out := tt.NewQueueTracker("final-counts")
+	order := func(user, at string) { tt.Consume("orders", user, fmt.Appendf(nil, `{"at":%q}`, at)) }
+	emitted := func() []string {
+		var got []string
+		for {
+			_, k, v, ok := out.NextRawWithHeaders()
+			if !ok {
+				return got
+			}
+			got = append(got, k+"="+string(v))
+		}
+	}
+	order("ann", "2026-03-01T10:05:00Z")
+	tt.Consume("shop-hourly-final-loop", "ann@2026-03-01T10:00:00Z", []byte("close"))
+	order("ann", "2026-03-01T10:30:00Z")
+	if got := emitted(); len(got) != 0 {
+		t.Fatalf("emitted %v before the window closed", got)
+	}
+	order("bob", "2026-03-01T11:00:00Z")
+	if got := fmt.Sprint(emitted()); got != "[ann@2026-03-01T10:00:00Z=2]" {
+		t.Fatalf("emitted %s, want ann's window with 2 orders", got)
+	}
+}
+
 // Suppressing until window close needs a windowed table.
 func TestSuppressUntilWindowCloseNeedsWindows(t *testing.T) {
 	b := topology.New("shop")
