@@ -48,7 +48,7 @@ func TestLoadShop(t *testing.T) {
 			kinds[s] = true
 		}
 	}
-	if len(f.Pipelines) != 12 {
+	if len(f.Pipelines) != 13 {
 		t.Errorf("pipelines %v", names)
 	}
 	if got := strings.Join(tables, " "); got != "per-customer segment-totals daily-totals largest-small-order latest-order words" {
@@ -64,7 +64,7 @@ func TestLoadShop(t *testing.T) {
 	for _, o := range f.Outputs {
 		outs = append(outs, o.Name+">"+o.Topic)
 	}
-	if got := strings.Join(outs, " "); got != "enriched>enriched-orders big-amounts>big-amounts segment-totals-out>segment-totals customer-counts>customer-counts" {
+	if got := strings.Join(outs, " "); got != "enriched>enriched-orders big-amounts>big-amounts segment-totals-out>segment-totals daily-totals-final>daily-totals-final customer-counts>customer-counts" {
 		t.Errorf("outputs %s", got)
 	}
 	c, err := topology.Compile(f.Topology)
@@ -76,14 +76,15 @@ func TestLoadShop(t *testing.T) {
 		groups[g.Name] = g.Input
 	}
 	want := map[goka.Group]string{
-		"shop-orders":              "orders",
-		"shop-clicks":              "clicks",
-		"shop-per-customer":        "orders",
-		"shop-latest-order":        "orders",
-		"shop-segment-totals":      "shop-segment-totals-repartition",
-		"shop-daily-totals":        "shop-daily-totals-repartition",
-		"shop-largest-small-order": "shop-largest-small-order-repartition",
-		"shop-words":               "shop-words-repartition",
+		"shop-orders":                        "orders",
+		"shop-clicks":                        "clicks",
+		"shop-per-customer":                  "orders",
+		"shop-latest-order":                  "orders",
+		"shop-segment-totals":                "shop-segment-totals-repartition",
+		"shop-daily-totals":                  "shop-daily-totals-repartition",
+		"shop-largest-small-order":           "shop-largest-small-order-repartition",
+		"shop-words":                         "shop-words-repartition",
+		"shop-daily-totals-final.0.suppress": "shop-daily-totals-final.0.suppress-repartition",
 	}
 	if !reflect.DeepEqual(groups, want) {
 		t.Errorf("groups:\n%s", c)
@@ -115,7 +116,7 @@ func TestShopRuns(t *testing.T) {
 	tt := runOnTester(t, c)
 	tt.SetTableValue("crm-table", "c1", &processors.Stored{Value: map[string]any{"name": "Alice"}})
 	queues := map[string]*tester.QueueTracker{}
-	for _, topic := range []string{"enriched-orders", "big-amounts", "customer-counts", "segment-totals"} {
+	for _, topic := range []string{"enriched-orders", "big-amounts", "customer-counts", "segment-totals", "daily-totals-final"} {
 		queues[topic] = tt.NewQueueTracker(topic)
 	}
 
@@ -190,6 +191,8 @@ func TestShopRuns(t *testing.T) {
 		"big-amounts":     "c1/big=150 c2/big=500",
 		"segment-totals":  "retail=50 retail=200 retail=220 b2b=500",
 		"customer-counts": `c1={"customer":"c1","orders":1} c1={"customer":"c1","orders":2} c2={"customer":"c2","orders":1} c2={"customer":"c2","orders":2}`,
+		// c2's order on May 2nd closes May 1st (at 00:10); May 2nd stays open.
+		"daily-totals-final": "c1@2026-05-01T00:00:00Z=200 c2@2026-05-01T00:00:00Z=20",
 	} {
 		if got := drain(topic); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", topic, got, want)
