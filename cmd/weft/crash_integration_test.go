@@ -15,6 +15,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/internal/kafkatest"
@@ -360,4 +361,129 @@ func TestIntegrationCrashBank(t *testing.T) {
 	if second := int64(len(lines) - len(lines)/2); updates == len(lines)/2 && summary.Processed != second {
 		t.Errorf("second process: %+v; want exactly the %d events of the second half applied", summary, second)
 	}
+}
+
+// A suppress every interval holds back the commits of the records it
+// coalesces until its flush: a process killed before any flush loses
+// nothing. The second process gets the records again (the first committed
+// none of them), and its flush when it stops emits each key's final value.
+func TestIntegrationCrashBeforeFlush(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	b := strings.Join(brokers, ",")
+	app := kafkatest.Topic(t, "flush")
+	clicks := kafkatest.Topic(t, "clicks")
+	totals := kafkatest.Topic(t, "totals")
+	file := filepath.Join(t.TempDir(), "clicks.yaml")
+	topology := strings.NewReplacer("APP", app, "CLICKS", clicks, "TOTALS", totals, "COPY", clicks+"-copy").Replace(`app: APP
+streams:
+  clicks: {topic: CLICKS}
+pipelines:
+  - name: per-user
+    from: clicks
+    steps:
+      - group_by_key: {}
+      - count: {}
+  - name: per-user-out
+    from: table:per-user
+    steps:
+      - suppress: {every: 1h}
+      - to: {topic: TOTALS, codec: json}
+  - name: copy
+    from: clicks
+    steps:
+      - to: {topic: COPY}
+`)
+	if err := os.WriteFile(file, []byte(topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.CreateTopic(t, brokers, clicks, 4)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(clicks),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]int64{}
+	produce := func(from, to, users int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			user := fmt.Sprintf("u%d", i%users)
+			want[user]++
+			cl.Produce(t.Context(), &kgo.Record{Key: []byte(user), Value: []byte(`{}`)}, nil)
+		}
+		if err := cl.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := t.TempDir()
+	run := []string{"run", file, "--brokers", b, "--partitions", "4", "--state-dir", state, "--log-level", "warn"}
+
+	produce(0, 500, 13)
+	first := startWeft(t, run...)
+	// Wait until the counts are in the table topic: every click was
+	// processed, and the coalescer holds them all.
+	table, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(app+"-per-user-table"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer table.Close()
+	updates := 0
+	kafkatest.WaitFor(t, 2*time.Minute, "500 table updates", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		updates += table.PollFetches(ctx).NumRecords()
+		return updates >= 500
+	})
+	// The group that copies the clicks commits its offsets; the counting
+	// group, whose records wait in the coalescer, must not.
+	adm := kadm.NewClient(cl)
+	committed := func(group string) int64 {
+		offs, err := adm.FetchOffsets(t.Context(), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == clicks && o.At > 0 {
+				n += o.At
+			}
+		})
+		return n
+	}
+	kafkatest.WaitFor(t, 2*time.Minute, "the copying group to commit its 500 clicks", func() bool {
+		return committed(app+"-"+clicks) >= 500
+	})
+	if n := committed(app + "-per-user"); n != 0 {
+		t.Fatalf("the counting group committed %d clicks before its coalescer flushed", n)
+	}
+	first.kill()
+
+	// New clicks of 4 of the 13 users only: the other 9 come out only if
+	// the second process gets the first 500 clicks again.
+	produce(500, 800, 4)
+	second := startWeft(t, run...)
+	// The second process handles the 300 new clicks and the 500 again
+	// (replayed: its state has them; their outputs go to the coalescer).
+	kafkatest.WaitFor(t, 2*time.Minute, "800 table updates", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		updates += table.PollFetches(ctx).NumRecords()
+		return updates >= 800
+	})
+	// Its flush at shutdown writes each user's final count.
+	second.stop()
+	got := map[string]int64{}
+	for _, r := range kafkatest.Consume(t, brokers, totals, len(want), time.Minute) {
+		var n int64
+		if err := json.Unmarshal(r.Value, &n); err != nil {
+			t.Fatalf("total of %s: %q", r.Key, r.Value)
+		}
+		got[string(r.Key)] = n
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("totals %v, want %v", got, want)
+	}
+	first.noRejections()
+	second.noRejections()
 }

@@ -281,23 +281,7 @@ func (a *app) consume(topic string, n int) []*kgo.Record {
 
 func consumeTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	kafkatest.WaitFor(t, timeout, "records of "+topic, func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-		defer cancel()
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
-		return len(recs) >= n
-	})
-	if len(recs) != n {
-		t.Fatalf("%s has %d records, want %d", topic, len(recs), n)
-	}
-	return recs
+	return kafkatest.Consume(t, brokers, topic, n, timeout)
 }
 
 func header(r *kgo.Record, key string) string {

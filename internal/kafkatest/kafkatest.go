@@ -239,3 +239,26 @@ func KeysCovering(t testing.TB, partitions int32, key func(i int) string) []stri
 	}
 	return out
 }
+
+// Consume reads n records of topic from its start, waiting up to timeout,
+// and fails the test if there are fewer or more.
+func Consume(t testing.TB, brokers []string, topic string, n int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	WaitFor(t, timeout, fmt.Sprintf("%d records of %s", n, topic), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		return len(recs) >= n
+	})
+	if len(recs) != n {
+		t.Fatalf("kafkatest: %s has %d records, want %d", topic, len(recs), n)
+	}
+	return recs
+}
