@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
-	"hash/fnv"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
