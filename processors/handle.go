@@ -24,6 +24,10 @@ type Runtime struct {
 	// WithRuntime): it returns the identity of the partition's store and a
 	// function that visits every key.
 	scan func(partition int32) (any, func(func(key string, v *Stored) error) error)
+	// partitions are the partition counts of the input streams of a
+	// stateful group (set by NewProcessor with WithRuntime), to reject
+	// records whose key is in another partition than goka puts it.
+	partitions map[string]int32
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
@@ -101,6 +105,14 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		defer span.End()
 		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
 
+		if rt.stateful {
+			if rej := rt.checkPartition(gctx); rej != nil {
+				data, _ := raw.([]byte)
+				rt.reject(ctx, data, rej)
+				return
+			}
+		}
+
 		if rt.stateful && ctx.AlreadyApplied() {
 			// A replay after a crash or rebalance: the key's state already
 			// includes this record. Applying it again would count it twice.
@@ -133,6 +145,40 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			rt.tally.processed.Add(1)
 		}
 	}
+}
+
+// checkPartition rejects a record of a stateful group whose key is in
+// another partition than goka's partitioner (fnv-1a, as weft produces)
+// puts it: goka writes the key's state to the table partition of that
+// hash, so after a restore from the changelog the record's partition
+// would not find it, and the state would start again from nothing.
+func (rt *Runtime) checkPartition(ctx goka.Context) *Rejection {
+	n := rt.partitions[string(ctx.Topic())]
+	if n <= 0 {
+		return nil
+	}
+	if want := keyPartition(ctx.Key(), n); want != ctx.Partition() {
+		return &Rejection{Reason: "partition", Err: fmt.Errorf(
+			"key %q is in partition %d of %s, but goka's partitioner (fnv-1a hash) puts it in partition %d, where its state "+
+				"is kept: produce with an fnv-1a hash partitioner (kcat: -X partitioner=fnv1a; franz-go: "+
+				"kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)))", ctx.Key(), ctx.Partition(), ctx.Topic(), want)}
+	}
+	return nil
+}
+
+// keyPartition is the partition sarama's hash partitioner with goka's
+// fnv-1a hasher gives key among n.
+func keyPartition(key string, n int32) int32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	p := int32(h) % n
+	if p < 0 {
+		p = -p
+	}
+	return p
 }
 
 // previousOf returns the value the record of ctx was first applied to and

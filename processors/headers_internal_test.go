@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/statestore"
 )
 
@@ -53,4 +55,22 @@ func FuzzHeaders(f *testing.F) {
 			t.Fatalf("parseFrom(%q) = %+v, printed and parsed again %+v (%v)", h, id, again, ok)
 		}
 	})
+}
+
+// keyPartition agrees with the partitioner weft's producers use (sarama's
+// hash partitioner with goka's fnv-1a hasher).
+func TestKeyPartition(t *testing.T) {
+	part := sarama.NewCustomHashPartitioner(goka.DefaultHasher())("")
+	for _, n := range []int32{1, 3, 4, 8, 13} {
+		for i := range 2000 {
+			key := fmt.Sprintf("key-%d-%x", i, i*7919)
+			want, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keyPartition(key, n); got != want {
+				t.Fatalf("keyPartition(%q, %d) = %d, sarama says %d", key, n, got, want)
+			}
+		}
+	}
 }

@@ -106,7 +106,8 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureInputs(cfg.kafka, sc, graph); err != nil {
+	partitions, err := ensureInputs(cfg.kafka, sc, graph)
+	if err != nil {
 		return nil, err
 	}
 	builder := statestore.NewBuilder(filepath.Join(cfg.stateDir, "processors", string(graph.Group())),
@@ -131,6 +132,7 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
 			return scanTable(builder, table, codec, partition)
 		}
+		rt.partitions = partitions
 	}
 	return p, nil
 }
@@ -204,18 +206,22 @@ func scanTable(b *statestore.Builder, table string, codec goka.Codec, partition 
 // (lookups and joins) that do not exist yet; goka only creates its own
 // table and loopback topics, and fails on a missing table it reads. A
 // table written by another processor may well start empty.
-func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGraph) error {
+// It returns the partition counts of the input streams.
+func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGraph) (map[string]int32, error) {
+	partitions := map[string]int32{}
 	for _, e := range graph.InputStreams() {
-		if _, err := k.EnsureTopic(sc, e.Topic()); err != nil {
-			return err
+		n, err := k.EnsureTopic(sc, e.Topic())
+		if err != nil {
+			return nil, err
 		}
+		partitions[e.Topic()] = int32(n)
 	}
 	for _, e := range append(graph.LookupTables(), graph.JointTables()...) {
 		if err := k.EnsureTable(sc, e.Topic()); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return partitions, nil
 }
 
 // Run processes until ctx is cancelled or the processor fails. On
