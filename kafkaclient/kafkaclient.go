@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"hash"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -345,9 +344,13 @@ func (c Config) PartitionCounts(ctx context.Context, topics []string) (map[strin
 	if err != nil {
 		return nil, c.Explain(fmt.Errorf("read the cluster's topics: %w", err))
 	}
+	exists := make(map[string]bool, len(existing))
+	for _, topic := range existing {
+		exists[topic] = true
+	}
 	out := make(map[string]int, len(topics))
 	for _, topic := range topics {
-		if !slices.Contains(existing, topic) {
+		if !exists[topic] {
 			continue
 		}
 		parts, err := client.Partitions(topic)

@@ -255,8 +255,9 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = c.prev.Meta.Sources
 		c.linkPrevious()
 	}
-	next.Meta.Sources = withSource(next.Meta.Sources, c.identity())
-	if id := c.identity(); id.Upstream {
+	id := c.identity()
+	next.Meta.Sources = withSource(next.Meta.Sources, id)
+	if id.Upstream {
 		// Also the record's own offset: a re-run of another copy of it
 		// emits under this offset (see emitAs).
 		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{

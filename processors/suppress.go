@@ -225,8 +225,8 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 			// Requested before a crash, by a stream time this partition
 			// has not reached again yet (the updates that made it are
 			// being redelivered): closing now would miss them. It is
-			// requested again when stream time passes the close.
-			idx.open[key] = ws.Close
+			// requested again when stream time passes the close (the key
+			// stays in open until it is emitted).
 			if idx.nextClose.IsZero() || ws.Close.Before(idx.nextClose) {
 				idx.nextClose = ws.Close
 			}
@@ -249,7 +249,6 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 		}
 		if purge := ws.Close.Add(w.retain); purge.After(idx.streamTime) {
 			// As for a close: requested again in time.
-			idx.emitted[key] = purge
 			if idx.nextPurge.IsZero() || purge.Before(idx.nextPurge) {
 				idx.nextPurge = purge
 			}
