@@ -129,18 +129,10 @@ func (c *Coalescer) Flushes() int64 {
 	return c.flushes
 }
 
-// shutdownFlushEvery is how often a stopping coalescer flushes while its
-// processor finishes the records in flight.
-const shutdownFlushEvery = 20 * time.Millisecond
-
 // Run flushes every interval until ctx ends, then flushes once more so that
 // a clean stop commits everything it consumed. The processor runs it (see
-// WithCoalescer), and keeps it flushing until goka has returned.
-func (c *Coalescer) Run(ctx context.Context) error { return c.run(ctx, nil) }
-
-// run is Run; after ctx ends it flushes every shutdownFlushEvery until
-// drained is closed (nil: not at all), then once more.
-func (c *Coalescer) run(ctx context.Context, drained <-chan struct{}) error {
+// WithCoalescer).
+func (c *Coalescer) Run(ctx context.Context) error {
 	em, err := NewEmitter(context.WithoutCancel(ctx), string(c.output), c.opts...)
 	if err != nil {
 		return err
@@ -164,21 +156,6 @@ func (c *Coalescer) run(ctx context.Context, drained <-chan struct{}) error {
 		if err := c.Flush(); err != nil {
 			errs = append(errs, err)
 			break
-		}
-	}
-	if len(errs) == 0 && drained != nil {
-		t := time.NewTicker(shutdownFlushEvery)
-		defer t.Stop()
-		for draining := true; draining; {
-			select {
-			case <-drained:
-				draining = false
-			case <-t.C:
-			}
-			if err := c.Flush(); err != nil {
-				errs = append(errs, err)
-				break
-			}
 		}
 	}
 	errs = append(errs, em.Close())

@@ -178,17 +178,6 @@ func (c *Context) appendFrom(b []byte) []byte {
 	return strconv.AppendUint(b, uint64(c.emits), 10)
 }
 
-// Current returns the key's user value as the store holds it now, or nil.
-// It differs from Value for a record that was applied before (a replay):
-// Value is then the value the record was first applied to, which its
-// re-run starts from, and Current the newest.
-func (c *Context) Current() any {
-	if s, ok := c.g.Value().(*Stored); ok {
-		return s.Value
-	}
-	return nil
-}
-
 // Value returns the key's current user value, or nil.
 func (c *Context) Value() any {
 	c.loadPrev()

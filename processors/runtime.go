@@ -231,24 +231,20 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer p.builder.Close()
 	p.cfg.logger.Info("processor starting", "group", string(p.graph.Group()), "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
 	// Coalescers stop with the processor: when ctx ends (or goka fails)
-	// they keep flushing until goka has returned (records still in flight
-	// hand them values, and goka waits for the commits those hold), then
-	// flush once more.
+	// they flush once more, which completes the records goka waits for.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	gokaDone := make(chan struct{})
 	var wg sync.WaitGroup
 	flushErrs := make([]error, len(p.cfg.coalescers))
 	for i, c := range p.cfg.coalescers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			flushErrs[i] = c.run(runCtx, gokaDone)
+			flushErrs[i] = c.Run(runCtx)
 		}()
 	}
 	err := p.goka.Run(runCtx)
 	stop()
-	close(gokaDone)
 	wg.Wait()
 	err = errors.Join(append(flushErrs, err)...)
 	if err != nil && !errors.Is(err, context.Canceled) {

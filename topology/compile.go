@@ -520,11 +520,6 @@ func (gb *groupBuilder) suppress(n *Node) (step, error) {
 	gb.co[n] = co
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
 	return func(ctx goka.Context, k string, v any) error {
-		if pc, ok := ctx.(*processors.Context); ok && pc.AlreadyApplied() {
-			// A re-run after a crash computes the value the record made
-			// back then; the coalesced record must carry the newest.
-			v = pc.Current()
-		}
 		co.Add(ctx, k, v)
 		return nil
 	}, nil

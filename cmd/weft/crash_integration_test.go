@@ -477,9 +477,9 @@ pipelines:
 		updates += table.PollFetches(ctx).NumRecords()
 		return updates >= 800
 	})
-	// Its flushes while it stops write each user's final count last (the
-	// records still in flight at the stop may make a key come out more
-	// than once: the last record of a key is its value).
+	// Its flush when it stops writes each user's final count. A coalesced
+	// topic holds the latest value of a key last, so the test reads the
+	// whole topic and keeps each key's last record.
 	second.stop()
 	ends, err := adm.ListEndOffsets(t.Context(), totals)
 	if err != nil {
