@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -93,10 +94,11 @@ func (c *Context) SetEventTime(t time.Time) {
 	}
 }
 
-// Fail stops the processor with err; it does not return.
+// Fail stops the processor with err; it does not return. Processor.Run
+// returns err.
 func (c *Context) Fail(err error) {
 	tracing.RecordError(c.span, err)
-	c.g.Fail(err)
+	c.rt.fail(c.g, err)
 }
 
 // DeferCommit defers the commit of the record's offset until the returned
@@ -128,6 +130,11 @@ func (c *Context) loadPrev() {
 	s, ok := v.(*Stored)
 	if !ok {
 		return
+	}
+	if s.err != nil {
+		c.Fail(fmt.Errorf("the table of group %s holds a value for key %q that this processor cannot decode (%w): "+
+			"was the group name used before by a different topology? Give this one another name (app), or delete "+
+			"the table topic %s-table and the state directory to start over", c.g.Group(), c.g.Key(), s.err, c.g.Group()))
 	}
 	c.prev = s
 	id := c.identity()

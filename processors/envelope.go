@@ -13,11 +13,23 @@ import (
 type Stored struct {
 	Meta  statestore.Envelope
 	Value any
+	// err is why the stored bytes could not be decoded (group tables only,
+	// see Persist): the processor stops with it instead of goka's panic.
+	err error
 }
 
 // envelopeCodec wraps a table's user codec: values are stored as
 // statestore envelopes around the user encoding.
-type envelopeCodec struct{ user goka.Codec }
+//
+// keepErrors (group tables, see Persist) makes a value that does not
+// decode a *Stored that carries the error, so that the traced Context can
+// stop the processor with a sentence: goka's own decoding failure panics
+// inside the callback and prints a stack trace. (One codec type for both:
+// goka's tester insists on one codec type per topic.)
+type envelopeCodec struct {
+	user       goka.Codec
+	keepErrors bool
+}
 
 // EnvelopeCodec returns the codec weft uses for tables whose values are
 // encoded by user: it encodes *Stored values and decodes to *Stored. Data
@@ -40,6 +52,14 @@ func (c envelopeCodec) Encode(v any) ([]byte, error) {
 }
 
 func (c envelopeCodec) Decode(data []byte) (any, error) {
+	v, err := c.decode(data)
+	if err != nil && c.keepErrors {
+		return &Stored{err: err}, nil
+	}
+	return v, err
+}
+
+func (c envelopeCodec) decode(data []byte) (any, error) {
 	if !statestore.IsEnvelope(data) {
 		v, err := c.user.Decode(data)
 		if err != nil {
@@ -74,8 +94,29 @@ func DefineGroup(rt *Runtime, group goka.Group, edges ...goka.Edge) *goka.GroupG
 }
 
 // Persist declares the group table with values encoded by user inside
-// envelopes.
-func Persist(user goka.Codec) goka.Edge { return goka.Persist(EnvelopeCodec(user)) }
+// envelopes. A stored value that does not decode (the table was written by
+// a different topology under the same group name) stops the processor with
+// one sentence that says so, instead of goka's panic.
+func Persist(user goka.Codec) goka.Edge {
+	return goka.Persist(envelopeCodec{user: user, keepErrors: true})
+}
+
+// decodeStored decodes a group table value with codec, returning the
+// decoding error of a value groupTableCodec could not decode.
+func decodeStored(codec goka.Codec, data []byte) (*Stored, error) {
+	v, err := codec.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := v.(*Stored)
+	if !ok {
+		return nil, fmt.Errorf("holds a %T, want *processors.Stored", v)
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s, nil
+}
 
 // Lookup declares a lookup table written by weft.
 func Lookup(table goka.Table, user goka.Codec) goka.Edge {

@@ -1,8 +1,10 @@
 package processors
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/statestore"
@@ -28,6 +30,28 @@ type Runtime struct {
 	// stateful group (set by NewProcessor with WithRuntime), to reject
 	// records whose key is in another partition than goka puts it.
 	partitions map[string]int32
+	// failure is the first error that stopped the processor (see fail).
+	failure atomic.Pointer[error]
+}
+
+// fail stops the processor with err. It records err as the reason the
+// processor stopped, so that Processor.Run returns it as it is (instead of
+// goka's "panic in callback" with a stack trace), then calls goka's Fail,
+// which does not return: it panics to leave the callback at once, and goka
+// commits nothing of the record.
+func (rt *Runtime) fail(gctx goka.Context, err error) {
+	rt.failure.CompareAndSwap(nil, &err)
+	gctx.Fail(err)
+}
+
+// Failure returns the error a callback stopped the processor with (a bad
+// record under StopOnRejection, a handler's error, a stored value that does
+// not decode), or nil.
+func (rt *Runtime) Failure() error {
+	if p := rt.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
@@ -73,13 +97,46 @@ type Decoder[T any] func(data []byte) (T, error)
 // have been acknowledged before the crash) are produced again: outputs are
 // at-least-once. Otherwise the record is skipped. Handlers must therefore
 // be deterministic.
-func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T]) goka.ProcessCallback {
+//
+// A record with a null value (a tombstone) is rejected with reason
+// ReasonNull, unless AcceptNull says that h gives nulls a meaning: then
+// h gets the zero T. (goka drops null values by default; weft's
+// processors hand them to the callback, so that none is lost silently.)
+func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T], opts ...HandleOption) goka.ProcessCallback {
+	var hc handleConfig
+	for _, o := range opts {
+		o(&hc)
+	}
 	return handle(rt, func(raw any) ([]byte, T, error) {
+		var msg T
+		if raw == nil {
+			if hc.acceptNull {
+				return nil, msg, nil
+			}
+			return nil, msg, errNull
+		}
 		data, _ := raw.([]byte)
 		msg, err := decode(data)
 		return data, msg, err
 	}, h)
 }
+
+// ReasonNull is the rejection reason of a record whose value is null (a
+// tombstone) where the handler gives nulls no meaning.
+const ReasonNull = "null"
+
+// errNull marks a null value that the handler does not accept.
+var errNull = errors.New("the record's value is null (a tombstone), which this step gives no meaning")
+
+// HandleOption configures Handle.
+type HandleOption func(*handleConfig)
+
+type handleConfig struct{ acceptNull bool }
+
+// AcceptNull makes Handle pass records with a null value (tombstones) to
+// the handler as the zero value of its message type, e.g. to delete the
+// key's state.
+func AcceptNull() HandleOption { return func(c *handleConfig) { c.acceptNull = true } }
 
 // HandleDecoded is Handle for an input whose edge codec decodes the records
 // already (e.g. a table topic read with EnvelopeCodec): h gets the decoded
@@ -130,7 +187,11 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		}
 		data, msg, err := decode(raw)
 		if err != nil {
-			rt.reject(ctx, data, &Rejection{Reason: "decode", Err: err})
+			reason := "decode"
+			if err == errNull {
+				reason = ReasonNull
+			}
+			rt.reject(ctx, data, &Rejection{Reason: reason, Err: err})
 			return
 		}
 		if err := h(ctx, msg); err != nil {
@@ -139,7 +200,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 				return
 			}
 			tracing.RecordError(span, err)
-			gctx.Fail(fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
+			rt.fail(gctx, fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
 		}
 		if !ctx.replayed {
 			rt.tally.processed.Add(1)
@@ -204,7 +265,7 @@ func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
 	tracing.RecordError(ctx.span, rej)
 	if rt.stop {
 		rt.tally.Reject(ctx.g, rej)
-		ctx.g.Fail(fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",
+		rt.fail(ctx.g, fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",
 			ctx.g.Topic(), ctx.g.Partition(), ctx.g.Offset(), rej))
 		return
 	}

@@ -114,6 +114,9 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		append([]statestore.Option{statestore.WithLogger(cfg.logger)}, cfg.storeOpts...)...)
 	gopts := append(cfg.kafka.ProcessorOptions(sc),
 		goka.WithStorageBuilder(builder.Build),
+		// Null values reach the callbacks (goka drops them by default):
+		// Handle rejects them unless the handler accepts them.
+		goka.WithNilHandling(goka.NilProcess),
 		goka.WithLogger(gokaLogger{cfg.logger.With("component", "goka", "group", string(graph.Group()))}),
 	)
 	gopts = append(gopts, cfg.gokaOpts...)
@@ -157,12 +160,11 @@ func previousVersion(b *statestore.Builder, table string, codec goka.Codec, key 
 			return nil, nil, false
 		}
 		prev := versions[i+1]
-		decoded, err := codec.Decode(statestore.AppendEnvelope(nil, &prev))
+		s, err := decodeStored(codec, statestore.AppendEnvelope(nil, &prev))
 		if err != nil {
 			return nil, nil, false
 		}
-		s, ok := decoded.(*Stored)
-		return s, v.Sources, ok
+		return s, v.Sources, true
 	}
 	return nil, nil, false
 }
@@ -186,13 +188,9 @@ func scanTable(b *statestore.Builder, table string, codec goka.Codec, partition 
 			if err != nil {
 				return fmt.Errorf("scan %s/%d: %w", table, partition, err)
 			}
-			v, err := codec.Decode(data)
+			s, err := decodeStored(codec, data)
 			if err != nil {
 				return fmt.Errorf("scan %s/%d: key %q: %w", table, partition, it.Key(), err)
-			}
-			s, ok := v.(*Stored)
-			if !ok {
-				return fmt.Errorf("scan %s/%d: key %q holds a %T", table, partition, it.Key(), v)
 			}
 			if err := fn(string(it.Key()), s); err != nil {
 				return err
@@ -244,6 +242,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		}()
 	}
 	err := p.goka.Run(runCtx)
+	if rt := p.cfg.runtime; rt != nil && rt.Failure() != nil {
+		// A callback stopped the processor: its sentence, not goka's
+		// "panic in callback" with a stack trace.
+		err = rt.Failure()
+	}
 	stop()
 	wg.Wait()
 	err = errors.Join(append(flushErrs, err)...)

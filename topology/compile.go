@@ -256,9 +256,18 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	gb.group.Input = input
 
 	decode := func(b []byte) (any, error) { return inCodec.Decode(b) }
+	var hopts []processors.HandleOption
+	if acceptsNull(root) {
+		// A null value deletes the key of a latest table read straight
+		// from its source; everywhere else it is dead-lettered.
+		hopts = append(hopts, processors.AcceptNull())
+	}
+	// Null values reach the callback (goka drops them by default), also on
+	// goka's tester.
+	gb.group.GokaOptions = append(gb.group.GokaOptions, goka.WithNilHandling(goka.NilProcess))
 	handle := processors.Handle(gb.rt, decode, func(ctx goka.Context, v any) error {
 		return step(ctx, ctx.Key(), v)
-	})
+	}, hopts...)
 	edges := []goka.Edge{goka.Input(goka.Stream(input), new(codec.Bytes), handle)}
 	if root.Stateful() {
 		edges = append(edges, processors.Persist(root.Codec))
@@ -268,6 +277,14 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 		edges = append(edges, processors.Lookup(goka.Table(topic), cd))
 	}
 	return gb.finish(edges)
+}
+
+// acceptsNull reports whether the group rooted at root gives a null input
+// value a meaning: a latest table that reads its source topic with no step
+// in between (the table mirrors the topic, so a tombstone deletes the key,
+// as in a Kafka Streams KTable).
+func acceptsNull(root *Node) bool {
+	return root.Kind == KindLatest && root.Parent != nil && root.Parent.Kind == KindSource
 }
 
 // finish adds the output edges, defines and validates the group graph.

@@ -331,3 +331,38 @@ func runOnTester(t *testing.T, c *topology.Compiled) *tester.Tester {
 	}
 	return tt
 }
+
+// A tombstone (null value) deletes the key of a latest table that mirrors
+// its topic; a count does not count it but dead-letters it.
+func TestTombstones(t *testing.T) {
+	b := topology.New("shop")
+	customers := b.Stream("customers", topology.JSON{})
+	customers.Latest("customer", topology.JSON{})
+	customers.GroupByKey().Count("updates")
+	c := mustCompile(t, b)
+	tt := runOnTester(t, c)
+	dlq := tt.NewQueueTracker("shop-updates-dlq")
+	tt.Consume("customers", "c1", []byte(`{"name":"Alice"}`))
+	tt.Consume("customers", "c2", []byte(`{"name":"Bob"}`))
+	tt.Consume("customers", "c1", nil)
+	if v := tt.TableValue("shop-customer-table", "c1"); v != nil {
+		t.Fatalf("c1 after its tombstone = %v, want deleted", v)
+	}
+	if v := tt.TableValue("shop-customer-table", "c2"); v == nil {
+		t.Fatal("c2 is gone")
+	}
+	if v := tt.TableValue("shop-updates-table", "c1"); v.(*processors.Stored).Value != int64(1) {
+		t.Fatalf("count of c1 = %v, want 1 (the tombstone is not an update)", v.(*processors.Stored).Value)
+	}
+	key, _, ok := dlq.Next()
+	if !ok || key != "c1" {
+		t.Fatalf("dead letter: key %q ok %v, want the tombstone of c1", key, ok)
+	}
+	for _, g := range c.Groups {
+		if g.Name == "shop-updates" {
+			if got := g.Runtime.Tally().RejectedByReason()[processors.ReasonNull]; got != 1 {
+				t.Fatalf("rejected as null: %d, want 1", got)
+			}
+		}
+	}
+}
