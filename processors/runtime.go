@@ -112,6 +112,10 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 	}
 	builder := statestore.NewBuilder(filepath.Join(cfg.stateDir, "processors", string(graph.Group())),
 		append([]statestore.Option{statestore.WithLogger(cfg.logger)}, cfg.storeOpts...)...)
+	if err := adoptState(cfg.logger, cfg.kafka, sc, builder, graph, partitions); err != nil {
+		builder.Close()
+		return nil, err
+	}
 	gopts := append(cfg.kafka.ProcessorOptions(sc),
 		goka.WithStorageBuilder(builder.Build),
 		// Null values reach the callbacks (goka drops them by default):

@@ -1,0 +1,44 @@
+package statestore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// DiscardTopic deletes the local stores of every partition of topic under
+// the builder's directory, so that goka restores them from the changelog.
+// It refuses while another process holds one of them open. Call it before
+// any of the topic's stores is built.
+func (b *Builder) DiscardTopic(topic string) error {
+	if topic == "" || filepath.Base(topic) != topic || topic == "." || topic == ".." {
+		return fmt.Errorf("discard state: topic name %q cannot be a directory name", topic)
+	}
+	dir := filepath.Join(b.dir, topic)
+	parts, err := b.opts.fs.List(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("discard state of %s: %w", topic, err)
+	}
+	for _, p := range parts {
+		pdir := filepath.Join(dir, p)
+		lock, err := pebble.LockDirectory(pdir, b.opts.fs)
+		if err != nil {
+			return fmt.Errorf("state directory %s is in use by another process (is another weft running with the same state directory?): %w", pdir, err)
+		}
+		err = b.opts.fs.RemoveAll(pdir)
+		_ = lock.Close()
+		if err != nil {
+			return fmt.Errorf("discard state of %s: %w", topic, err)
+		}
+	}
+	return b.opts.fs.RemoveAll(dir)
+}
+
+// Dir returns the directory the builder keeps its stores under.
+func (b *Builder) Dir() string { return b.dir }
