@@ -44,7 +44,13 @@ until Ctrl-C (or exit at once with --exit). Run it from the repository root,
 or point --events at the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), g, f)
+			checked := false
+			err := runDemo(cmd.Context(), cmd.OutOrStdout(), g, f, &checked)
+			if !checked && cmd.Context().Err() != nil && !errors.Is(err, errInterrupted) {
+				// Stopped before the check, whatever step noticed it.
+				err = errors.Join(errInterrupted, err)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&f.events, "events", filepath.Join("testdata", "bank", "events.jsonl"), "account events, JSON lines")
@@ -53,7 +59,9 @@ or point --events at the file.`,
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) error {
+// runDemo runs the tour; checked tells whether it got as far as checking
+// the read model.
+func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, checked *bool) error {
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -87,6 +95,10 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 			_ = em.Close()
 			return err
 		}
+		if ctx.Err() != nil {
+			_ = em.Close()
+			return errInterrupted
+		}
 		em.Emit(rec.Key, rec.Value, rec.Headers)
 	}
 	if err := em.Close(); err != nil {
@@ -114,7 +126,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 			return fmt.Errorf("processor stopped early: %w", err)
 		case <-ctx.Done():
 			stop()
-			return <-done
+			return errors.Join(errInterrupted, <-done)
 		case <-tick.C:
 			fmt.Fprintf(out, "\rprojecting into the read model: %d/%d events", tally.Processed()+tally.Rejected(), produced)
 		}
@@ -130,6 +142,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 		return v.(*processors.Stored).Value.(*bank.Account), nil
 	}
 	checkErr := printAndCheck(out, f, get)
+	*checked = true
 	if f.exit || checkErr != nil {
 		stop()
 		return errors.Join(checkErr, <-done)
@@ -138,6 +151,10 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags) e
 		"  go run ./cmd/weft get %s acc-0001\nPress Ctrl-C to stop.\n", bank.DefaultGroup)
 	return <-done
 }
+
+// errInterrupted is the demo's error when Ctrl-C (or SIGTERM) stops it
+// before it has checked the read model.
+var errInterrupted = errors.New("demo interrupted before the read model was checked")
 
 // printAndCheck prints some accounts and compares the whole read model with
 // the expected file, when there is one.

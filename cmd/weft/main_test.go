@@ -254,3 +254,35 @@ func TestRunTopologyFile(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+// cancelOnWrite cancels a context as soon as its output contains a text.
+type cancelOnWrite struct {
+	buf    bytes.Buffer
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.text) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// A demo interrupted before it checked the read model fails: it did not
+// show what it promises.
+func TestDemoInterruptedFails(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := &cancelOnWrite{text: "produced ", cancel: cancel}
+	root := newRootCommand()
+	root.SetArgs([]string{"demo", "--exit", "--embedded-addr", "127.0.0.1:0", "--log-level", "error",
+		"--events", filepath.Join(bankData, "events.jsonl")})
+	root.SetOut(w)
+	root.SetErr(w)
+	err := root.ExecuteContext(ctx)
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("interrupted demo returned %v, want %v\n%s", err, errInterrupted, w.buf.String())
+	}
+}

@@ -56,7 +56,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.brokers, "brokers", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
+	pf.StringSliceVarP(&g.brokers, "brokers", "b", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
 	pf.StringVar(&g.embeddedAddr, "embedded-addr", broker.DefaultAddr, "address of the embedded broker, used when --brokers is empty")
 	pf.StringVar(&g.stateDir, "state-dir", "weft-data", "directory for state stores and the embedded broker's data")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -76,6 +76,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newDemoCommand(g),
 		newBrokerCommand(g),
 		newProduceCommand(g),
+		newConsumeCommand(g),
 		newGetCommand(g),
 		newExplainCommand(g),
 		newValidateCommand(g),
@@ -83,6 +84,9 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newTestCommand(g),
 		newVersionCommand(),
 	)
+	// weft --version prints what weft version prints.
+	root.Version = versionText()
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	annotateEnv(root)
 	return root
