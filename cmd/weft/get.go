@@ -42,6 +42,11 @@ the lineage index recorded it (see 'weft explain').`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asOfSpec != "" {
+				// A malformed --as-of is a usage error, before the restore.
+				var ue *usageError
+				if _, err := asOf(nil, asOfSpec); errors.As(err, &ue) {
+					return err
+				}
 				versions, table, err := g.history(cmd, args[0], args[1])
 				if err != nil {
 					return err

@@ -52,7 +52,18 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd)
+			if err := applyEnv(cmd); err != nil {
+				return err
+			}
+			return g.validate()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		// An unknown command is a usage error, like an unknown flag.
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &usageError{fmt.Errorf("unknown command %q: see 'weft --help' for the commands", args[0])}
+			}
+			return nil
 		},
 	}
 	pf := root.PersistentFlags()
