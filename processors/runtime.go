@@ -96,6 +96,8 @@ type Processor struct {
 	cfg     config
 	builder *statestore.Builder
 	goka    *goka.Processor
+	// partitions is the partition count of the group's inputs (and table).
+	partitions int32
 }
 
 // NewProcessor connects to Kafka, creates missing input topics and prepares
@@ -130,6 +132,10 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		return nil, cfg.kafka.Explain(fmt.Errorf("create processor %s: %w", graph.Group(), err))
 	}
 	p := &Processor{graph: graph, cfg: cfg, builder: builder, goka: gp}
+	for _, n := range partitions {
+		p.partitions = n // the inputs are co-partitioned: any one tells
+		break
+	}
 	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
 		table := string(goka.GroupTable(graph.Group()))
 		codec := graph.GroupTable().Codec()

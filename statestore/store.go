@@ -492,6 +492,14 @@ func (s *Store) Recovering() bool {
 	return s.recovering
 }
 
+// Readable reports whether the store is open and recovered: its values
+// are current, not a restore in progress.
+func (s *Store) Readable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db != nil && !s.recovering
+}
+
 // Pending returns the number of writes waiting for the changelog's
 // acknowledgement.
 func (s *Store) Pending() int {

@@ -1,0 +1,201 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
+)
+
+// ErrNotServed is returned by TableReader for a key whose partition this
+// instance does not hold in a readable state: not assigned to it, or still
+// restoring. Ask again later, or ask the instance that holds it.
+var ErrNotServed = errors.New("the key's partition is not served by this instance (not assigned here, or restoring)")
+
+// TableReader reads the group table of a running Processor from the
+// partitions this instance holds, for queries beside the processing
+// (interactive queries, as Kafka Streams calls them). Values come with
+// their envelopes: writer span, version, event time, sources.
+type TableReader struct {
+	group      goka.Group
+	topic      string
+	builder    *statestore.Builder
+	partitions int32
+}
+
+// TableReader returns the reader of the processor's group table, or nil
+// for a stateless group.
+func (p *Processor) TableReader() *TableReader {
+	if p.graph.GroupTable() == nil {
+		return nil
+	}
+	return &TableReader{group: p.graph.Group(), topic: string(goka.GroupTable(p.graph.Group())),
+		builder: p.builder, partitions: p.partitions}
+}
+
+// Group returns the processor group; the table is named after it.
+func (r *TableReader) Group() goka.Group { return r.group }
+
+// Topic returns the table topic.
+func (r *TableReader) Topic() string { return r.topic }
+
+// Partitions returns the partition count of the table.
+func (r *TableReader) Partitions() int32 { return r.partitions }
+
+// Partition returns the partition that holds key (goka's partitioner).
+func (r *TableReader) Partition(key string) int32 { return keyPartition(key, r.partitions) }
+
+// store returns the readable store of partition p, or ErrNotServed.
+func (r *TableReader) store(p int32) (*statestore.Store, error) {
+	st := r.builder.Store(r.topic, p)
+	if st == nil || !st.Readable() {
+		return nil, ErrNotServed
+	}
+	return st, nil
+}
+
+// Served returns the partitions this instance can answer for now.
+func (r *TableReader) Served() []int32 {
+	var out []int32
+	for p := range r.partitions {
+		if _, err := r.store(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Get returns the envelope of key's value (its Value field holds the user
+// encoding); ok is false if the key has no value.
+func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err error) {
+	st, err := r.store(r.Partition(key))
+	if err != nil {
+		return env, false, err
+	}
+	data, err := st.Get(key)
+	if errors.Is(err, statestore.ErrClosed) {
+		return env, false, ErrNotServed
+	}
+	if err != nil || data == nil {
+		return env, false, err
+	}
+	env, err = decodeEnvelope(data)
+	return env, err == nil, err
+}
+
+// Lineage returns the recorded versions of key, newest first.
+func (r *TableReader) Lineage(key string) ([]statestore.Envelope, error) {
+	st, err := r.store(r.Partition(key))
+	if err != nil {
+		return nil, err
+	}
+	versions, err := st.Lineage(key)
+	if errors.Is(err, statestore.ErrClosed) {
+		return nil, ErrNotServed
+	}
+	return versions, err
+}
+
+// GetAsOf returns version of key, if the lineage still holds it.
+func (r *TableReader) GetAsOf(key string, version uint64) (statestore.Envelope, bool, error) {
+	st, err := r.store(r.Partition(key))
+	if err != nil {
+		return statestore.Envelope{}, false, err
+	}
+	env, ok, err := st.GetAsOf(key, version)
+	if errors.Is(err, statestore.ErrClosed) {
+		return env, false, ErrNotServed
+	}
+	return env, ok, err
+}
+
+// GetAsOfTime returns the newest recorded version of key whose event time
+// is not after t.
+func (r *TableReader) GetAsOfTime(key string, t time.Time) (statestore.Envelope, bool, error) {
+	st, err := r.store(r.Partition(key))
+	if err != nil {
+		return statestore.Envelope{}, false, err
+	}
+	env, ok, err := st.GetAsOfTime(key, t)
+	if errors.Is(err, statestore.ErrClosed) {
+		return env, false, ErrNotServed
+	}
+	return env, ok, err
+}
+
+// Entry is one key and its envelope, from Scan.
+type Entry struct {
+	Key      string
+	Envelope statestore.Envelope
+}
+
+// Scan returns, in key order, up to limit keys that start with prefix and
+// are greater than after, from every partition this instance serves, and
+// the partitions it read. More is true when keys beyond the last returned
+// one exist.
+func (r *TableReader) Scan(prefix, after string, limit int) (entries []Entry, more bool, served []int32, err error) {
+	for _, p := range r.Served() {
+		st, err := r.store(p)
+		if err != nil {
+			continue
+		}
+		got, err := scanStore(st, prefix, after, limit+1)
+		if errors.Is(err, statestore.ErrClosed) {
+			continue // revoked meanwhile
+		}
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("scan %s/%d: %w", r.topic, p, err)
+		}
+		entries = append(entries, got...)
+		served = append(served, p)
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	if len(entries) > limit {
+		entries, more = entries[:limit], true
+	}
+	return entries, more, served, nil
+}
+
+// scanStore returns up to n keys of st that start with prefix and sort
+// after after.
+func scanStore(st *statestore.Store, prefix, after string, n int) ([]Entry, error) {
+	it, err := st.IteratorWithRange([]byte(prefix), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Release()
+	if after != "" && after >= prefix {
+		it.Seek([]byte(after))
+	}
+	var out []Entry
+	for len(out) < n && it.Next() {
+		k := string(it.Key())
+		if k <= after {
+			continue
+		}
+		data, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		env, err := decodeEnvelope(data)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		out = append(out, Entry{Key: k, Envelope: env})
+	}
+	return out, it.Err()
+}
+
+// decodeEnvelope decodes a stored value; bytes that are not an envelope
+// (written by something else than weft) are the value itself.
+func decodeEnvelope(data []byte) (statestore.Envelope, error) {
+	env, err := statestore.DecodeEnvelope(slices.Clone(data))
+	if errors.Is(err, statestore.ErrNotEnvelope) {
+		return statestore.Envelope{Value: data}, nil
+	}
+	return env, err
+}
