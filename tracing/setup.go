@@ -61,14 +61,6 @@ func configured(vars ...string) bool {
 	return false
 }
 
-// Unexported returns the tracer provider used when no exporter is
-// configured: spans are never sampled or exported, but each still gets its
-// own span id, so that stored values name distinct writers and the trace
-// context of inputs still flows to outputs.
-func Unexported() trace.TracerProvider {
-	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
-}
-
 // Setup builds providers from the standard OpenTelemetry environment
 // variables, so that Jaeger, Tempo or any OTLP collector needs no weft
 // setting:
