@@ -113,7 +113,7 @@ func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Confi
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
+	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer), processors.WithKafka(k))
 	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
 		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
 	if err != nil {
