@@ -251,3 +251,7 @@ func positiveEnv(name string, def int) (int, error) {
 	}
 	return n, nil
 }
+
+// errNotPositive is returned for a size setting that is not a positive
+// whole number.
+var errNotPositive = errors.New("not a positive whole number")

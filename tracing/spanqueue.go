@@ -2,7 +2,6 @@ package tracing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -223,7 +222,3 @@ func (d *dropTally) warn() {
 	d.log.Warn("spans dropped", "queue_full", full, "export_failed", failed,
 		"total", d.dropped(), "blocking", d.blocking, "hint", hint)
 }
-
-// errNotPositive is returned for a size setting that is not a positive
-// whole number.
-var errNotPositive = errors.New("not a positive whole number")
