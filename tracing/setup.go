@@ -102,13 +102,17 @@ func WithMeterProvider(mp metric.MeterProvider) SetupOption {
 }
 
 // WithLogger sets the logger of the dropped-spans warnings (default
-// slog.Default()).
+// slog.Default(); nil keeps it).
 func WithLogger(l *slog.Logger) SetupOption {
-	return func(c *setupConfig) { c.log = l }
+	return func(c *setupConfig) {
+		if l != nil {
+			c.log = l
+		}
+	}
 }
 
 // WithSpanQueueSize sets how many ended spans may wait for the exporter
-// (overriding OTEL_BSP_MAX_QUEUE_SIZE).
+// (overriding OTEL_BSP_MAX_QUEUE_SIZE; n <= 0 keeps it).
 func WithSpanQueueSize(n int) SetupOption {
 	return func(c *setupConfig) { c.queueSize = n }
 }
