@@ -55,15 +55,15 @@ func (rt *Runtime) Failure() error {
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
-// WithLogger). Without a tracer provider spans are not exported
-// (tracing.Unexported).
+// WithLogger, and WithKafka for the server.address of process spans).
+// Without a tracer provider spans are not exported (tracing.Unexported).
 func NewRuntime(opts ...Option) *Runtime {
 	cfg := buildConfig(opts)
 	tp := cfg.tracerProvider
 	if tp == nil {
 		tp = tracing.Unexported()
 	}
-	return &Runtime{tracer: tracing.NewTracer(tp), tally: NewTally(cfg.logger), stop: cfg.stopOnReject}
+	return &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject}
 }
 
 // Tally returns the accounting of handled records.
@@ -262,7 +262,7 @@ const (
 )
 
 func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
-	tracing.RecordError(ctx.span, rej)
+	tracing.RecordErrorType(ctx.span, rej, rej.Reason)
 	if rt.stop {
 		rt.tally.Reject(ctx.g, rej)
 		rt.fail(ctx.g, fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",

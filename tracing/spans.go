@@ -2,12 +2,12 @@ package tracing
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"sync"
 
 	"github.com/lovoo/goka"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
@@ -28,7 +28,8 @@ type Tracer struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	// Span names and constant attributes per consumed partition, built once.
-	processAttrs sync.Map // partitionKey -> *processSpanInfo
+	processAttrs sync.Map             // partitionKey -> *processSpanInfo
+	server       []attribute.KeyValue // server.address and server.port, if known
 }
 
 type partitionKey struct {
@@ -44,8 +45,38 @@ type processSpanInfo struct {
 var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 
 // NewTracer returns a Tracer using tp and the W3C propagator.
-func NewTracer(tp trace.TracerProvider) *Tracer {
-	return &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator()}
+func NewTracer(tp trace.TracerProvider, opts ...TracerOption) *Tracer {
+	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator()}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// TracerOption configures NewTracer.
+type TracerOption func(*Tracer)
+
+// WithBrokers gives the Tracer the Kafka bootstrap brokers (host:port), for
+// the server.address and server.port attributes of process spans. They are
+// set only when there is exactly one: a record comes from its partition's
+// leader, which weft's callbacks do not know when there are several
+// brokers to choose from. An address that is not host:port with a numeric
+// port is left out.
+func WithBrokers(brokers []string) TracerOption {
+	return func(t *Tracer) {
+		if len(brokers) != 1 {
+			return
+		}
+		host, port, err := net.SplitHostPort(brokers[0])
+		if err != nil || host == "" {
+			return
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n > 65535 {
+			return
+		}
+		t.server = []attribute.KeyValue{semconv.ServerAddress(host), semconv.ServerPort(n)}
+	}
 }
 
 // ScopeName is the instrumentation scope of weft's spans.
@@ -69,7 +100,8 @@ func (t *Tracer) Inject(ctx context.Context, headers goka.Headers) {
 // StartProcess starts the span "process <topic>" (kind CONSUMER) for a
 // consumed record: a child of the record's traceparent when it is valid, a
 // new root otherwise. Attributes follow the OTel messaging conventions and
-// are only built when the span is sampled.
+// are only built when the span is sampled; server.address/server.port
+// when known (WithBrokers).
 func (t *Tracer) StartProcess(ctx context.Context, rec Record, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	ctx = t.Extract(ctx, rec.Headers)
 	info := t.processSpan(rec)
@@ -104,6 +136,7 @@ func (t *Tracer) processSpan(rec Record) *processSpanInfo {
 			semconv.MessagingConsumerGroupName(rec.Group),
 		},
 	}
+	info.attrs = append(info.attrs, t.server...)
 	v, _ := t.processAttrs.LoadOrStore(k, info)
 	return v.(*processSpanInfo)
 }
@@ -129,11 +162,4 @@ func (t *Tracer) StartSend(ctx context.Context, topic, key string, headers goka.
 // Start starts an internal span (e.g. "flush <table>") with the given kind.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	return t.tracer.Start(ctx, name, opts...)
-}
-
-// RecordError marks span as failed with err (status Error and an
-// exception event).
-func RecordError(span trace.Span, err error) {
-	span.RecordError(err)
-	span.SetStatus(codes.Error, err.Error())
 }

@@ -168,3 +168,45 @@ func TestWithSamplerSharesTheExportPipeline(t *testing.T) {
 		t.Fatal("a sampler without an exporter records spans")
 	}
 }
+
+// Without an exporter a span continues its parent with a new span id and
+// the parent's flags and tracestate; a root is a new unsampled trace.
+func TestUnexportedKeepsParentFlags(t *testing.T) {
+	tr := NewTracer(Unexported())
+	for _, flags := range []string{"01", "00"} {
+		h := goka.Headers{
+			"traceparent": []byte("00-" + traceID + "-" + spanID + "-" + flags),
+			"tracestate":  []byte("vendor=x"),
+		}
+		ctx, span := tr.StartProcess(context.Background(), Record{Topic: "t", Headers: h})
+		if span.IsRecording() {
+			t.Fatal("unexported span records")
+		}
+		sc := span.SpanContext()
+		if sc.TraceID().String() != traceID || sc.SpanID().String() == spanID || !sc.SpanID().IsValid() || sc.IsRemote() {
+			t.Fatalf("flags %s: span context %v, want trace %s with a new local span id", flags, sc, traceID)
+		}
+		out := goka.Headers{}
+		tr.Inject(ctx, out)
+		if want := "00-" + traceID + "-" + sc.SpanID().String() + "-" + flags; string(out["traceparent"]) != want {
+			t.Errorf("forwarded traceparent %q, want %q", out["traceparent"], want)
+		}
+		if string(out["tracestate"]) != "vendor=x" {
+			t.Errorf("tracestate %q not forwarded", out["tracestate"])
+		}
+		// A child of the process span (e.g. a flush) stays in the trace.
+		_, child := tr.Start(ctx, "flush")
+		if c := child.SpanContext(); c.TraceID() != sc.TraceID() || c.SpanID() == sc.SpanID() || c.TraceFlags() != sc.TraceFlags() {
+			t.Errorf("child %v of %v", c, sc)
+		}
+		_, root := tr.Start(ctx, "new", trace.WithNewRoot())
+		if r := root.SpanContext(); r.TraceID() == sc.TraceID() || r.IsSampled() || !r.IsValid() {
+			t.Errorf("WithNewRoot gave %v", r)
+		}
+	}
+	_, a := tr.StartProcess(context.Background(), Record{Topic: "t"})
+	_, b := tr.StartProcess(context.Background(), Record{Topic: "t"})
+	if !a.SpanContext().IsValid() || a.SpanContext().IsSampled() || a.SpanContext().TraceID() == b.SpanContext().TraceID() {
+		t.Fatalf("roots %v and %v: want distinct unsampled traces", a.SpanContext(), b.SpanContext())
+	}
+}

@@ -109,11 +109,11 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 // newBankProcessor sets up tracing from the OTEL_* variables and the bank
 // projection's processor. shutdown flushes the traces.
 func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (*processors.Processor, *processors.Tally, func(), error) {
-	prov, err := tracing.Setup(ctx)
+	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
+	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer), processors.WithKafka(k))
 	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
 		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
 	if err != nil {
@@ -159,7 +159,7 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 
 // runTopology compiles a topology file and runs all its groups.
 func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, progress time.Duration) error {
-	prov, err := tracing.Setup(ctx)
+	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
 		return err
 	}
