@@ -69,6 +69,18 @@ func (r *TableReader) Served() []int32 {
 	return out
 }
 
+// Assigned returns the partitions assigned to this instance (restored or
+// restoring).
+func (r *TableReader) Assigned() []int32 {
+	var out []int32
+	for p := range r.partitions {
+		if st := r.builder.Store(r.topic, p); st != nil && st.IsOpen() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Get returns the envelope of key's value (its Value field holds the user
 // encoding); ok is false if the key has no value.
 func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err error) {
@@ -168,11 +180,14 @@ func scanStore(st *statestore.Store, prefix, after string, n int) ([]Entry, erro
 		return nil, err
 	}
 	defer it.Release()
+	var ok bool
 	if after != "" && after >= prefix {
-		it.Seek([]byte(after))
+		ok = it.Seek([]byte(after)) // at the first key >= after
+	} else {
+		ok = it.Next()
 	}
 	var out []Entry
-	for len(out) < n && it.Next() {
+	for ; ok && len(out) < n; ok = it.Next() {
 		k := string(it.Key())
 		if k <= after {
 			continue

@@ -2,7 +2,6 @@ package statestore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -105,27 +104,14 @@ func (s *Store) Lineage(key string) ([]Envelope, error) {
 }
 
 // GetAsOf returns the version of key numbered version, if the lineage
-// index still holds it.
+// index still holds it, including writes still waiting for the changelog
+// (as Get and Lineage do).
 func (s *Store) GetAsOf(key string, version uint64) (Envelope, bool, error) {
-	s.mu.Lock()
-	db := s.db
-	s.mu.Unlock()
-	if db == nil {
-		return Envelope{}, false, ErrClosed
+	versions, err := s.lineage(key, func(e Envelope) bool { return e.Version == version })
+	if err != nil || len(versions) == 0 {
+		return Envelope{}, false, err
 	}
-	v, closer, err := db.Get(lineageKey(key, version))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return Envelope{}, false, nil
-	}
-	if err != nil {
-		return Envelope{}, false, fmt.Errorf("lineage of %q in %s: %w", key, s.dir, err)
-	}
-	defer closer.Close()
-	env, err := DecodeEnvelope(slices.Clone(v))
-	if err != nil {
-		return Envelope{}, false, fmt.Errorf("lineage of %q version %d in %s: %w", key, version, s.dir, err)
-	}
-	return env, true, nil
+	return versions[0], true, nil
 }
 
 // GetAsOfTime returns the newest recorded version of key whose event time is

@@ -492,6 +492,14 @@ func (s *Store) Recovering() bool {
 	return s.recovering
 }
 
+// IsOpen reports whether the store is open (goka opens it when the
+// partition is assigned and closes it when it is revoked).
+func (s *Store) IsOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db != nil
+}
+
 // Readable reports whether the store is open and recovered: its values
 // are current, not a restore in progress.
 func (s *Store) Readable() bool {

@@ -1,0 +1,232 @@
+package serve
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Server serves the tables of the processors of this process over HTTP.
+type Server struct {
+	cfg    config
+	tables map[string]*processors.TableReader // by group name and by table topic
+	names  []string                           // group names, sorted
+	mux    *http.ServeMux
+}
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider
+	token          string
+	ready          func() error
+	maxKeyBytes    int
+	maxLimit       int
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithTracerProvider sets the provider of the query spans (default:
+// tracing.Unexported).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) {
+		if tp != nil {
+			c.tracerProvider = tp
+		}
+	}
+}
+
+// WithToken requires "Authorization: Bearer <token>" on every request but
+// /healthz and /readyz (401 without a token, 403 with a wrong one). An
+// empty token (the default) serves without authentication.
+func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithReadiness sets what /readyz asks: nil means ready. By default the
+// server is ready when every partition of every table it serves is
+// restored.
+func WithReadiness(ready func() error) Option { return func(c *config) { c.ready = ready } }
+
+// Limits of a request.
+const (
+	// DefaultMaxKeyBytes bounds a key in a request (414 beyond it).
+	DefaultMaxKeyBytes = 4 << 10
+	// DefaultScanLimit is the page size of a scan without limit; MaxScanLimit bounds it.
+	DefaultScanLimit = 100
+	MaxScanLimit     = 1000
+)
+
+// New returns a server of tables, the readers of the processors' group
+// tables (see processors.Processor.TableReader).
+func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
+	cfg := config{logger: slog.New(slog.DiscardHandler), tracerProvider: tracing.Unexported(),
+		maxKeyBytes: DefaultMaxKeyBytes, maxLimit: MaxScanLimit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &Server{cfg: cfg, tables: map[string]*processors.TableReader{}, mux: http.NewServeMux()}
+	for _, t := range tables {
+		if t == nil {
+			continue
+		}
+		name := string(t.Group())
+		if _, dup := s.tables[name]; dup {
+			return nil, fmt.Errorf("serve: table %s given twice", name)
+		}
+		s.tables[name], s.tables[t.Topic()] = t, t
+		s.names = append(s.names, name)
+	}
+	slices.Sort(s.names)
+	if s.cfg.ready == nil {
+		s.cfg.ready = s.restored
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	traced := func(route string, h http.HandlerFunc) http.Handler {
+		return otelhttp.NewHandler(s.auth(h), route,
+			otelhttp.WithTracerProvider(s.cfg.tracerProvider),
+			otelhttp.WithPropagators(tracing.Propagator()),
+			otelhttp.WithMeterProvider(noop.NewMeterProvider()),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "query " + r.PathValue("table") }),
+		)
+	}
+	s.mux.Handle("GET /tables/{table}/{key}", traced("/tables/{table}/{key}", s.getValue))
+	s.mux.Handle("GET /tables/{table}/{key}/lineage", traced("/tables/{table}/{key}/lineage", s.getLineage))
+	s.mux.Handle("GET /tables/{table}", traced("/tables/{table}", s.scan))
+	s.mux.Handle("GET /tables", s.auth(s.listTables))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s (see GET /tables)", r.Method, r.URL.Path))
+	})
+}
+
+// auth checks the bearer token.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.cfg.token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		if got == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weft"`)
+			writeProblem(w, http.StatusUnauthorized, "this server needs a bearer token: send Authorization: Bearer <token>")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			writeProblem(w, http.StatusForbidden, "the bearer token is not the one this server accepts")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// restored is the default readiness: every partition of every table is
+// restored on this instance, or held by no one here.
+func (s *Server) restored() error {
+	for _, name := range s.names {
+		t := s.tables[name]
+		if len(t.Served()) < len(t.Assigned()) {
+			return fmt.Errorf("table %s is restoring: %d of %d assigned partitions ready", name, len(t.Served()), len(t.Assigned()))
+		}
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.cfg.ready(); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, map[string]string{"status": "ready"})
+}
+
+// Run serves on ln until ctx ends, then shuts down gracefully (for at most
+// 5 s). A tlsConfig serves HTTPS.
+func (s *Server) Run(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
+	hs := &http.Server{
+		Handler:           http.MaxBytesHandler(s.mux, 1<<20),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("query API: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("query API: shut down: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("query API: %w", err)
+	}
+	return nil
+}
+
+// TLSConfig loads a certificate and key for Run.
+func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ReadToken reads a bearer token from a file (trimmed); an empty path
+// gives "".
+func ReadToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the query API token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("the query API token file %s is empty", path)
+	}
+	return tok, nil
+}
