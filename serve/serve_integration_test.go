@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -259,5 +260,44 @@ func TestIntegrationQueryToken(t *testing.T) {
 	}
 	if resp := f.get("/healthz", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("healthz needs no token: %d", resp.StatusCode)
+	}
+}
+
+// Run serves HTTPS with a TLS configuration, and stops when its context
+// ends.
+func TestIntegrationQueryOverTLS(t *testing.T) {
+	s, err := serve.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// httptest's certificate, and a client that trusts it.
+	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+	ts.StartTLS()
+	cfg, client := ts.TLS.Clone(), ts.Client()
+	ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln, cfg) }()
+	resp, err := client.Get("https://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("healthz over TLS: %d, tls %v", resp.StatusCode, resp.TLS != nil)
+	}
+	if plain, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		plain.Body.Close()
+		if plain.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP on the TLS port: %d, want 400", plain.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

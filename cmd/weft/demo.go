@@ -107,7 +107,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, c
 	produced := em.Sent()
 	fmt.Fprintf(out, "produced %d account events to topic %s\n", produced, bank.DefaultInput)
 
-	p, tally, shutdown, err := newBankProcessor(ctx, log, k, filepath.Join(dir, "state"), bank.DefaultInput, bank.DefaultGroup)
+	p, tally, _, shutdown, err := newBankProcessor(ctx, log, k, filepath.Join(dir, "state"), bank.DefaultInput, bank.DefaultGroup)
 	if err != nil {
 		return err
 	}

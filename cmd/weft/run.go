@@ -21,6 +21,7 @@ type runFlags struct {
 	input    string
 	group    string
 	progress time.Duration
+	api      queryAPIFlags
 }
 
 func newRunCommand(g *globalFlags) *cobra.Command {
@@ -64,6 +65,10 @@ closes the state stores; a restart resumes where it stopped.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.api.changed = cmd.Flags().Changed("http-addr")
+			if err := f.api.check(); err != nil {
+				return err
+			}
 			log, err := g.logger(os.Stderr)
 			if err != nil {
 				return err
@@ -81,7 +86,7 @@ closes the state stores; a restart resumes where it stopped.`,
 			}
 			defer stopBroker()
 			if file != nil {
-				return runTopology(cmd.Context(), log, k, g.stateDir, file, f.progress)
+				return runTopology(cmd.Context(), log, k, g.stateDir, file, f)
 			}
 			return runBank(cmd.Context(), log, k, g.stateDir, f)
 		},
@@ -89,11 +94,12 @@ closes the state stores; a restart resumes where it stopped.`,
 	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events (built-in projection only)")
 	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table) (built-in projection only)")
 	cmd.Flags().DurationVar(&f.progress, "progress-interval", 10*time.Second, "how often to log progress (0: never)")
+	f.api.register(cmd.Flags())
 	return cmd
 }
 
 func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags) error {
-	p, tally, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group)
+	p, tally, tp, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group)
 	if err != nil {
 		return err
 	}
@@ -101,26 +107,36 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 	if f.progress > 0 {
 		go logProgress(ctx, log, tally, f.progress)
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	waitAPI, err := f.api.start(ctx, log, tp, p)
+	if err != nil {
+		return err
+	}
 	err = p.Run(ctx)
+	stop()
+	waitAPI()
 	log.Info("summary", "processed", tally.Processed(), "rejected", tally.Rejected(), "replayed", tally.Replayed())
 	return err
 }
 
 // newBankProcessor sets up tracing from the OTEL_* variables and the bank
-// projection's processor. shutdown flushes the traces.
-func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (*processors.Processor, *processors.Tally, func(), error) {
+// projection's processor; tp is its tracer provider. shutdown flushes the
+// traces.
+func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (
+	p *processors.Processor, tally *processors.Tally, tp trace.TracerProvider, shutdown func(), err error) {
 	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer), processors.WithKafka(k))
-	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
+	p, err = processors.NewProcessor(ctx, bank.Graph(input, group, rt),
 		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
 	if err != nil {
 		shutdownTracing(log, prov)
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return p, rt.Tally(), func() { shutdownTracing(log, prov) }, nil
+	return p, rt.Tally(), prov.Tracer, func() { shutdownTracing(log, prov) }, nil
 }
 
 // shutdownTracing flushes the spans still buffered, for at most 10s.
@@ -158,7 +174,8 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 }
 
 // runTopology compiles a topology file and runs all its groups.
-func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, progress time.Duration) error {
+func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, rf *runFlags) error {
+	progress := rf.progress
 	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
 		return err
@@ -196,7 +213,15 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 		}
 	}
 	log.Info("topology running", "file", f.Name, "app", f.App, "groups", len(procs))
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	waitAPI, err := rf.api.start(ctx, log, tp, procs...)
+	if err != nil {
+		return err
+	}
 	err = processors.RunAll(ctx, procs...)
+	stop()
+	waitAPI()
 	for _, grp := range compiled.Groups {
 		t := grp.Runtime.Tally()
 		log.Info("summary", "group", string(grp.Name), "processed", t.Processed(), "rejected", t.Rejected(), "replayed", t.Replayed())

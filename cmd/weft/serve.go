@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/serve"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// defaultHTTPAddr is where weft run serves its query API by default: on
+// loopback only, so that nothing is exposed without a decision to.
+const defaultHTTPAddr = "127.0.0.1:7070"
+
+// queryAPIFlags configure the query API of weft run.
+type queryAPIFlags struct {
+	addr      string
+	token     string
+	tokenFile string
+	certFile  string
+	keyFile   string
+	changed   bool // --http-addr was set (an address in use is then an error)
+}
+
+func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&q.addr, "http-addr", defaultHTTPAddr, "address of the query API (GET /tables/<table>/<key>, ...); empty: no API")
+	fs.StringVar(&q.token, "http-token", "", "bearer token the query API requires (prefer WEFT_HTTP_TOKEN; empty: none)")
+	fs.StringVar(&q.tokenFile, "http-token-file", "", "file holding the bearer token the query API requires")
+	fs.StringVar(&q.certFile, "http-tls-cert", "", "TLS certificate file: serve the query API over HTTPS")
+	fs.StringVar(&q.keyFile, "http-tls-key", "", "TLS key file, with --http-tls-cert")
+}
+
+// check validates the flags before anything starts.
+func (q *queryAPIFlags) check() error {
+	if q.addr != "" {
+		if _, _, err := net.SplitHostPort(q.addr); err != nil {
+			return &usageError{fmt.Errorf("--http-addr %q: give host:port, e.g. 127.0.0.1:7070, or empty for no query API", q.addr)}
+		}
+	}
+	if q.token != "" && q.tokenFile != "" {
+		return &usageError{errors.New("--http-token and --http-token-file both given: use one")}
+	}
+	if (q.certFile == "") != (q.keyFile == "") {
+		return &usageError{errors.New("--http-tls-cert and --http-tls-key go together")}
+	}
+	return nil
+}
+
+// tls returns the TLS configuration of the flags, or nil for plain HTTP.
+func (q *queryAPIFlags) tls() (*tls.Config, error) {
+	if q.certFile == "" {
+		return nil, nil
+	}
+	return serve.TLSConfig(q.certFile, q.keyFile)
+}
+
+// start serves the tables of procs until ctx ends; wait waits for the
+// server to stop.
+func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.TracerProvider, procs ...*processors.Processor) (wait func(), err error) {
+	nothing := func() {}
+	if q.addr == "" {
+		return nothing, nil
+	}
+	token := q.token
+	if q.tokenFile != "" {
+		if token, err = serve.ReadToken(q.tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	var readers []*processors.TableReader
+	for _, p := range procs {
+		if r := p.TableReader(); r != nil {
+			readers = append(readers, r)
+		}
+	}
+	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", q.addr)
+	if err != nil {
+		if !q.changed && errors.Is(err, syscall.EADDRINUSE) {
+			log.Warn("query API not served: its default address is in use (pass --http-addr to choose another)", "addr", q.addr)
+			return nothing, nil
+		}
+		return nil, fmt.Errorf("query API on %s: %w (choose another address with --http-addr)", q.addr, err)
+	}
+	tc, err := q.tls()
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+	}
+	log.Info("query API serving", "url", fmt.Sprintf("%s://%s/tables", scheme, ln.Addr()), "auth", token != "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx, ln, tc); err != nil {
+			log.Error("query API stopped", "error", err)
+		}
+	}()
+	return func() { <-done }, nil
+}
