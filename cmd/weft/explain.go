@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,11 +13,13 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/serve/client"
 	"github.com/weftstream/weft/statestore"
 )
 
 func newExplainCommand(g *globalFlags) *cobra.Command {
 	var asJSON bool
+	var sf serverFlags
 	cmd := &cobra.Command{
 		Use:   "explain <table> <key>",
 		Short: "Show the versions of a key: which event and which span made each",
@@ -38,7 +41,7 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			versions, table, err := g.history(cmd, args[0], args[1])
+			versions, table, err := g.history(cmd, &sf, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -58,15 +61,23 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
+	sf.register(cmd.Flags())
 	return cmd
 }
 
-// history restores a table into a temporary view and returns the lineage
-// of key.
-func (g *globalFlags) history(cmd *cobra.Command, tableName, key string) ([]statestore.Envelope, string, error) {
+// history returns the lineage of key: from the query API of a running
+// weft (see serverFlags), or else restored from the table topic into a
+// temporary view.
+func (g *globalFlags) history(cmd *cobra.Command, sf *serverFlags, tableName, key string) ([]statestore.Envelope, string, error) {
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return nil, "", err
+	}
+	if versions, a := sf.askLineage(cmd.Context(), log, g, tableName, key); a.done {
+		if errors.Is(a.err, client.ErrNoValue) {
+			return nil, string(tableTopic(tableName)), nil
+		}
+		return versions, string(tableTopic(tableName)), a.err
 	}
 	k, err := g.clientKafka()
 	if err != nil {

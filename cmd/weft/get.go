@@ -18,6 +18,7 @@ import (
 func newGetCommand(g *globalFlags) *cobra.Command {
 	var withMeta bool
 	var asOfSpec string
+	var sf serverFlags
 	cmd := &cobra.Command{
 		Use:   "get <table> <key>",
 		Short: "Print the value of a key in a table",
@@ -47,7 +48,7 @@ the lineage index recorded it (see 'weft explain').`,
 				if _, err := asOf(nil, asOfSpec); errors.As(err, &ue) {
 					return err
 				}
-				versions, table, err := g.history(cmd, args[0], args[1])
+				versions, table, err := g.history(cmd, &sf, args[0], args[1])
 				if err != nil {
 					return err
 				}
@@ -65,6 +66,17 @@ the lineage index recorded it (see 'weft explain').`,
 			log, err := g.logger(os.Stderr)
 			if err != nil {
 				return err
+			}
+			if env, a := sf.askValue(cmd.Context(), log, g, args[0], args[1], ""); a.done {
+				if a.err != nil {
+					return fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)
+				}
+				out, err := formatValue(statestore.AppendEnvelope(nil, &env), withMeta)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(out))
+				return nil
 			}
 			k, err := g.clientKafka()
 			if err != nil {
@@ -98,6 +110,7 @@ the lineage index recorded it (see 'weft explain').`,
 		},
 	}
 	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
+	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
 	return cmd
 }

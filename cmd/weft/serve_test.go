@@ -61,4 +61,26 @@ func TestIntegrationRunServesQueries(t *testing.T) {
 	if got.Value.Owner != "Alice Smith" || got.Value.Balance != 342298 || got.Version != 6 || !strings.HasPrefix(got.Writer, "00-") {
 		t.Fatalf("acc-0001 = %+v", got)
 	}
+
+	// weft get and explain ask the running instance with --server.
+	server := []string{"--server", "http://" + addr}
+	out, err := weft(t.Context(), append(append([]string{"get", group, "acc-0001", "--meta"}, server...), common...)...)
+	if err != nil || !strings.Contains(out, `"balance":342298`) || !strings.Contains(out, `"version":6`) || !strings.Contains(out, got.Writer) {
+		t.Fatalf("get --server: %v\n%s", err, out)
+	}
+	out, err = weft(t.Context(), append(append([]string{"get", group, "acc-0001", "--as-of", "1"}, server...), common...)...)
+	if err != nil || !strings.Contains(out, `"events":1`) {
+		t.Fatalf("get --server --as-of 1: %v\n%s", err, out)
+	}
+	out, err = weft(t.Context(), append(append([]string{"explain", group, "acc-0001"}, server...), common...)...)
+	if err != nil || !strings.Contains(out, "6 versions, newest first") || !strings.Contains(out, got.Writer) {
+		t.Fatalf("explain --server: %v\n%s", err, out)
+	}
+	if _, err := weft(t.Context(), append(append([]string{"get", group, "no-such-account"}, server...), common...)...); err == nil ||
+		!strings.Contains(err.Error(), "no value") {
+		t.Fatalf("get --server of a missing key: %v", err)
+	}
+	if _, err := weft(t.Context(), append([]string{"get", group, "acc-0001", "--server", "http://" + freeAddr(t)}, common...)...); err == nil {
+		t.Fatal("get --server with nothing listening succeeded")
+	}
 }
