@@ -372,17 +372,23 @@ func Hopping(size, advance, grace time.Duration) Windows {
 	return Windows{Size: size, Advance: advance, Grace: grace}
 }
 
-// WindowKey is the table key of key's window starting at start.
+// WindowKey is the table key of key's window starting at start:
+// key@start in RFC 3339, UTC, with the fraction of a second when start has
+// one (time.RFC3339Nano), so that sub-second windows get keys of their own
+// and whole-second starts keep the form they always had
+// ("k@2026-03-01T10:00:00Z", "k@2026-03-01T10:00:00.5Z").
 func WindowKey(key string, start time.Time) string {
-	return key + "@" + start.UTC().Format(time.RFC3339)
+	return key + "@" + start.UTC().Format(time.RFC3339Nano)
 }
 
 // WindowedBy aggregates the group per event-time window: the table keys
 // are WindowKey(key, windowStart). Records reach the aggregation through a
 // repartition topic keyed by window.
 func (g *Grouped) WindowedBy(name string, w Windows) *Grouped {
-	g.s.b.need(w.Size > 0 && w.Advance > 0 && w.Advance <= w.Size && w.Size%w.Advance == 0,
-		"window %q: size must be positive and a multiple of advance (size %s, advance %s)", name, w.Size, w.Advance)
+	g.s.b.need(w.Size > 0 && w.Advance > 0, "window %q: size and advance must be positive (size %s, advance %s)", name, w.Size, w.Advance)
+	g.s.b.need(w.Advance <= w.Size, "window %q: windows cannot advance (%s) by more than their size (%s)", name, w.Advance, w.Size)
+	g.s.b.need(w.Advance <= 0 || w.Advance > w.Size || w.Size%w.Advance == 0,
+		"window %q: the size (%s) must be a multiple of advance (%s)", name, w.Size, w.Advance)
 	g.s.b.need(w.Grace >= 0, "window %q: negative grace %s", name, w.Grace)
 	return &Grouped{s: g.s.then(&Node{Kind: KindWindow, Name: name, Windows: w, KeyChanged: true})}
 }
