@@ -296,14 +296,17 @@ type step func(ctx goka.Context, key string, value any) error
 // children returns the step that runs every child of n that belongs to
 // this group.
 func (gb *groupBuilder) children(n *Node) (step, error) {
-	var steps []step
+	var (
+		steps    []step
+		branches []*Node
+	)
 	for _, ch := range n.Children {
 		s, err := gb.node(ch)
 		if err != nil {
 			return nil, err
 		}
 		if s != nil {
-			steps = append(steps, s)
+			steps, branches = append(steps, s), append(branches, ch)
 		}
 	}
 	switch len(steps) {
@@ -313,11 +316,19 @@ func (gb *groupBuilder) children(n *Node) (step, error) {
 		return steps[0], nil
 	}
 	// Branches are independent: a record rejected by one still reaches the
-	// others; the first rejection is reported once, after all ran.
+	// others; the first rejection is reported once, after all ran (the
+	// record is dead-lettered once). Each branch, named after its first
+	// node, counts what it did with the record (processors.Tally.Branch),
+	// so that a branch's records add up even when a sibling rejected them.
+	tallies := make([]*processors.BranchTally, len(branches))
+	for i, br := range branches {
+		tallies[i] = gb.rt.Tally().Branch(br.Name)
+	}
 	return func(ctx goka.Context, k string, v any) error {
 		var rejected error
-		for _, s := range steps {
+		for i, s := range steps {
 			err := s(ctx, k, v)
+			tallies[i].Count(ctx, err)
 			if _, ok := processors.AsRejection(err); ok {
 				if rejected == nil {
 					rejected = err
@@ -589,8 +600,8 @@ func windowStep(n *Node, next step, fail func(error) error) step {
 			}
 		}
 		if open == 0 {
-			return fail(fmt.Errorf("late record at %s: its windows closed (stream time %s, grace %s)",
-				ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), w.Grace))
+			return processors.Reject("late", "%s %q: late record at %s: its windows closed (stream time %s, grace %s)", n.Kind, n.Name,
+				ts.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano), w.Grace)
 		}
 		return nil
 	}
