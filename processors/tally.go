@@ -107,7 +107,7 @@ func (bt *BranchTally) Count(ctx goka.Context, err error) {
 }
 
 func isReplay(ctx goka.Context) bool {
-	c, ok := ctx.(*Context)
+	c, ok := contextOf(ctx)
 	return ok && c.replayed
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -465,7 +464,7 @@ func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
 	case KindToStream:
 		return next, nil
 	case KindWindow:
-		return windowStep(n, next, fail), nil
+		return windowStep(n, next), nil
 	}
 	return nil, fmt.Errorf("node %q: %s cannot run here", n.Name, n.Kind)
 }
@@ -478,7 +477,7 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 		return nil, err
 	}
 	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
-	return func(ctx goka.Context, k string, v any) error {
+	apply := func(ctx goka.Context, k string, v any) error {
 		if k != ctx.Key() {
 			return fail(fmt.Errorf("record key %q reached the table of key %q: the stream must be repartitioned", k, ctx.Key()))
 		}
@@ -516,7 +515,13 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 		}
 		ctx.SetValue(nv)
 		return next(ctx, k, nv)
-	}, nil
+	}
+	if w := windowOf(n); w != nil {
+		// Windowed: the records come keyed by window; late ones are
+		// rejected here, by the group that owns the windows.
+		return gb.windowed(w, apply), nil
+	}
+	return apply, nil
 }
 
 // suppress returns the step that hands a table's new values to a
@@ -567,43 +572,6 @@ func withEventTime(src *Node, next step) step {
 		}
 		setter.SetEventTime(ts)
 		return next(ctx, k, v)
-	}
-}
-
-// windowStep assigns each record to the open windows that contain its
-// timestamp, re-keyed by window. Stream time (the newest timestamp seen)
-// is kept per input partition; a window is closed once stream time passes
-// its end plus the grace period, and a record whose windows are all
-// closed is rejected as late.
-func windowStep(n *Node, next step, fail func(error) error) step {
-	w := n.Windows
-	var mu sync.Mutex
-	streamTime := map[int32]time.Time{}
-	return func(ctx goka.Context, k string, v any) error {
-		ts := ctx.Timestamp()
-		mu.Lock()
-		now := streamTime[ctx.Partition()]
-		if ts.After(now) {
-			now = ts
-			streamTime[ctx.Partition()] = ts
-		}
-		mu.Unlock()
-		last := ts.Truncate(w.Advance) // the newest window containing ts
-		open := 0
-		for start := last; start.After(ts.Add(-w.Size)); start = start.Add(-w.Advance) {
-			if !now.Before(start.Add(w.Size + w.Grace)) {
-				continue // closed
-			}
-			open++
-			if err := next(ctx, WindowKey(k, start), v); err != nil {
-				return err
-			}
-		}
-		if open == 0 {
-			return processors.Reject("late", "%s %q: late record at %s: its windows closed (stream time %s, grace %s)", n.Kind, n.Name,
-				ts.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano), w.Grace)
-		}
-		return nil
 	}
 }
 

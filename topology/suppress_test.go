@@ -26,7 +26,7 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	out := tt.NewQueueTracker("final-counts")
-	upstreamLate := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders")))
+	late := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders-per-hour")))
 	order := func(user, at string) {
 		tt.Consume("orders", user, fmt.Appendf(nil, `{"at":%q}`, at))
 	}
@@ -67,8 +67,9 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 	}
 	order("dan", "2026-03-01T10:20:00Z") // late: its window closed
 	expect("a late order")
-	if _, k, _, ok := upstreamLate.NextRawWithHeaders(); !ok || k != "dan" {
-		t.Fatalf("late order: dead letter %q (%v), want dan", k, ok)
+	// The aggregation decides lateness, for the window.
+	if h, k, _, ok := late.NextRawWithHeaders(); !ok || k != "dan@2026-03-01T10:00:00Z" || string(h[processors.HeaderErrorReason]) != "late" {
+		t.Fatalf("late order: dead letter %q (%v, %q), want dan's 10:00 window, late", k, ok, h[processors.HeaderErrorReason])
 	}
 	order("eve", "2026-03-01T12:30:00Z") // closes 11:00 (12:10), purges 10:00 (12:10)
 	expect("after 12:10", "ann@2026-03-01T11:00:00Z=1", "bob@2026-03-01T11:00:00Z=1", "carl@2026-03-01T11:00:00Z=1")
