@@ -355,9 +355,11 @@ func (g *Grouped) Aggregate(name string, init Initializer, add Aggregator, codec
 
 // Windows are event-time windows: [start, start+Size) for every start that
 // is a multiple of Advance (Advance == Size: tumbling windows; smaller:
-// hopping, overlapping windows). A window closes Grace after its end;
-// records that arrive when all their windows are closed are late and go to
-// the dead-letter topic.
+// hopping, overlapping windows). A window closes Grace after its end, by
+// the stream time of the aggregation's partition that holds it (kept in
+// the table: it survives restarts); a record for a closed window is late:
+// the aggregation sends it to its dead-letter topic, once per closed
+// window, and applies it to the windows still open.
 type Windows struct {
 	Size, Advance, Grace time.Duration
 }
@@ -435,7 +437,10 @@ func (t *Table) Suppress(name string, every time.Duration) *Stream {
 
 // SuppressUntilWindowClose emits the final value of each window of a
 // windowed table, once, when the window closes (stream time passes its end
-// plus grace), like Kafka Streams' Suppressed.untilWindowCloses. The
+// plus grace, by the stream time at which the aggregation applied the
+// updates: processors.HeaderStreamTime), like Kafka Streams'
+// Suppressed.untilWindowCloses; the value emitted is the window's final
+// value in the windowed table. The
 // record goes out in a span "flush <name>" linked to every update of the
 // window. Until then the values wait in the internal table
 // <app>-<name>-table (restored after a crash like any table), fed through
