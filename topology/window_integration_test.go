@@ -149,3 +149,112 @@ func TestIntegrationWindowStreamTimeSurvivesRestart(t *testing.T) {
 	}
 	kafkatest.Consume(t, a.kafka.Brokers, a.finals(), 1, 5*time.Second) // still one final
 }
+
+// Two input partitions at different event-time speeds feed one windowed
+// count: the first partition's clicks are 7 s apart, the second's 2 s
+// (produced alternately), so the aggregation reads the second partition's
+// clicks after ever newer ones of the first, and those whose windows have
+// closed are late. Whatever the interleaving, every click is either in
+// its window's count or dead-lettered as late by the aggregation, never
+// both; the suppressor rejects nothing; and once clicks a day later close
+// every window, each window is emitted once with its table value (the
+// count of its clicks that were not late).
+func TestIntegrationWindowFinalsWithSkewedPartitions(t *testing.T) {
+	a := &windowApp{t: t, app: kafkatest.Topic(t, "skew"),
+		kafka: kafkaclient.Config{Brokers: kafkatest.Brokers(t), Partitions: 2}, stateDir: t.TempDir()}
+	agg, sup, src := goka.Group(a.app+"-per-minute"), goka.Group(a.app+"-final"), goka.Group(a.app+"-"+a.app+"-clicks")
+	c, procs, _ := a.run()
+
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	keys := kafkatest.KeysCovering(t, 2, func(i int) string { return fmt.Sprintf("user-%d", i) })
+	type click struct {
+		key string
+		at  time.Time
+	}
+	var clicks []click
+	for i := range 200 {
+		for p, gap := range []time.Duration{7 * time.Second, 2 * time.Second} {
+			clicks = append(clicks, click{keys[p], base.Add(time.Duration(i) * gap)})
+		}
+	}
+	em, err := processors.NewEmitter(t.Context(), a.input(), processors.WithKafka(a.kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inWindow := map[string]int64{}
+	for _, cl := range clicks {
+		em.Emit(cl.key, fmt.Appendf(nil, `{"at":%q}`, cl.at.Format(time.RFC3339)), nil)
+		inWindow[topology.WindowKey(cl.key, cl.at.Truncate(time.Minute))]++
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	handled(t, c, agg, int64(len(clicks)))
+
+	// Clicks a day later, one per partition of the aggregation, close
+	// every window.
+	day := base.Add(24 * time.Hour)
+	ticks := kafkatest.KeysCovering(t, 2, func(i int) string { return topology.WindowKey(fmt.Sprintf("tick-%d", i), day) })
+	for _, w := range ticks {
+		a.click(w[:len(w)-len("@"+day.Format(time.RFC3339))], day.Format(time.RFC3339))
+	}
+	handled(t, c, agg, int64(len(clicks)+len(ticks)))
+
+	var tallies = map[goka.Group]*processors.Tally{}
+	for _, g := range c.Groups {
+		tallies[g.Name] = g.Runtime.Tally()
+	}
+	lateN := tallies[agg].Rejected()
+	if r := tallies[agg].RejectedByReason(); r["late"] != lateN {
+		t.Fatalf("the aggregation rejected %v", r)
+	}
+	if tallies[src].Rejected() != 0 || tallies[src].Processed() != int64(len(clicks)+len(ticks)) {
+		t.Fatalf("source group: %d processed, %d rejected", tallies[src].Processed(), tallies[src].Rejected())
+	}
+	t.Logf("%d of %d clicks late", lateN, len(clicks))
+	late := map[string]int64{}
+	if lateN > 0 {
+		for _, r := range kafkatest.Consume(t, a.kafka.Brokers, string(processors.DeadLetterTopic(agg)), int(lateN), time.Minute) {
+			late[string(r.Key)]++
+		}
+	}
+	table := map[string]int64{}
+	for w, n := range inWindow {
+		want := n - late[w]
+		v, err := procs[agg].Goka().Get(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := int64(0)
+		if st, _ := v.(*processors.Stored); st != nil {
+			got = st.Value.(int64)
+		}
+		if got != want {
+			t.Errorf("table %s = %d, want %d clicks (%d) less %d late", w, got, want, n, late[w])
+		}
+		if got > 0 {
+			table[w] = got
+		}
+	}
+	for w := range late {
+		if inWindow[w] == 0 {
+			t.Errorf("late click for %s, which has no clicks", w)
+		}
+	}
+
+	finals := kafkatest.Consume(t, a.kafka.Brokers, a.finals(), len(table), time.Minute)
+	seen := map[string]bool{}
+	for _, r := range finals {
+		w := string(r.Key)
+		if seen[w] {
+			t.Errorf("window %s emitted twice", w)
+		}
+		seen[w] = true
+		if got := string(r.Value); got != fmt.Sprint(table[w]) {
+			t.Errorf("final %s = %s, table value %d", w, got, table[w])
+		}
+	}
+	if n := tallies[sup].Rejected(); n != 0 {
+		t.Errorf("the suppressor rejected %d updates: %v", n, tallies[sup].RejectedByReason())
+	}
+}
