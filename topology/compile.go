@@ -477,6 +477,11 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 		return nil, err
 	}
 	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
+	var clock *processors.StreamClock // the stream time of a windowed table
+	w := windowOf(n)
+	if w != nil {
+		clock = processors.NewStreamClock(gb.rt)
+	}
 	apply := func(ctx goka.Context, k string, v any) error {
 		if k != ctx.Key() {
 			return fail(fmt.Errorf("record key %q reached the table of key %q: the stream must be repartitioned", k, ctx.Key()))
@@ -514,12 +519,19 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 			return nil
 		}
 		ctx.SetValue(nv)
+		if clock != nil {
+			// Stream time is the newest event time in the table (the
+			// clock restores it from there): it moves with the write.
+			if err := clock.Advance(ctx, ctx.Timestamp()); err != nil {
+				return err
+			}
+		}
 		return next(ctx, k, nv)
 	}
-	if w := windowOf(n); w != nil {
+	if w != nil {
 		// Windowed: the records come keyed by window; late ones are
 		// rejected here, by the group that owns the windows.
-		return gb.windowed(w, apply), nil
+		return windowed(w, clock, apply), nil
 	}
 	return apply, nil
 }

@@ -42,12 +42,11 @@ func windowStep(n *Node, next step) step {
 }
 
 // windowed wraps the step apply of the aggregation below window node w:
-// a record for a window whose close (start + size + grace) stream time
-// has reached is rejected as late; otherwise apply runs with a context
-// whose emits carry the stream time it was applied at, and the record's
-// event time moves the partition's stream time on.
-func (gb *groupBuilder) windowed(w *Node, apply step) step {
-	clock := processors.NewStreamClock(gb.rt)
+// a record for a window whose close (start + size + grace) the stream
+// time of clock has reached is rejected as late; otherwise apply runs
+// with a context whose emits carry the stream time it was applied at
+// (apply moves clock on when it writes the table).
+func windowed(w *Node, clock *processors.StreamClock, apply step) step {
 	win := w.Windows
 	return func(ctx goka.Context, k string, v any) error {
 		ts := ctx.Timestamp()
@@ -73,9 +72,6 @@ func (gb *groupBuilder) windowed(w *Node, apply step) step {
 		// A record applied before (a replay after a crash) carries its
 		// own event time: never newer than the stream time it was first
 		// applied at, so it closes no window early downstream.
-		if err := apply(processors.WithStreamTime(ctx, applied), k, v); err != nil {
-			return err
-		}
-		return clock.Advance(ctx, ts)
+		return apply(processors.WithStreamTime(ctx, applied), k, v)
 	}
 }
