@@ -101,9 +101,6 @@ func (c *StreamClock) part(p int32) (*clockPart, error) {
 	return part, nil
 }
 
-// AppendStreamTime appends the HeaderStreamTime value of stream time t.
-func AppendStreamTime(b []byte, t time.Time) []byte { return appendEventTime(b, t) }
-
 // streamTimeOf is the stream time an update carries in HeaderStreamTime;
 // without one (written by an older weft), its event time, which is never
 // newer than the stream time it was applied at.
@@ -125,7 +122,7 @@ func WithStreamTime(ctx goka.Context, t time.Time) goka.Context {
 	if !ok {
 		return ctx
 	}
-	return &streamTimed{handleContext: c, h: goka.Headers{HeaderStreamTime: AppendStreamTime(nil, t)}}
+	return &streamTimed{handleContext: c, t: t}
 }
 
 // handleContext names Context as an embedded field without hiding its
@@ -135,11 +132,15 @@ type handleContext = Context
 // streamTimed is a *Context whose emits carry a stream time.
 type streamTimed struct {
 	*handleContext
-	h goka.Headers
+	t time.Time
+	h goka.Headers // made by the first Emit
 }
 
 // Emit emits like Context.Emit, with the stream time.
 func (c *streamTimed) Emit(topic goka.Stream, key string, value any, options ...goka.ContextOption) {
+	if c.h == nil {
+		c.h = goka.Headers{HeaderStreamTime: appendEventTime(nil, c.t)} // same form as HeaderEventTime
+	}
 	c.handleContext.Emit(topic, key, value, append(options, goka.WithCtxEmitHeaders(c.h))...)
 }
 
