@@ -19,20 +19,32 @@ import (
 // WindowSuppressor is the suppress-until-window-close operator: it takes
 // the updates of a windowed table (keyed by window) and emits one record
 // per window, its final value, once the window has closed, that is once
-// stream time (the newest event time seen on the partition) has passed
-// the window's end plus its grace period.
+// the stream time of the aggregation has passed the window's end plus its
+// grace period.
+//
+// It does not keep a clock of its own, nor decide what is late: the
+// windowed aggregation did, once, for both (see StreamClock). Every
+// update carries the stream time at which the aggregation applied it
+// (HeaderStreamTime); the aggregation takes no update of a window once
+// its stream time has passed the window's close. So the suppressor keeps,
+// per upstream partition (the aggregation's partition the updates come
+// from, all updates of a window come from one), the newest stream time
+// its updates carried, and closes a window when the stream time of the
+// window's upstream partition passes its close: by then every update of
+// the window has arrived (updates of a partition arrive in order), and the
+// value emitted is the table's final value. It buffers every update it
+// has not seen before, whatever its time.
 //
 // The buffer is the group table: each window's latest value waits there
 // in an envelope that lists every span that contributed to it, so a crash
 // or a rebalance loses nothing (the table is restored from its changelog)
-// and nothing has to hold consumer commits until a window closes. When a
-// record moves stream time past a window's close, the window's key is
+// and nothing has to hold consumer commits until a window closes. When an
+// update moves stream time past a window's close, the window's key is
 // sent to the group's loopback topic; its callback emits the final value
 // in a span "flush <name>" linked (weft.link.kind=coalesced) to every
 // contributor and marks the window emitted. The mark stays for a
-// retention period so that a late update of an emitted window is
-// dead-lettered as late instead of being emitted a second time; then a
-// second loopback deletes it.
+// retention period, so that an update redelivered after its window was
+// emitted is recognised; then a second loopback deletes it.
 //
 // Outputs are at-least-once like every output of weft (a close replayed
 // after a crash emits again); windows close only when records arrive, as
@@ -51,28 +63,52 @@ type WindowSuppressor struct {
 
 // WindowState is a window's entry in a WindowSuppressor's buffer table.
 type WindowState struct {
-	Value      any       // the window's latest value (nil once emitted)
-	Close      time.Time // when the window closes: its end plus grace
-	StreamTime time.Time // the partition's stream time when written
-	Emitted    bool      // the final value was emitted
+	Value any       // the window's latest value (nil once emitted)
+	Close time.Time // when the window closes: its end plus grace
+	// StreamTime is the stream time of the window's upstream partition
+	// (the newest its updates carried) when the entry was written.
+	StreamTime time.Time
+	Emitted    bool // the final value was emitted
 }
 
 // windowIndex is what a WindowSuppressor knows of one partition of its
-// table: stream time and the windows waiting to close or to be purged,
-// rebuilt from the store when the partition is (re)assigned.
+// table: the stream time of each upstream partition and the windows
+// waiting to close or to be purged, rebuilt from the store when the
+// partition is (re)assigned.
 type windowIndex struct {
-	store      any // the store the index was built from
-	streamTime time.Time
-	open       map[string]time.Time // buffered windows and their close time
-	emitted    map[string]time.Time // emitted windows and their purge time
-	requested  map[string]bool      // keys with a loopback in flight
-	nextClose  time.Time            // the earliest close of open (zero: none)
-	nextPurge  time.Time            // the earliest purge of emitted
+	store     any                      // the store the index was built from
+	clocks    map[sourceSlot]time.Time // stream time per upstream partition
+	open      dueSet                   // buffered windows and their close time
+	emitted   dueSet                   // emitted windows and their purge time
+	requested map[string]bool          // keys with a loopback in flight
 
 	// applied is the newest update applied from each input slot. Updates
 	// of one slot arrive in order, so an update it covers was handled
 	// before: a redelivery, even when its window has been purged since.
 	applied map[sourceSlot]statestore.SourceOffset
+}
+
+// dueSet holds windows that something is due for at a time of their
+// upstream partition's clock.
+type dueSet struct {
+	at   map[string]dueAt
+	next map[sourceSlot]time.Time // per upstream partition, no later than its earliest time
+}
+
+type dueAt struct {
+	at   time.Time
+	slot sourceSlot
+}
+
+func newDueSet() dueSet {
+	return dueSet{at: map[string]dueAt{}, next: map[sourceSlot]time.Time{}}
+}
+
+func (d *dueSet) add(key string, at time.Time, slot sourceSlot) {
+	d.at[key] = dueAt{at, slot}
+	if next, ok := d.next[slot]; !ok || at.Before(next) {
+		d.next[slot] = at
+	}
 }
 
 // sourceSlot names an input slot of statestore.SourceOffset.
@@ -92,6 +128,16 @@ func (idx *windowIndex) noteApplied(src statestore.SourceOffset) {
 	if cur, ok := idx.applied[slot]; !ok || !cur.Covers(src) {
 		idx.applied[slot] = src
 	}
+}
+
+// advance moves the clock of slot to t if t is newer, and returns it.
+func (idx *windowIndex) advance(slot sourceSlot, t time.Time) time.Time {
+	now := idx.clocks[slot]
+	if t.After(now) {
+		now = t
+		idx.clocks[slot] = t
+	}
+	return now
 }
 
 // Loopback commands of a WindowSuppressor.
@@ -138,68 +184,76 @@ func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if ts := ctx.Timestamp(); ts.After(idx.streamTime) {
-		idx.streamTime = ts
-	}
 	defer w.requestDue(ctx, idx)
 	id := ctx.identity()
 	if prev, ok := idx.applied[slotOf(id)]; ctx.replayed || ok && prev.Covers(id) {
 		// Handled already (a redelivery after a crash): only the closes
-		// it may have triggered are sent again.
+		// it may have triggered are sent again. Its stream time is not
+		// taken: it may be the aggregation's current one rather than the
+		// one the update was first applied at.
 		return nil
 	}
 	idx.noteApplied(id)
-	cur, _ := ctx.Value().(*WindowState)
-	if (cur != nil && cur.Emitted) || !closeAt.After(idx.streamTime) {
-		return Reject("late", "suppress %s: update of window %s after it closed at %s (stream time %s)",
-			w.name, key, closeAt.UTC().Format(time.RFC3339), idx.streamTime.UTC().Format(time.RFC3339))
+	slot := slotOf(id)
+	now := idx.advance(slot, streamTimeOf(ctx))
+	if cur, _ := ctx.Value().(*WindowState); cur != nil && cur.Emitted {
+		// The aggregation applies nothing to a window after its close,
+		// and the window was emitted only after its close: the update
+		// comes from elsewhere (a table whose partition count changed?).
+		return Reject("closed", "suppress %s: update of window %s after its final value was emitted (it closed at %s; stream time %s)",
+			w.name, key, closeAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
 	}
-	ctx.setValue(&WindowState{Value: v, Close: closeAt, StreamTime: idx.streamTime}, true, nil)
-	idx.open[key] = closeAt
-	if idx.nextClose.IsZero() || closeAt.Before(idx.nextClose) {
-		idx.nextClose = closeAt
-	}
+	ctx.setValue(&WindowState{Value: v, Close: closeAt, StreamTime: now}, true, nil)
+	idx.open.add(key, closeAt, slot)
 	return nil
 }
 
-// requestDue sends a close for every buffered window that closed and a
-// purge for every emitted one past its retention, once each, in the order
-// of their times (then keys).
+// requestDue sends a close for every buffered window whose upstream
+// partition's stream time passed its close and a purge for every emitted
+// one past its retention, once each, in the order of their times (then
+// keys).
 func (w *WindowSuppressor) requestDue(ctx *Context, idx *windowIndex) {
 	type dueKey struct {
 		key string
 		at  time.Time
 	}
-	due := func(set map[string]time.Time, next *time.Time, cmd []byte) {
-		if next.IsZero() || idx.streamTime.Before(*next) {
-			return
-		}
-		*next = time.Time{}
-		var keys []dueKey
-		for key, at := range set {
-			if idx.streamTime.Before(at) {
-				if next.IsZero() || at.Before(*next) {
-					*next = at
-				}
+	var keys []dueKey
+	due := func(set *dueSet, cmd []byte) {
+		for slot, next := range set.next {
+			now := idx.clocks[slot]
+			if now.Before(next) {
 				continue
 			}
-			if !idx.requested[key] {
-				keys = append(keys, dueKey{key, at})
+			delete(set.next, slot)
+			keys = keys[:0]
+			for key, d := range set.at {
+				if d.slot != slot {
+					continue
+				}
+				if now.Before(d.at) {
+					if n, ok := set.next[slot]; !ok || d.at.Before(n) {
+						set.next[slot] = d.at
+					}
+					continue
+				}
+				if !idx.requested[key] {
+					keys = append(keys, dueKey{key, d.at})
+				}
 			}
-		}
-		slices.SortFunc(keys, func(a, b dueKey) int {
-			if c := a.at.Compare(b.at); c != 0 {
-				return c
+			slices.SortFunc(keys, func(a, b dueKey) int {
+				if c := a.at.Compare(b.at); c != 0 {
+					return c
+				}
+				return strings.Compare(a.key, b.key)
+			})
+			for _, k := range keys {
+				idx.requested[k.key] = true
+				ctx.Loopback(k.key, cmd)
 			}
-			return strings.Compare(a.key, b.key)
-		})
-		for _, k := range keys {
-			idx.requested[k.key] = true
-			ctx.Loopback(k.key, cmd)
 		}
 	}
-	due(idx.open, &idx.nextClose, cmdClose)
-	due(idx.emitted, &idx.nextPurge, cmdPurge)
+	due(&idx.open, cmdClose)
+	due(&idx.emitted, cmdPurge)
 }
 
 // loop runs a close or a purge of one window.
@@ -216,50 +270,66 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 	delete(idx.requested, key)
 	st := ctx.Stored()
 	ws, _ := st.valueOrNil().(*WindowState)
+	var slot sourceSlot
+	if st != nil {
+		slot = upstreamSlot(ctx, st)
+	}
+	now := idx.clocks[slot]
 	switch string(cmd) {
 	case string(cmdClose):
 		if ws == nil || ws.Emitted {
 			return nil // closed already (a repeated close)
 		}
-		if ws.Close.After(idx.streamTime) {
+		if ws.Close.After(now) {
 			// Requested before a crash, by a stream time this partition
 			// has not reached again yet (the updates that made it are
 			// being redelivered): closing now would miss them. It is
 			// requested again when stream time passes the close (the key
-			// stays in open until it is emitted).
-			if idx.nextClose.IsZero() || ws.Close.Before(idx.nextClose) {
-				idx.nextClose = ws.Close
-			}
+			// stays open until it is emitted).
+			idx.open.add(key, ws.Close, slot)
 			return nil
 		}
 		if err := w.emit(ctx, key, st, ws); err != nil {
 			return err
 		}
-		ctx.SetValue(&WindowState{Close: ws.Close, StreamTime: idx.streamTime, Emitted: true})
-		delete(idx.open, key)
-		purge := ws.Close.Add(w.retain)
-		idx.emitted[key] = purge
-		if idx.nextPurge.IsZero() || purge.Before(idx.nextPurge) {
-			idx.nextPurge = purge
-		}
+		ctx.SetValue(&WindowState{Close: ws.Close, StreamTime: now, Emitted: true})
+		delete(idx.open.at, key)
+		idx.emitted.add(key, ws.Close.Add(w.retain), slot)
 	case string(cmdPurge):
 		if ws == nil || !ws.Emitted {
-			delete(idx.emitted, key) // purged already
+			delete(idx.emitted.at, key) // purged already
 			return nil
 		}
-		if purge := ws.Close.Add(w.retain); purge.After(idx.streamTime) {
+		if purge := ws.Close.Add(w.retain); purge.After(now) {
 			// As for a close: requested again in time.
-			if idx.nextPurge.IsZero() || purge.Before(idx.nextPurge) {
-				idx.nextPurge = purge
-			}
+			idx.emitted.add(key, purge, slot)
 			return nil
 		}
-		delete(idx.emitted, key)
+		delete(idx.emitted.at, key)
 		ctx.Delete()
 	default:
 		return Reject("loopback", "suppress %s: unknown loopback command %q", w.name, cmd)
 	}
 	return nil
+}
+
+// upstreamSlot is the upstream partition whose clock closes the window
+// stored in s: the slot of the updates that made it (the first source
+// that is not the group's loopback topic; an update from a weft processor
+// names its upstream record first).
+func upstreamSlot(ctx *Context, s *Stored) sourceSlot {
+	loop := string(ctx.Group()) + "-loop"
+	var own sourceSlot
+	found := false
+	for _, src := range s.Meta.Sources {
+		if src.Upstream {
+			return slotOf(src)
+		}
+		if !found && src.Topic != loop {
+			own, found = slotOf(src), true
+		}
+	}
+	return own
 }
 
 // emit writes the final value of a window in its flush span.
@@ -311,26 +381,22 @@ func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
 	if idx != nil && idx.store == store {
 		return idx, nil
 	}
-	idx = &windowIndex{store: store, open: map[string]time.Time{}, emitted: map[string]time.Time{}, requested: map[string]bool{},
-		applied: map[sourceSlot]statestore.SourceOffset{}}
+	idx = &windowIndex{store: store, clocks: map[sourceSlot]time.Time{}, open: newDueSet(), emitted: newDueSet(),
+		requested: map[string]bool{}, applied: map[sourceSlot]statestore.SourceOffset{}}
 	err := scan(func(key string, s *Stored) error {
 		ws, ok := s.Value.(*WindowState)
 		if !ok {
 			return fmt.Errorf("key %q holds a %T", key, s.Value)
 		}
-		if ws.StreamTime.After(idx.streamTime) {
-			idx.streamTime = ws.StreamTime
-		}
+		slot := upstreamSlot(ctx, s)
+		idx.advance(slot, ws.StreamTime)
 		for _, src := range s.Meta.Sources {
 			idx.noteApplied(src)
 		}
-		set, next, at := idx.open, &idx.nextClose, ws.Close
 		if ws.Emitted {
-			set, next, at = idx.emitted, &idx.nextPurge, ws.Close.Add(w.retain)
-		}
-		set[key] = at
-		if next.IsZero() || at.Before(*next) {
-			*next = at
+			idx.emitted.add(key, ws.Close.Add(w.retain), slot)
+		} else {
+			idx.open.add(key, ws.Close, slot)
 		}
 		return nil
 	})

@@ -41,9 +41,18 @@ func AsRejection(err error) (*Rejection, bool) {
 	return r, ok
 }
 
-// Tally accounts for every input record a processor handles: processed or
-// rejected (rejections are logged with topic, partition and offset). It is
-// safe for concurrent use by the partition goroutines of a processor.
+// Tally accounts for every input record a processor handles: processed,
+// replayed or rejected (rejections are logged with topic, partition and
+// offset), so that inputs = processed + replayed + rejected. It is safe for
+// concurrent use by the partition goroutines of a processor.
+//
+// When several branches share the group's input (sibling pipelines: the
+// children of one node, run one after the other by the same callback), a
+// record one branch rejects may well be processed by another. The record
+// then goes to the dead-letter topic once and counts once, as rejected, in
+// the group's totals; the counts per branch (see Branch) tell what each
+// branch did with it, so that inputs = processed + replayed + rejected
+// holds for every branch too.
 type Tally struct {
 	logger    *slog.Logger
 	processed atomic.Int64
@@ -51,6 +60,70 @@ type Tally struct {
 	total     atomic.Int64
 	mu        sync.Mutex
 	byReason  map[string]int64
+	branches  []*BranchTally
+}
+
+// BranchTally counts what one branch of a group did with the records that
+// reached it. Count it with Count; read it with Tally.Branches.
+type BranchTally struct {
+	name                          string
+	processed, replayed, rejected atomic.Int64
+}
+
+// BranchCount is what a branch did with the records that reached it.
+type BranchCount struct {
+	Processed, Replayed, Rejected int64
+}
+
+// Branch returns the counter of the branch name (made once per branch,
+// when the group is built; the same name gives the same counter).
+func (b *Tally) Branch(name string) *BranchTally {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bt := range b.branches {
+		if bt.name == name {
+			return bt
+		}
+	}
+	bt := &BranchTally{name: name}
+	b.branches = append(b.branches, bt)
+	return bt
+}
+
+// Count accounts for the outcome err of the branch on the record of ctx:
+// a Rejection counts as rejected, nil as processed (or replayed, for a
+// record the group's state already includes). Other errors stop the
+// processor and are not counted.
+func (bt *BranchTally) Count(ctx goka.Context, err error) {
+	switch _, rejected := AsRejection(err); {
+	case rejected:
+		bt.rejected.Add(1)
+	case err != nil:
+	case isReplay(ctx):
+		bt.replayed.Add(1)
+	default:
+		bt.processed.Add(1)
+	}
+}
+
+func isReplay(ctx goka.Context) bool {
+	c, ok := contextOf(ctx)
+	return ok && c.replayed
+}
+
+// Branches returns the counts of every branch by name (nil when the
+// group's input does not fork).
+func (b *Tally) Branches() map[string]BranchCount {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.branches) == 0 {
+		return nil
+	}
+	out := make(map[string]BranchCount, len(b.branches))
+	for _, bt := range b.branches {
+		out[bt.name] = BranchCount{Processed: bt.processed.Load(), Replayed: bt.replayed.Load(), Rejected: bt.rejected.Load()}
+	}
+	return out
 }
 
 // NewTally returns a Tally that logs each rejection to logger.

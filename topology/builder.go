@@ -355,9 +355,11 @@ func (g *Grouped) Aggregate(name string, init Initializer, add Aggregator, codec
 
 // Windows are event-time windows: [start, start+Size) for every start that
 // is a multiple of Advance (Advance == Size: tumbling windows; smaller:
-// hopping, overlapping windows). A window closes Grace after its end;
-// records that arrive when all their windows are closed are late and go to
-// the dead-letter topic.
+// hopping, overlapping windows). A window closes Grace after its end, by
+// the stream time of the aggregation's partition that holds it (kept in
+// the table: it survives restarts); a record for a closed window is late:
+// the aggregation sends it to its dead-letter topic, once per closed
+// window, and applies it to the windows still open.
 type Windows struct {
 	Size, Advance, Grace time.Duration
 }
@@ -372,17 +374,23 @@ func Hopping(size, advance, grace time.Duration) Windows {
 	return Windows{Size: size, Advance: advance, Grace: grace}
 }
 
-// WindowKey is the table key of key's window starting at start.
+// WindowKey is the table key of key's window starting at start:
+// key@start in RFC 3339, UTC, with the fraction of a second when start has
+// one (time.RFC3339Nano), so that sub-second windows get keys of their own
+// and whole-second starts keep the form they always had
+// ("k@2026-03-01T10:00:00Z", "k@2026-03-01T10:00:00.5Z").
 func WindowKey(key string, start time.Time) string {
-	return key + "@" + start.UTC().Format(time.RFC3339)
+	return key + "@" + start.UTC().Format(time.RFC3339Nano)
 }
 
 // WindowedBy aggregates the group per event-time window: the table keys
 // are WindowKey(key, windowStart). Records reach the aggregation through a
 // repartition topic keyed by window.
 func (g *Grouped) WindowedBy(name string, w Windows) *Grouped {
-	g.s.b.need(w.Size > 0 && w.Advance > 0 && w.Advance <= w.Size && w.Size%w.Advance == 0,
-		"window %q: size must be positive and a multiple of advance (size %s, advance %s)", name, w.Size, w.Advance)
+	g.s.b.need(w.Size > 0 && w.Advance > 0, "window %q: size and advance must be positive (size %s, advance %s)", name, w.Size, w.Advance)
+	g.s.b.need(w.Advance <= w.Size, "window %q: windows cannot advance (%s) by more than their size (%s)", name, w.Advance, w.Size)
+	g.s.b.need(w.Advance <= 0 || w.Advance > w.Size || w.Size%w.Advance == 0,
+		"window %q: the size (%s) must be a multiple of advance (%s)", name, w.Size, w.Advance)
 	g.s.b.need(w.Grace >= 0, "window %q: negative grace %s", name, w.Grace)
 	return &Grouped{s: g.s.then(&Node{Kind: KindWindow, Name: name, Windows: w, KeyChanged: true})}
 }
@@ -429,7 +437,10 @@ func (t *Table) Suppress(name string, every time.Duration) *Stream {
 
 // SuppressUntilWindowClose emits the final value of each window of a
 // windowed table, once, when the window closes (stream time passes its end
-// plus grace), like Kafka Streams' Suppressed.untilWindowCloses. The
+// plus grace, by the stream time at which the aggregation applied the
+// updates: processors.HeaderStreamTime), like Kafka Streams'
+// Suppressed.untilWindowCloses; the value emitted is the window's final
+// value in the windowed table. The
 // record goes out in a span "flush <name>" linked to every update of the
 // window. Until then the values wait in the internal table
 // <app>-<name>-table (restored after a crash like any table), fed through

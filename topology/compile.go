@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -313,14 +312,17 @@ type step func(ctx goka.Context, key string, value any) error
 // children returns the step that runs every child of n that belongs to
 // this group.
 func (gb *groupBuilder) children(n *Node) (step, error) {
-	var steps []step
+	var (
+		steps    []step
+		branches []*Node
+	)
 	for _, ch := range n.Children {
 		s, err := gb.node(ch)
 		if err != nil {
 			return nil, err
 		}
 		if s != nil {
-			steps = append(steps, s)
+			steps, branches = append(steps, s), append(branches, ch)
 		}
 	}
 	switch len(steps) {
@@ -330,11 +332,19 @@ func (gb *groupBuilder) children(n *Node) (step, error) {
 		return steps[0], nil
 	}
 	// Branches are independent: a record rejected by one still reaches the
-	// others; the first rejection is reported once, after all ran.
+	// others; the first rejection is reported once, after all ran (the
+	// record is dead-lettered once). Each branch, named after its first
+	// node, counts what it did with the record (processors.Tally.Branch),
+	// so that a branch's records add up even when a sibling rejected them.
+	tallies := make([]*processors.BranchTally, len(branches))
+	for i, br := range branches {
+		tallies[i] = gb.rt.Tally().Branch(br.Name)
+	}
 	return func(ctx goka.Context, k string, v any) error {
 		var rejected error
-		for _, s := range steps {
+		for i, s := range steps {
 			err := s(ctx, k, v)
+			tallies[i].Count(ctx, err)
 			if _, ok := processors.AsRejection(err); ok {
 				if rejected == nil {
 					rejected = err
@@ -471,7 +481,7 @@ func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
 	case KindToStream:
 		return next, nil
 	case KindWindow:
-		return windowStep(n, next, fail), nil
+		return windowStep(n, next), nil
 	}
 	return nil, fmt.Errorf("node %q: %s cannot run here", n.Name, n.Kind)
 }
@@ -484,7 +494,12 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 		return nil, err
 	}
 	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
-	return func(ctx goka.Context, k string, v any) error {
+	var clock *processors.StreamClock // the stream time of a windowed table
+	w := windowOf(n)
+	if w != nil {
+		clock = processors.NewStreamClock(gb.rt)
+	}
+	apply := func(ctx goka.Context, k string, v any) error {
 		if k != ctx.Key() {
 			return fail(fmt.Errorf("record key %q reached the table of key %q: the stream must be repartitioned", k, ctx.Key()))
 		}
@@ -521,8 +536,21 @@ func (gb *groupBuilder) stateful(n *Node) (step, error) {
 			return nil
 		}
 		ctx.SetValue(nv)
+		if clock != nil {
+			// Stream time is the newest event time in the table (the
+			// clock restores it from there): it moves with the write.
+			if err := clock.Advance(ctx, ctx.Timestamp()); err != nil {
+				return err
+			}
+		}
 		return next(ctx, k, nv)
-	}, nil
+	}
+	if w != nil {
+		// Windowed: the records come keyed by window; late ones are
+		// rejected here, by the group that owns the windows.
+		return windowed(w, clock, apply), nil
+	}
+	return apply, nil
 }
 
 // suppress returns the step that hands a table's new values to a
@@ -573,43 +601,6 @@ func withEventTime(src *Node, next step) step {
 		}
 		setter.SetEventTime(ts)
 		return next(ctx, k, v)
-	}
-}
-
-// windowStep assigns each record to the open windows that contain its
-// timestamp, re-keyed by window. Stream time (the newest timestamp seen)
-// is kept per input partition; a window is closed once stream time passes
-// its end plus the grace period, and a record whose windows are all
-// closed is rejected as late.
-func windowStep(n *Node, next step, fail func(error) error) step {
-	w := n.Windows
-	var mu sync.Mutex
-	streamTime := map[int32]time.Time{}
-	return func(ctx goka.Context, k string, v any) error {
-		ts := ctx.Timestamp()
-		mu.Lock()
-		now := streamTime[ctx.Partition()]
-		if ts.After(now) {
-			now = ts
-			streamTime[ctx.Partition()] = ts
-		}
-		mu.Unlock()
-		last := ts.Truncate(w.Advance) // the newest window containing ts
-		open := 0
-		for start := last; start.After(ts.Add(-w.Size)); start = start.Add(-w.Advance) {
-			if !now.Before(start.Add(w.Size + w.Grace)) {
-				continue // closed
-			}
-			open++
-			if err := next(ctx, WindowKey(k, start), v); err != nil {
-				return err
-			}
-		}
-		if open == 0 {
-			return fail(fmt.Errorf("late record at %s: its windows closed (stream time %s, grace %s)",
-				ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), w.Grace))
-		}
-		return nil
 	}
 }
 

@@ -865,7 +865,11 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 			s.windows.Advance = s.windows.Size
 			if f, ok := m["advance"]; ok {
 				s.windows.Advance = l.duration(f, "advance", true)
-				if w := s.windows; w.Size > 0 && w.Advance > 0 && (w.Advance > w.Size || w.Size%w.Advance != 0) {
+				switch w := s.windows; {
+				case w.Size <= 0 || w.Advance <= 0:
+				case w.Advance > w.Size:
+					l.errf(f.v, "advance: windows cannot advance (%s) by more than their size (%s): records between them would be in no window", w.Advance, w.Size)
+				case w.Size%w.Advance != 0:
 					l.errf(f.v, "advance: the window size (%s) must be a multiple of advance (%s)", w.Size, w.Advance)
 				}
 			}

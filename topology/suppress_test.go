@@ -2,9 +2,12 @@ package topology_test
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 )
@@ -26,7 +29,7 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 	c := mustCompile(t, b)
 	tt := runOnTester(t, c)
 	out := tt.NewQueueTracker("final-counts")
-	upstreamLate := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders")))
+	late := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-orders-per-hour")))
 	order := func(user, at string) {
 		tt.Consume("orders", user, fmt.Appendf(nil, `{"at":%q}`, at))
 	}
@@ -67,8 +70,9 @@ func TestSuppressUntilWindowClose(t *testing.T) {
 	}
 	order("dan", "2026-03-01T10:20:00Z") // late: its window closed
 	expect("a late order")
-	if _, k, _, ok := upstreamLate.NextRawWithHeaders(); !ok || k != "dan" {
-		t.Fatalf("late order: dead letter %q (%v), want dan", k, ok)
+	// The aggregation decides lateness, for the window.
+	if h, k, _, ok := late.NextRawWithHeaders(); !ok || k != "dan@2026-03-01T10:00:00Z" || string(h[processors.HeaderErrorReason]) != "late" {
+		t.Fatalf("late order: dead letter %q (%v, %q), want dan's 10:00 window, late", k, ok, h[processors.HeaderErrorReason])
 	}
 	order("eve", "2026-03-01T12:30:00Z") // closes 11:00 (12:10), purges 10:00 (12:10)
 	expect("after 12:10", "ann@2026-03-01T11:00:00Z=1", "bob@2026-03-01T11:00:00Z=1", "carl@2026-03-01T11:00:00Z=1")
@@ -132,5 +136,65 @@ func TestSuppressUntilWindowCloseNeedsWindows(t *testing.T) {
 	_, err := b.Build()
 	if err == nil || err.Error() != `suppress "final" until window close needs a windowed table (orders is not windowed)` {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The suppressor closes each window by the stream time the updates of its
+// own upstream partition carry (weft.stream.time), whatever other
+// partitions' clocks say; it buffers what the aggregation applied even
+// when the update's stream time is past the window's close (then the
+// window closes at once), and a redelivered update moves no clock.
+func TestSuppressClosesByTheClockOfTheWindowsPartition(t *testing.T) {
+	b := topology.New("shop")
+	b.Stream("orders", topology.JSON{}).GroupByKey().
+		WindowedBy("hourly", topology.Tumbling(time.Hour, 10*time.Minute)).
+		Aggregate("sums", func() any { return int64(0) }, func(_ string, _, agg any) (any, error) { return agg, nil }, topology.JSON{}).
+		SuppressUntilWindowClose("final").To("finals", topology.JSON{})
+	tt := runOnTester(t, mustCompile(t, b))
+	out := tt.NewQueueTracker("finals")
+	dlq := tt.NewQueueTracker(string(processors.DeadLetterTopic("shop-final")))
+	offsets := map[int]int{}
+	update := func(part int, window, value, streamTime string) {
+		t.Helper()
+		st, err := time.Parse(time.RFC3339, streamTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tt.Consume("shop-final-repartition", window, []byte(value), tester.WithHeaders(goka.Headers{
+			processors.HeaderFrom:       fmt.Appendf(nil, "shop-sums-repartition/%d/%d/0", part, offsets[part]),
+			processors.HeaderStreamTime: strconv.AppendInt(nil, st.UnixMilli(), 10),
+		}))
+		offsets[part]++
+	}
+	emitted := func() string {
+		var got []string
+		for _, k, v, ok := out.NextRawWithHeaders(); ok; _, k, v, ok = out.NextRawWithHeaders() {
+			got = append(got, k+"="+string(v))
+		}
+		return fmt.Sprint(got)
+	}
+
+	update(0, "ann@2026-03-01T10:00:00Z", "1", "2026-03-01T10:05:00Z")
+	update(1, "bob@2026-03-01T10:00:00Z", "5", "2026-03-01T10:30:00Z")
+	update(0, "ann@2026-03-01T10:00:00Z", "2", "2026-03-01T10:40:00Z")
+	update(1, "bob@2026-03-01T11:00:00Z", "7", "2026-03-01T11:20:00Z") // partition 1 passes 11:10
+	if got := emitted(); got != "[bob@2026-03-01T10:00:00Z=5]" {
+		t.Fatalf("after partition 1 passed 11:10: emitted %s, want bob's 10:00 window only", got)
+	}
+	// A redelivery of partition 0's first update (offset 0) changes
+	// nothing, and its stream time moves no clock.
+	offsets[0] = 0
+	update(0, "ann@2026-03-01T10:00:00Z", "1", "2026-03-01T12:00:00Z")
+	offsets[0] = 3
+	if got := emitted(); got != "[]" {
+		t.Fatalf("after a redelivery: emitted %s", got)
+	}
+	update(0, "ann@2026-03-01T10:00:00Z", "3", "2026-03-01T11:09:00Z") // still open on partition 0
+	update(0, "cid@2026-03-01T09:00:00Z", "4", "2026-03-01T11:15:00Z") // past its close: buffered, then emitted
+	if got := emitted(); got != "[cid@2026-03-01T09:00:00Z=4 ann@2026-03-01T10:00:00Z=3]" {
+		t.Fatalf("after partition 0 passed 11:10: emitted %s", got)
+	}
+	if _, k, _, ok := dlq.NextRawWithHeaders(); ok {
+		t.Errorf("the suppressor dead-lettered %s", k)
 	}
 }

@@ -225,6 +225,9 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	for _, grp := range compiled.Groups {
 		t := grp.Runtime.Tally()
 		log.Info("summary", "group", string(grp.Name), "processed", t.Processed(), "rejected", t.Rejected(), "replayed", t.Replayed())
+		for name, bc := range t.Branches() {
+			log.Info("summary", "group", string(grp.Name), "branch", name, "processed", bc.Processed, "rejected", bc.Rejected, "replayed", bc.Replayed)
+		}
 	}
 	return err
 }
