@@ -14,7 +14,7 @@ import (
 
 // Context is the goka.Context weft hands to handlers. It runs inside the
 // span "process <topic>" of the record and implements the tracing
-// semantics of DESIGN.md:
+// semantics of docs/architecture.md:
 //
 //   - Value reads the key's envelope; SetValue and Delete link the span to
 //     the writer of the previous value (weft.link.kind=previous_value) and

@@ -9,7 +9,7 @@ import (
 // link attribute weft.link.kind.
 type LinkKind string
 
-// Link kinds (see DESIGN.md, tracing semantics).
+// Link kinds (see docs/architecture.md, tracing semantics).
 const (
 	// LinkPreviousValue: a state write links to the writer of the value
 	// it replaces.
