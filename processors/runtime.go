@@ -261,7 +261,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	wg.Wait()
 	err = errors.Join(append(flushErrs, err)...)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), err))
+		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), collapse(err)))
 	}
 	p.cfg.logger.Info("processor stopped", "group", string(p.graph.Group()))
 	return nil
