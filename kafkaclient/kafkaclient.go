@@ -210,6 +210,11 @@ func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
 	tm.Stream.Replication = c.ReplicationFactor
 	tm.Stream.Retention = 7 * 24 * time.Hour
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
+	if c.ReplicationFactor <= 0 {
+		// The brokers' default: goka would compare the topic's replication
+		// with -1 and warn about every topic.
+		tm.MismatchBehavior = goka.TMConfigMismatchBehaviorIgnore
+	}
 	tm.CreateTopicTimeout = 30 * time.Second
 	return tm
 }
