@@ -252,6 +252,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}()
 	}
 	err := p.goka.Run(runCtx)
+	if rt := p.cfg.runtime; rt != nil {
+		rt.tally.FlushLog()
+	}
 	if rt := p.cfg.runtime; rt != nil && rt.Failure() != nil {
 		// A callback stopped the processor: its sentence, not goka's
 		// "panic in callback" with a stack trace.

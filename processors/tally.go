@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lovoo/goka"
 )
@@ -61,7 +62,21 @@ type Tally struct {
 	mu        sync.Mutex
 	byReason  map[string]int64
 	branches  []*BranchTally
+	// Rejections logged one by one in the current log window, and those
+	// only counted (see Reject).
+	logWindow time.Time
+	logged    int
+	unlogged  int64
 }
+
+// Rejections are logged one by one up to rejectLogBurst per
+// rejectLogWindow; beyond that they are counted and reported in one line
+// when the window ends (a topic full of bad records must not flood the
+// log with a line per record).
+const (
+	rejectLogBurst  = 20
+	rejectLogWindow = 10 * time.Second
+)
 
 // BranchTally counts what one branch of a group did with the records that
 // reached it. Count it with Count; read it with Tally.Branches.
@@ -146,10 +161,43 @@ func (b *Tally) Reject(ctx goka.Context, rej *Rejection) {
 	b.total.Add(1)
 	b.mu.Lock()
 	b.byReason[rej.Reason]++
+	if now := time.Now(); now.Sub(b.logWindow) >= rejectLogWindow {
+		b.logUnloggedLocked()
+		b.logWindow, b.logged = now, 0
+	}
+	logIt := b.logged < rejectLogBurst
+	if logIt {
+		b.logged++
+	} else {
+		b.unlogged++
+	}
 	b.mu.Unlock()
-	b.logger.Warn("rejected input record",
-		"topic", string(ctx.Topic()), "partition", ctx.Partition(), "offset", ctx.Offset(),
-		"key", ctx.Key(), "reason", rej.Reason, "error", rej.Err)
+	if logIt {
+		b.logger.Warn("rejected input record",
+			"topic", string(ctx.Topic()), "partition", ctx.Partition(), "offset", ctx.Offset(),
+			"key", ctx.Key(), "reason", rej.Reason, "error", rej.Err)
+	}
+}
+
+// FlushLog reports the rejections counted but not logged one by one yet
+// (the processor calls it when it stops).
+func (b *Tally) FlushLog() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.logUnloggedLocked()
+}
+
+func (b *Tally) logUnloggedLocked() {
+	if b.unlogged == 0 {
+		return
+	}
+	reasons := make(map[string]int64, len(b.byReason))
+	for k, v := range b.byReason {
+		reasons[k] = v
+	}
+	b.logger.Warn("more input records rejected than logged one by one", "not_logged", b.unlogged,
+		"rejected_total", b.total.Load(), "rejected_by_reason", reasons)
+	b.unlogged = 0
 }
 
 // Rejected returns the number of rejected records.

@@ -151,12 +151,18 @@ func shutdownTracing(log *slog.Logger, prov *tracing.Providers) {
 func logProgress(ctx context.Context, log *slog.Logger, tally *processors.Tally, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last [2]int64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			log.Info("progress", "processed", tally.Processed(), "rejected", tally.Rejected())
+			// Only when something happened: an idle processor stays quiet.
+			now := [2]int64{tally.Processed(), tally.Rejected()}
+			if now != last {
+				log.Info("progress", "processed", now[0], "rejected", now[1])
+				last = now
+			}
 		}
 	}
 }
