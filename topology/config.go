@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/weftstream/weft/kafkaclient"
 	"io"
 	"os"
 	"regexp"
@@ -395,8 +396,8 @@ func (l *loader) checkName(n *yaml.Node, s, what string) bool {
 
 // checkTopic reports an invalid Kafka topic name.
 func (l *loader) checkTopic(n *yaml.Node, s string) bool {
-	if !nameRE.MatchString(s) || s == "." || s == ".." || len(s) > 249 {
-		l.errf(n, "topic %q is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)", s)
+	if err := kafkaclient.ValidateTopicName(s); err != nil {
+		l.errf(n, "%v", err)
 		return false
 	}
 	return true

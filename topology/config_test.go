@@ -48,14 +48,14 @@ func TestLoadShop(t *testing.T) {
 			kinds[s] = true
 		}
 	}
-	if len(f.Pipelines) != 13 {
+	if len(f.Pipelines) != 14 {
 		t.Errorf("pipelines %v", names)
 	}
-	if got := strings.Join(tables, " "); got != "per-customer segment-totals daily-totals largest-small-order latest-order words" {
+	if got := strings.Join(tables, " "); got != "per-customer segment-totals daily-totals largest-small-order latest-order customer-profile words" {
 		t.Errorf("table pipelines %s", got)
 	}
 	for _, k := range []string{"filter", "map_values", "select_key", "map", "flat_map", "join", "branch", "to",
-		"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress"} {
+		"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress", "join_table"} {
 		if !kinds[k] {
 			t.Errorf("shop.yaml has no %s step", k)
 		}
@@ -85,6 +85,8 @@ func TestLoadShop(t *testing.T) {
 		"shop-largest-small-order":           "shop-largest-small-order-repartition",
 		"shop-words":                         "shop-words-repartition",
 		"shop-daily-totals-final.0.suppress": "shop-daily-totals-final.0.suppress-repartition",
+		"shop-customer-profile-sides":        "shop-latest-order-table,shop-per-customer-table",
+		"shop-customer-profile":              "shop-customer-profile-repartition",
 	}
 	if !reflect.DeepEqual(groups, want) {
 		t.Errorf("groups:\n%s", c)
