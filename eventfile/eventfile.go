@@ -16,9 +16,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"time"
 )
 
 // Record is one line of an event file.
@@ -27,8 +29,23 @@ type Record struct {
 	Key     string            // record key; empty with HasKey false means none
 	HasKey  bool              // whether the line named a key
 	Value   []byte            // record value
-	Headers map[string]string // record headers from the "headers" column
+	Headers map[string]string // record headers from the "headers" column (non-string values as JSON text)
 	Invalid bool              // the line is not valid JSON (Value is the raw line)
+	// Time is the event time from the timestamp field (Options), zero
+	// without one; TimeErr says why a line's field was not a time.
+	Time    time.Time
+	TimeErr error
+}
+
+// Options select how lines become records.
+type Options struct {
+	// KeyField is the field whose string value is the key of each line
+	// (the line is the value); empty selects the key/value/headers layout.
+	KeyField string
+	// TimestampField is the field of the record value that holds the
+	// event time: an RFC 3339 string or a number of milliseconds since the
+	// Unix epoch. Empty: no event time.
+	TimestampField string
 }
 
 // MaxLineBytes is the longest line Read accepts.
@@ -38,6 +55,12 @@ const MaxLineBytes = 16 << 20
 // selects the layout (see the package documentation). The iteration stops
 // at the first read error, which it yields with a zero Record.
 func Read(r io.Reader, keyField string) iter.Seq2[Record, error] {
+	return ReadWith(r, Options{KeyField: keyField})
+}
+
+// ReadWith is Read with Options.
+func ReadWith(r io.Reader, opts Options) iter.Seq2[Record, error] {
+	keyField := opts.KeyField
 	return func(yield func(Record, error) bool) {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
@@ -49,11 +72,16 @@ func Read(r io.Reader, keyField string) iter.Seq2[Record, error] {
 				continue
 			}
 			rec := parse(line, bytes.Clone(raw), keyField)
+			if opts.TimestampField != "" && !rec.Invalid {
+				rec.Time, rec.TimeErr = timestampOf(rec, opts.TimestampField)
+			}
 			if !yield(rec, nil) {
 				return
 			}
 		}
-		if err := sc.Err(); err != nil {
+		if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+			yield(Record{}, fmt.Errorf("line %d is longer than the %d MiB weft reads", line+1, MaxLineBytes>>20))
+		} else if err != nil {
 			yield(Record{}, fmt.Errorf("read event file after line %d: %w", line, err))
 		}
 	}
@@ -88,12 +116,47 @@ func parse(line int, raw []byte, keyField string) Record {
 		rec.Value = v
 	}
 	if h, ok := obj["headers"]; ok {
-		var hs map[string]string
+		var hs map[string]json.RawMessage
 		if json.Unmarshal(h, &hs) == nil {
-			rec.Headers = hs
+			rec.Headers = make(map[string]string, len(hs))
+			for k, v := range hs {
+				// A string is the header's text; any other JSON value
+				// (a number, a bool, an object) is kept as its JSON text.
+				var str string
+				if json.Unmarshal(v, &str) == nil {
+					rec.Headers[k] = str
+				} else {
+					rec.Headers[k] = string(v)
+				}
+			}
 		}
 	}
 	return rec
+}
+
+// timestampOf reads the event time of rec from field of its value.
+func timestampOf(rec Record, field string) (time.Time, error) {
+	var obj map[string]json.RawMessage
+	raw, ok := json.RawMessage(nil), false
+	if json.Unmarshal(rec.Value, &obj) == nil {
+		raw, ok = obj[field]
+	}
+	if !ok {
+		return time.Time{}, fmt.Errorf("line %d has no field %q for the timestamp", rec.Line, field)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("line %d: %s %q is not an RFC 3339 time", rec.Line, field, s)
+		}
+		return t, nil
+	}
+	var ms float64
+	if json.Unmarshal(raw, &ms) == nil {
+		return time.UnixMilli(int64(ms)).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("line %d: %s is neither an RFC 3339 string nor milliseconds since the epoch", rec.Line, field)
 }
 
 func stringField(obj map[string]json.RawMessage, name string) (string, bool) {

@@ -56,6 +56,9 @@ type Config struct {
 	// SASL credentials; Mechanism is empty (no SASL), PLAIN,
 	// SCRAM-SHA-256 or SCRAM-SHA-512. The password is never logged.
 	SASL SASL
+	// MaxMessageBytes is the largest record the producer sends; default
+	// sarama's 1000000 (Kafka's default message.max.bytes is 1 MiB).
+	MaxMessageBytes int
 	// DialTimeout bounds each connection attempt; default 10s.
 	DialTimeout time.Duration
 	// UnreachableHint is added to the error when no broker answers, e.g.
@@ -178,6 +181,9 @@ func (c Config) base() *sarama.Config {
 	sc.Producer.Flush.Frequency = 20 * time.Millisecond
 	sc.Producer.Flush.Bytes = 256 << 10
 	sc.Producer.Flush.MaxMessages = 0
+	if c.MaxMessageBytes > 0 {
+		sc.Producer.MaxMessageBytes = c.MaxMessageBytes
+	}
 	sc.ChannelBufferSize = 1024
 
 	if c.TLS {
