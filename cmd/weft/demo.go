@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -90,7 +91,9 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, c
 	if err != nil {
 		return err
 	}
-	for rec, err := range eventfile.Read(events, "account") {
+	// The events' own times ("at") are their event times, as with
+	// 'weft produce --timestamp-field at'.
+	for rec, err := range eventfile.ReadWith(events, eventfile.Options{KeyField: "account", TimestampField: "at"}) {
 		if err != nil {
 			_ = em.Close()
 			return err
@@ -99,7 +102,11 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, c
 			_ = em.Close()
 			return errInterrupted
 		}
-		em.Emit(rec.Key, rec.Value, rec.Headers)
+		headers := rec.Headers
+		if !rec.Time.IsZero() {
+			headers = map[string]string{processors.HeaderEventTime: strconv.FormatInt(rec.Time.UnixMilli(), 10)}
+		}
+		em.Emit(rec.Key, rec.Value, headers)
 	}
 	if err := em.Close(); err != nil {
 		return err
