@@ -122,7 +122,7 @@ func Handle[T any](rt *Runtime, decode Decoder[T], h Handler[T], opts ...HandleO
 }
 
 // ReasonNull is the rejection reason of a record whose value is null (a
-// tombstone) where the handler gives nulls no meaning.
+// tombstone) where the handler gives nulls no meaning (see reasons.go).
 const ReasonNull = "null"
 
 // errNull marks a null value that the handler does not accept.
@@ -187,7 +187,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		}
 		data, msg, err := decode(raw)
 		if err != nil {
-			reason := "decode"
+			reason := ReasonDecode
 			if err == errNull {
 				reason = ReasonNull
 			}
@@ -219,7 +219,7 @@ func (rt *Runtime) checkPartition(ctx goka.Context) *Rejection {
 		return nil
 	}
 	if want := keyPartition(ctx.Key(), n); want != ctx.Partition() {
-		return &Rejection{Reason: "partition", Err: fmt.Errorf(
+		return &Rejection{Reason: ReasonPartition, Err: fmt.Errorf(
 			"key %q is in partition %d of %s, but goka's partitioner (fnv-1a hash) puts it in partition %d, where its state "+
 				"is kept: produce with an fnv-1a hash partitioner (kcat: -X partitioner=fnv1a; franz-go: "+
 				"kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)))", ctx.Key(), ctx.Partition(), ctx.Topic(), want)}

@@ -178,7 +178,7 @@ func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
 	key := ctx.Key()
 	closeAt, err := w.closeAt(key)
 	if err != nil {
-		return Reject("window", "suppress %s: %v", w.name, err)
+		return Reject(ReasonWindow, "suppress %s: %v", w.name, err)
 	}
 	idx, err := w.index(ctx)
 	if err != nil {
@@ -200,7 +200,7 @@ func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
 		// The aggregation applies nothing to a window after its close,
 		// and the window was emitted only after its close: the update
 		// comes from elsewhere (a table whose partition count changed?).
-		return Reject("closed", "suppress %s: update of window %s after its final value was emitted (it closed at %s; stream time %s)",
+		return Reject(ReasonClosed, "suppress %s: update of window %s after its final value was emitted (it closed at %s; stream time %s)",
 			w.name, key, closeAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
 	}
 	ctx.setValue(&WindowState{Value: v, Close: closeAt, StreamTime: now}, true, nil)
@@ -308,7 +308,7 @@ func (w *WindowSuppressor) loop(gctx goka.Context, cmd []byte) error {
 		delete(idx.emitted.at, key)
 		ctx.Delete()
 	default:
-		return Reject("loopback", "suppress %s: unknown loopback command %q", w.name, cmd)
+		return Reject(ReasonLoopback, "suppress %s: unknown loopback command %q", w.name, cmd)
 	}
 	return nil
 }
@@ -336,7 +336,7 @@ func upstreamSlot(ctx *Context, s *Stored) sourceSlot {
 func (w *WindowSuppressor) emit(ctx *Context, key string, st *Stored, ws *WindowState) error {
 	data, err := w.encode.Encode(ws.Value)
 	if err != nil {
-		return Reject("encode", "suppress %s: encode the final value of %s for %s: %v", w.name, key, w.output, err)
+		return Reject(ReasonEncode, "suppress %s: encode the final value of %s for %s: %v", w.name, key, w.output, err)
 	}
 	links := make([]trace.Link, 0, len(st.Meta.Contributors))
 	for _, c := range st.Meta.Contributors {

@@ -408,7 +408,7 @@ func (gb *groupBuilder) emit(n *Node, topic string, cd goka.Codec) step {
 	return func(ctx goka.Context, k string, v any) error {
 		data, err := cd.Encode(v)
 		if err != nil {
-			return processors.Reject("encode", "%s %q: encode for %s: %v", n.Kind, n.Name, topic, err)
+			return processors.Reject(processors.ReasonEncode, "%s %q: encode for %s: %v", n.Kind, n.Name, topic, err)
 		}
 		ctx.Emit(goka.Stream(topic), k, data)
 		return nil
@@ -593,7 +593,7 @@ func withEventTime(src *Node, next step) step {
 	return func(ctx goka.Context, k string, v any) error {
 		ts, err := extract(k, v)
 		if err != nil {
-			return processors.Reject("timestamp", "stream %s: event time: %v", src.Topic, err)
+			return processors.Reject(processors.ReasonTimestamp, "stream %s: event time: %v", src.Topic, err)
 		}
 		setter, ok := ctx.(eventTimeSetter)
 		if !ok {

@@ -58,10 +58,10 @@ func windowed(w *Node, clock *processors.StreamClock, apply step) step {
 			}
 			start, err := WindowStart(k)
 			if err != nil {
-				return processors.Reject("window", "%s %q: %v", w.Kind, w.Name, err)
+				return processors.Reject(processors.ReasonWindow, "%s %q: %v", w.Kind, w.Name, err)
 			}
 			if closeAt := start.Add(win.Size + win.Grace); !now.Before(closeAt) {
-				return processors.Reject("late", "%s %q: late record at %s for window %s: the window closed at %s (stream time %s, grace %s)",
+				return processors.Reject(processors.ReasonLate, "%s %q: late record at %s for window %s: the window closed at %s (stream time %s, grace %s)",
 					w.Kind, w.Name, ts.UTC().Format(time.RFC3339Nano), k, closeAt.UTC().Format(time.RFC3339Nano),
 					now.UTC().Format(time.RFC3339Nano), win.Grace)
 			}
