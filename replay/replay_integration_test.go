@@ -1,0 +1,376 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/replay"
+	"github.com/weftstream/weft/topology"
+)
+
+const waitTimeout = time.Minute
+
+// event is one produced input record and where it landed.
+type event struct {
+	key       string
+	amount    int64
+	segment   string
+	partition int32
+	offset    int64
+	ts        time.Time
+}
+
+// fixture is a topology (an aggregate per key and a count per segment,
+// the latter through a repartition topic) over a fresh input topic.
+type fixture struct {
+	t      *testing.T
+	kafka  kafkaclient.Config
+	opts   []kgo.Opt
+	adm    *kadm.Client
+	file   *topology.File
+	topic  string
+	app    string
+	events []event
+}
+
+func newFixture(t *testing.T) *fixture {
+	brokers := kafkatest.Brokers(t)
+	f := &fixture{t: t, kafka: kafkaclient.Config{Brokers: brokers, Partitions: 4},
+		topic: kafkatest.Topic(t, "events"), app: kafkatest.Group(t, "app")}
+	kafkatest.CreateTopic(t, brokers, f.topic, 4)
+	yaml := fmt.Sprintf(`app: %s
+streams:
+  events: {topic: %s, codec: json}
+pipelines:
+  - name: totals
+    from: events
+    steps:
+      - group_by_key: {}
+      - aggregate: {initial: "0", add: "aggregate + value.amount"}
+  - name: per-segment
+    from: events
+    steps:
+      - group_by: "value.segment"
+      - count: {}
+`, f.app, f.topic)
+	file, err := topology.Load("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.file = file
+	opts, err := f.kafka.FranzOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.opts = opts
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	f.adm = kadm.NewClient(cl)
+	return f
+}
+
+// produce produces n events (keys k00..k19, amounts 1..7, segments s0..s2)
+// with timestamp ts, partitioned as goka does (fnv-1a).
+func (f *fixture) produce(n int, ts time.Time) {
+	f.t.Helper()
+	cl, err := kgo.NewClient(append(f.opts, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(func(b []byte) uint32 {
+		h := fnv.New32a()
+		h.Write(b)
+		return h.Sum32()
+	}))))...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer cl.Close()
+	base := len(f.events)
+	recs := make([]*kgo.Record, n)
+	evs := make([]event, n)
+	for i := range n {
+		j := base + i
+		evs[i] = event{key: fmt.Sprintf("k%02d", j%20), amount: int64(j%7 + 1), segment: fmt.Sprintf("s%d", j%3), ts: ts}
+		v, _ := json.Marshal(map[string]any{"amount": evs[i].amount, "segment": evs[i].segment})
+		recs[i] = &kgo.Record{Topic: f.topic, Key: []byte(evs[i].key), Value: v, Timestamp: ts}
+	}
+	if err := cl.ProduceSync(f.t.Context(), recs...).FirstErr(); err != nil {
+		f.t.Fatal(err)
+	}
+	for i, r := range recs {
+		evs[i].partition, evs[i].offset = r.Partition, r.Offset
+	}
+	f.events = append(f.events, evs...)
+}
+
+// fold computes the two tables from the events keep selects, independently
+// of weft: the sum of amounts per key and the count per segment.
+func fold(evs []event, keep func(event) bool) (totals, segments map[string]int64) {
+	totals, segments = map[string]int64{}, map[string]int64{}
+	for _, e := range evs {
+		if keep(e) {
+			totals[e.key] += e.amount
+			segments[e.segment]++
+		}
+	}
+	return totals, segments
+}
+
+func all(event) bool { return true }
+
+// table reads a table topic as numbers.
+func (f *fixture) table(topic string) map[string]int64 {
+	f.t.Helper()
+	raw, err := replay.ReadTable(f.t.Context(), f.opts, topic)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for k, v := range raw {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			f.t.Fatalf("%s[%s] = %q: not a number", topic, k, v)
+		}
+		out[k] = n
+	}
+	return out
+}
+
+func equalMaps(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// runLive runs the live topology until both tables equal the fold of all
+// events, then stops it.
+func (f *fixture) runLive(stateDir string) {
+	f.t.Helper()
+	c, err := topology.Compile(f.file.Topology, topology.WithProcessorOptions(processors.WithKafka(f.kafka)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	procs, err := replay.NewProcessors(f.t.Context(), slog.New(slog.DiscardHandler), f.kafka, stateDir, c.Groups)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(f.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- processors.RunAll(ctx, procs...) }()
+	wantT, wantS := fold(f.events, all)
+	kafkatest.WaitFor(f.t, waitTimeout, "the live tables", func() bool {
+		return equalMaps(f.table(f.app+"-totals-table"), wantT) && equalMaps(f.table(f.app+"-per-segment-table"), wantS)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) execute(ctx context.Context, spec replay.Spec, stateDir string) (*replay.Plan, *replay.Summary, error) {
+	f.t.Helper()
+	p, err := replay.MakePlan(f.t.Context(), f.adm, spec)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	s, err := replay.Execute(ctx, f.adm, p, replay.Options{Kafka: f.kafka, StateDir: stateDir, PollInterval: 100 * time.Millisecond})
+	return p, s, err
+}
+
+// snapshot is what a plan must not change: the topics and the committed
+// offsets of the rebuild's groups.
+func (f *fixture) snapshot(groups ...string) string {
+	f.t.Helper()
+	topics, err := f.adm.ListTopics(f.t.Context())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	names := topics.Names()
+	slices.Sort(names)
+	s := fmt.Sprint(names)
+	for _, g := range groups {
+		o, err := f.adm.FetchOffsets(f.t.Context(), g)
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			f.t.Fatal(err)
+		}
+		s += fmt.Sprintf(" %s:%v", g, o.Offsets())
+	}
+	return s
+}
+
+func TestIntegrationReplayRebuildEqualsLive(t *testing.T) {
+	f := newFixture(t)
+	f.produce(300, time.Now().Add(-time.Hour))
+	f.runLive(filepath.Join(t.TempDir(), "live"))
+
+	into := f.app + "-v2"
+	spec := replay.Spec{File: f.file, Into: into}
+	before := f.snapshot(into+"-totals", into+"-per-segment")
+	p, err := replay.MakePlan(t.Context(), f.adm, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := f.snapshot(into+"-totals", into+"-per-segment"); after != before {
+		t.Fatalf("making the plan changed the cluster:\nbefore %s\nafter  %s", before, after)
+	}
+	if p.Records != 300 || p.Resume || len(p.Partitions) != 4 {
+		t.Fatalf("plan: %d records over %d partitions, resume %v; want 300 over 4, no resume", p.Records, len(p.Partitions), p.Resume)
+	}
+	wantTables := []string{into + "-per-segment-table", into + "-totals-table"}
+	tables := slices.Sorted(slices.Values(p.Tables))
+	if !slices.Equal(tables, wantTables) || !slices.Contains(p.InternalTopics, into+"-per-segment-repartition") {
+		t.Fatalf("plan tables %v internal %v; want %v and %s", tables, p.InternalTopics, wantTables, into+"-per-segment-repartition")
+	}
+
+	s, err := replay.Execute(t.Context(), f.adm, p, replay.Options{Kafka: f.kafka, StateDir: t.TempDir(), PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Records != 300 {
+		t.Errorf("summary: %d records read, want 300", s.Records)
+	}
+	wantT, wantS := fold(f.events, all)
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("rebuilt totals %v, want %v", got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("rebuilt per-segment %v, want %v", got, wantS)
+	}
+	diffs, err := replay.Verify(t.Context(), f.opts, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		if !d.Same() || d.Equal == 0 {
+			t.Errorf("verify %s vs %s: %+v", d.Rebuilt, d.Live, d)
+		}
+	}
+}
+
+func TestIntegrationReplayFromOffsetAndTime(t *testing.T) {
+	f := newFixture(t)
+	t0 := time.Now().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	f.produce(150, t0)
+	f.produce(150, t0.Add(time.Hour))
+
+	from := int64(20)
+	into := f.app + "-off"
+	if _, _, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into, From: replay.From{Offset: &from}}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	wantT, wantS := fold(f.events, func(e event) bool { return e.offset >= from })
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("from offset %d: totals %v, want %v", from, got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("from offset %d: per-segment %v, want %v", from, got, wantS)
+	}
+
+	into = f.app + "-time"
+	at := t0.Add(30 * time.Minute)
+	if _, _, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into, Pipelines: []string{"totals"}, From: replay.From{Time: at}}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	wantT, _ = fold(f.events, func(e event) bool { return !e.ts.Before(at) })
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("from time: totals %v, want %v", got, wantT)
+	}
+
+	// A bounded job: from the start up to the first hour only.
+	into = f.app + "-until"
+	p, _, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into, Until: replay.Until{Time: t0.Add(time.Minute)}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Records != 150 {
+		t.Errorf("until time: plan reads %d records, want 150", p.Records)
+	}
+	wantT, wantS = fold(f.events, func(e event) bool { return !e.ts.After(t0.Add(time.Minute)) })
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("until time: totals %v, want %v", got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("until time: per-segment %v, want %v", got, wantS)
+	}
+
+	// Bad input, before anything changes.
+	if _, err := replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: "x", Pipelines: []string{"nope"}}); err == nil {
+		t.Error("an unknown pipeline was accepted")
+	}
+	if _, err := replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: "x", From: replay.From{Time: time.Now().Add(time.Hour)}}); err == nil {
+		t.Error("a start time in the future was accepted")
+	}
+	big := int64(1 << 40)
+	p, err = replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: "x", From: replay.From{Offset: &big}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Partitions {
+		if r.From != r.LogEnd || r.Note == "" {
+			t.Errorf("offset past the end: %+v, want clamped to the end with a note", r)
+		}
+	}
+}
+
+func TestIntegrationReplayResume(t *testing.T) {
+	f := newFixture(t)
+	f.produce(40000, time.Now().Add(-time.Hour))
+	into := f.app + "-resume"
+	state := t.TempDir()
+	spec := replay.Spec{File: f.file, Into: into}
+	p, err := replay.MakePlan(t.Context(), f.adm, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill the job (cancel its context) once it has committed progress.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, err = replay.Execute(ctx, f.adm, p, replay.Options{Kafka: f.kafka, StateDir: state, PollInterval: 50 * time.Millisecond,
+		Progress: func(done, total int64) {
+			if done > 0 {
+				cancel()
+			}
+		}})
+	if err == nil {
+		t.Fatal("the cancelled job reported success")
+	}
+	p2, err := replay.MakePlan(t.Context(), f.adm, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p2.Resume {
+		t.Fatalf("the second plan does not resume: resume %v, %d of %d records left", p2.Resume, p2.Remaining, p2.Records)
+	}
+	t.Logf("killed after %d of %d records", p2.Records-p2.Remaining, p2.Records)
+	if _, err := replay.Execute(t.Context(), f.adm, p2, replay.Options{Kafka: f.kafka, StateDir: state, PollInterval: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	wantT, wantS := fold(f.events, all)
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("resumed totals %v, want %v", got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("resumed per-segment %v, want %v", got, wantS)
+	}
+}
