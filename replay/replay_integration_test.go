@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +23,9 @@ import (
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/replay"
 	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 const waitTimeout = time.Minute
@@ -107,7 +112,8 @@ func (f *fixture) produce(n int, ts time.Time) {
 		j := base + i
 		evs[i] = event{key: fmt.Sprintf("k%02d", j%20), amount: int64(j%7 + 1), segment: fmt.Sprintf("s%d", j%3), ts: ts}
 		v, _ := json.Marshal(map[string]any{"amount": evs[i].amount, "segment": evs[i].segment})
-		recs[i] = &kgo.Record{Topic: f.topic, Key: []byte(evs[i].key), Value: v, Timestamp: ts}
+		recs[i] = &kgo.Record{Topic: f.topic, Key: []byte(evs[i].key), Value: v, Timestamp: ts,
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(traceparent(j))}}}
 	}
 	if err := cl.ProduceSync(f.t.Context(), recs...).FirstErr(); err != nil {
 		f.t.Fatal(err)
@@ -132,6 +138,10 @@ func fold(evs []event, keep func(event) bool) (totals, segments map[string]int64
 }
 
 func all(event) bool { return true }
+
+// traceparent is the W3C trace context of the j-th produced event: trace
+// id j+1, span id j+1, sampled.
+func traceparent(j int) string { return fmt.Sprintf("00-%032x-%016x-01", j+1, j+1) }
 
 // table reads a table topic as numbers.
 func (f *fixture) table(topic string) map[string]int64 {
@@ -167,6 +177,16 @@ func equalMaps(a, b map[string]int64) bool {
 // events, then stops it.
 func (f *fixture) runLive(stateDir string) {
 	f.t.Helper()
+	_, stop := f.startLive(stateDir)
+	if err := stop(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// startLive runs the live topology until both tables equal the fold of all
+// events; stop stops it.
+func (f *fixture) startLive(stateDir string) (groups []*topology.Group, stop func() error) {
+	f.t.Helper()
 	c, err := topology.Compile(f.file.Topology, topology.WithProcessorOptions(processors.WithKafka(f.kafka)))
 	if err != nil {
 		f.t.Fatal(err)
@@ -180,11 +200,16 @@ func (f *fixture) runLive(stateDir string) {
 	go func() { done <- processors.RunAll(ctx, procs...) }()
 	wantT, wantS := fold(f.events, all)
 	kafkatest.WaitFor(f.t, waitTimeout, "the live tables", func() bool {
+		select {
+		case err := <-done:
+			f.t.Fatalf("the live processors stopped: %v", err)
+		default:
+		}
 		return equalMaps(f.table(f.app+"-totals-table"), wantT) && equalMaps(f.table(f.app+"-per-segment-table"), wantS)
 	})
-	cancel()
-	if err := <-done; err != nil {
-		f.t.Fatal(err)
+	return c.Groups, func() error {
+		cancel()
+		return <-done
 	}
 }
 
@@ -372,5 +397,125 @@ func TestIntegrationReplayResume(t *testing.T) {
 	}
 	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
 		t.Errorf("resumed per-segment %v, want %v", got, wantS)
+	}
+}
+
+func TestIntegrationReplaySpansLinkToOriginals(t *testing.T) {
+	f := newFixture(t)
+	f.produce(60, time.Now().Add(-time.Hour))
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(spans))
+	p, err := replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: f.app + "-traced", Pipelines: []string{"totals"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replay.Execute(t.Context(), f.adm, p, replay.Options{Kafka: f.kafka, StateDir: t.TempDir(), TracerProvider: tp,
+		PollInterval: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	original := map[string]string{} // partition@offset -> traceparent
+	for j, e := range f.events {
+		original[fmt.Sprintf("%d@%d", e.partition, e.offset)] = traceparent(j)
+	}
+	checked := 0
+	for _, s := range spans.Ended() {
+		if s.Name() != "process "+f.topic {
+			continue
+		}
+		var part, off string
+		replayed := false
+		for _, a := range s.Attributes() {
+			switch a.Key {
+			case "messaging.destination.partition.id":
+				part = a.Value.Emit()
+			case "messaging.kafka.offset":
+				off = a.Value.Emit()
+			case tracing.AttrReplay:
+				replayed = a.Value.AsBool()
+			}
+		}
+		want, ok := original[part+"@"+off]
+		if !ok {
+			t.Fatalf("span for %s@%s: no such record", part, off)
+		}
+		if !replayed {
+			t.Errorf("span for %s@%s lacks weft.replay=true", part, off)
+		}
+		if s.Parent().IsValid() {
+			t.Errorf("span for %s@%s has parent %s; a replay span is a new root", part, off, s.Parent().TraceID())
+		}
+		var links []string
+		for _, l := range s.Links() {
+			for _, a := range l.Attributes {
+				if a.Key == tracing.AttrLinkKind && a.Value.AsString() == string(tracing.LinkReplayedFrom) {
+					links = append(links, fmt.Sprintf("00-%s-%s-01", l.SpanContext.TraceID(), l.SpanContext.SpanID()))
+				}
+			}
+		}
+		if len(links) != 1 || links[0] != want {
+			t.Errorf("span for %s@%s: replayed_from links %v, want [%s]", part, off, links, want)
+		}
+		checked++
+	}
+	if checked != len(f.events) {
+		t.Errorf("checked %d process spans, want one per record (%d)", checked, len(f.events))
+	}
+}
+
+func TestIntegrationResetReprocessesFromEarliest(t *testing.T) {
+	f := newFixture(t)
+	f.produce(300, time.Now().Add(-time.Hour))
+	state := t.TempDir()
+	_, stop := f.startLive(state)
+	spec := replay.ResetSpec{File: f.file, StateDir: state}
+	rp, err := replay.MakeResetPlan(t.Context(), f.adm, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rp.Active) == 0 {
+		t.Fatal("the plan shows no active members while the live groups run")
+	}
+	err = replay.ExecuteReset(t.Context(), f.adm, slog.New(slog.DiscardHandler), state, rp)
+	if err == nil || !strings.Contains(err.Error(), "active members") || !strings.Contains(err.Error(), f.app+"-totals") {
+		t.Fatalf("reset while the groups run: %v; want a refusal naming the group and its members", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The members leave the groups when they stop; the plan sees it.
+	kafkatest.WaitFor(t, waitTimeout, "the groups to be empty", func() bool {
+		rp, err = replay.MakeResetPlan(t.Context(), f.adm, spec)
+		return err == nil && len(rp.Active) == 0
+	})
+	wantDeleted := []string{f.app + "-per-segment-repartition", f.app + "-per-segment-table", f.app + "-totals-table"}
+	if !slices.Equal(rp.DeleteTopics, wantDeleted) {
+		t.Errorf("plan deletes %v, want %v", rp.DeleteTopics, wantDeleted)
+	}
+	if err := replay.ExecuteReset(t.Context(), f.adm, slog.New(slog.DiscardHandler), state, rp); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rp.Groups {
+		if _, err := os.Stat(filepath.Join(state, "processors", g.Group)); !os.IsNotExist(err) {
+			t.Errorf("local state of %s is still there (%v)", g.Group, err)
+		}
+		o, err := f.adm.FetchOffsets(t.Context(), g.Group)
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			t.Fatal(err)
+		}
+		for _, r := range o.Sorted() {
+			if r.Topic != f.topic || r.At != 0 {
+				t.Errorf("group %s after the reset: committed %s/%d@%d, want only %s at 0", g.Group, r.Topic, r.Partition, r.At, f.topic)
+			}
+		}
+	}
+	// The live topology runs again and reprocesses every record.
+	groups, stop := f.startLive(state)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if n := g.Runtime.Tally().Processed(); n != 300 {
+			t.Errorf("group %s processed %d records after the reset, want 300", g.Name, n)
+		}
 	}
 }
