@@ -519,3 +519,43 @@ func TestIntegrationResetReprocessesFromEarliest(t *testing.T) {
 		}
 	}
 }
+
+func TestIntegrationReplayKeyUntilTime(t *testing.T) {
+	f := newFixture(t)
+	t0 := time.Now().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	f.produce(150, t0)
+	f.produce(150, t0.Add(time.Hour))
+	until := t0.Add(30 * time.Minute)
+	st, err := replay.KeyAt(t.Context(), f.opts, replay.KeySpec{File: f.file, Pipeline: "totals", Key: "k03", Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, n, inPartition int64
+	var offsets []int64
+	for _, e := range f.events {
+		if e.partition == st.Partition {
+			inPartition++
+		}
+		if e.key == "k03" && !e.ts.After(until) {
+			want += e.amount
+			n++
+			offsets = append(offsets, e.offset)
+		}
+	}
+	if !st.Found || string(st.Value) != strconv.FormatInt(want, 10) {
+		t.Errorf("k03 at %s = %q (found %v), want %d", until, st.Value, st.Found, want)
+	}
+	var got []int64
+	for _, r := range st.Records {
+		got = append(got, r.Offset)
+	}
+	if !slices.Equal(got, offsets) {
+		t.Errorf("records folded at offsets %v, want %v", got, offsets)
+	}
+	if st.Read != inPartition {
+		t.Errorf("read %d records, want the %d of partition %d", st.Read, inPartition, st.Partition)
+	}
+	if _, err := replay.KeyAt(t.Context(), f.opts, replay.KeySpec{File: f.file, Pipeline: "per-segment", Key: "s1", Until: until}); err == nil {
+		t.Error("--key on a re-keyed pipeline was accepted")
+	}
+}

@@ -170,3 +170,12 @@ func ReadTable(ctx context.Context, opts []kgo.Opt, topic string) (map[string][]
 	}
 	return values, nil
 }
+
+// decodeUser returns the user value of an encoded table value.
+func decodeUser(data []byte) ([]byte, error) {
+	env, err := statestore.DecodeEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	return env.Value, nil
+}
