@@ -43,7 +43,7 @@ type event struct {
 // fixture is a topology (an aggregate per key and a count per segment,
 // the latter through a repartition topic) over a fresh input topic.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	kafka  kafkaclient.Config
 	opts   []kgo.Opt
 	adm    *kadm.Client
@@ -53,7 +53,7 @@ type fixture struct {
 	events []event
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	brokers := kafkatest.Brokers(t)
 	f := &fixture{t: t, kafka: kafkaclient.Config{Brokers: brokers, Partitions: 4},
 		topic: kafkatest.Topic(t, "events"), app: kafkatest.Group(t, "app")}
