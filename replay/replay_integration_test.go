@@ -291,6 +291,30 @@ func TestIntegrationReplayRebuildEqualsLive(t *testing.T) {
 			t.Errorf("verify %s vs %s: %+v", d.Rebuilt, d.Live, d)
 		}
 	}
+
+	// The same job again: done already. With --restart: everything again,
+	// to the same tables.
+	again, err := replay.MakePlan(t.Context(), f.adm, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Resume || again.Remaining != 0 {
+		t.Errorf("the finished job planned again: resume %v, %d records left; want a resume with 0 left", again.Resume, again.Remaining)
+	}
+	spec.Restart = true
+	_, s, err = f.execute(t.Context(), spec, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Records != 300 || s.Groups[0].Processed != 300 {
+		t.Errorf("--restart: %d records read, %+v; want all 300 again", s.Records, s.Groups)
+	}
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("restarted totals %v, want %v", got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("restarted per-segment %v, want %v", got, wantS)
+	}
 }
 
 func TestIntegrationReplayFromOffsetAndTime(t *testing.T) {
