@@ -27,14 +27,21 @@ func WithReplay(beyond ReplayBound) Option {
 	return func(c *config) { c.replay = &replayConfig{beyond: beyond} }
 }
 
+// replayAttr marks a replay's process spans.
+var replayAttr = trace.WithAttributes(tracing.AttrReplay.Bool(true))
+
 // startProcess starts the process span of a record: as a child of its
 // traceparent, or for a replay as a linked new root.
 func (rt *Runtime) startProcess(ctx context.Context, rec tracing.Record) (context.Context, trace.Span) {
 	if rt.replay == nil {
 		return rt.tracer.StartProcess(ctx, rec)
 	}
-	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(tracing.AttrReplay.Bool(true))}
-	if orig := trace.SpanContextFromContext(rt.tracer.Extract(ctx, rec.Headers)); orig.IsValid() {
+	// The record's context (and baggage) once: StartProcess need not
+	// extract it again, and the new root ignores its span context.
+	ctx = rt.tracer.Extract(ctx, rec.Headers)
+	rec.Headers = nil
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), replayAttr, nil}[:2]
+	if orig := trace.SpanContextFromContext(ctx); orig.IsValid() {
 		opts = append(opts, trace.WithLinks(tracing.Link(orig, tracing.LinkReplayedFrom)))
 	}
 	return rt.tracer.StartProcess(ctx, rec, opts...)

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/replay"
+	"github.com/weftstream/weft/topology"
 )
 
 // BenchmarkReplay measures a rebuild of N input records (WEFT_REPLAY_BENCH_N,
@@ -55,12 +59,17 @@ func BenchmarkReplay(b *testing.B) {
 		if s.Records != int64(n) {
 			b.Fatalf("replay read %d records, want %d", s.Records, n)
 		}
-		rawRate, repRate := float64(n)/raw.Seconds(), float64(n)/rep.Seconds()
+		b.StopTimer()
+		live := liveRun(b, f, fmt.Sprintf("%s-live%d", f.app, i), int64(n))
+		b.StartTimer()
+		rawRate, repRate, liveRate := float64(n)/raw.Seconds(), float64(n)/rep.Seconds(), float64(n)/live.Seconds()
 		b.ReportMetric(rawRate, "raw-records/s")
 		b.ReportMetric(repRate, "replay-records/s")
+		b.ReportMetric(liveRate, "live-records/s")
 		b.ReportMetric(repRate/rawRate, "ratio")
-		b.Logf("N=%d: raw consume %s (%.0f records/s), replay %s (%.0f records/s), ratio %.2f",
-			n, raw.Round(time.Millisecond), rawRate, rep.Round(time.Millisecond), repRate, repRate/rawRate)
+		b.Logf("N=%d: raw consume %s (%.0f records/s), replay %s (%.0f records/s), live processing of the same records %s (%.0f records/s); replay/raw %.3f, replay/live %.2f",
+			n, raw.Round(time.Millisecond), rawRate, rep.Round(time.Millisecond), repRate, live.Round(time.Millisecond), liveRate,
+			repRate/rawRate, repRate/liveRate)
 	}
 }
 
@@ -71,7 +80,6 @@ func rawConsume(b *testing.B, opts []kgo.Opt, topic string, n int64) int64 {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	_ = kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
 	var got int64
@@ -79,4 +87,45 @@ func rawConsume(b *testing.B, opts []kgo.Opt, topic string, n int64) int64 {
 		cl.PollFetches(ctx).EachRecord(func(*kgo.Record) { got++ })
 	}
 	return got
+}
+
+// liveRun runs the totals pipeline as weft run does, as application app,
+// from the start of the topic until its group has committed all n records,
+// and returns how long that took.
+func liveRun(b *testing.B, f *fixture, app string, n int64) time.Duration {
+	top := *f.file.Topology
+	top.App = app
+	c, err := topology.Compile(&top, topology.WithProcessorOptions(processors.WithKafka(f.kafka)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var groups []*topology.Group
+	for _, g := range c.Groups {
+		if string(g.Name) == app+"-totals" {
+			groups = append(groups, g)
+		}
+	}
+	start := time.Now()
+	procs, err := replay.NewProcessors(b.Context(), slog.New(slog.DiscardHandler), f.kafka, b.TempDir(), groups)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	done := make(chan error, 1)
+	go func() { done <- processors.RunAll(ctx, procs...) }()
+	kafkatest.WaitFor(b, 5*time.Minute, "the live group to commit every record", func() bool {
+		o, err := f.adm.FetchOffsets(b.Context(), app+"-totals")
+		if err != nil {
+			return false
+		}
+		var sum int64
+		o.Each(func(r kadm.OffsetResponse) { sum += max(r.At, 0) })
+		return sum >= n
+	})
+	took := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return took
 }
