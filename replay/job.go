@@ -133,7 +133,9 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 				o.Progress(n, total)
 			}
 		}
-		if all && ctx.Err() == nil {
+		// Stopping processors that are still starting up fails them: wait
+		// until every one runs (a resumed job may be done at once).
+		if all && ctx.Err() == nil && running(procs) {
 			break
 		}
 		select {
@@ -148,6 +150,12 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 		case <-ctx.Done():
 			stop()
 			<-done
+			// A stopped job still records that it applied nothing past its end.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := rewindPastEnd(rctx, adm, p); err != nil {
+				o.Logger.Warn("replay: resetting the offsets past the end failed", "error", err)
+			}
 			return nil, fmt.Errorf("replay into %s stopped before it was done (run it again to resume): %w", p.Into, ctx.Err())
 		case <-tick.C:
 		}
@@ -155,6 +163,9 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	stop()
 	if err := <-done; err != nil {
 		return nil, fmt.Errorf("replay into %s: %w", p.Into, err)
+	}
+	if err := rewindPastEnd(ctx, adm, p); err != nil {
+		return nil, err
 	}
 	elapsed := time.Since(start)
 	s := &Summary{Plan: p, Records: read - (p.Records - p.Remaining), Seconds: elapsed.Seconds()}
@@ -345,4 +356,51 @@ func (w *watcher) check(ctx context.Context) (all bool, read, total int64, err e
 		}
 	}
 	return all, read, total, nil
+}
+
+// running reports whether every processor has recovered its tables and
+// is processing.
+func running(procs []*processors.Processor) bool {
+	for _, p := range procs {
+		if !p.Goka().Recovered() {
+			return false
+		}
+	}
+	return true
+}
+
+// rewindPastEnd commits the planned end for the partitions where a
+// bounded job's groups committed past it: the records after the end were
+// skipped, not applied, so a later job with the same name (a later end, or
+// none) must still read them.
+func rewindPastEnd(ctx context.Context, adm *kadm.Client, p *Plan) error {
+	if !p.Bounded {
+		return nil
+	}
+	for _, g := range p.sel.groups {
+		committed, err := fetchCommitted(ctx, adm, string(g.Name))
+		if err != nil {
+			return err
+		}
+		var offs kadm.Offsets
+		for _, r := range p.Partitions {
+			if !slices.Contains(p.sel.inputs[string(g.Name)], r.Topic) {
+				continue
+			}
+			if c, ok := committed.Lookup(r.Topic, r.Partition); ok && c.Err == nil && c.At > r.To {
+				offs.Add(kadm.Offset{Topic: r.Topic, Partition: r.Partition, At: r.To, LeaderEpoch: -1})
+			}
+		}
+		if len(offs) == 0 {
+			continue
+		}
+		resp, err := adm.CommitOffsets(ctx, string(g.Name), offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("set the offsets of group %s back to the job's end: %w", g.Name, err)
+		}
+	}
+	return nil
 }

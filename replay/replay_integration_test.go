@@ -362,6 +362,22 @@ func TestIntegrationReplayFromOffsetAndTime(t *testing.T) {
 	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
 		t.Errorf("until time: per-segment %v, want %v", got, wantS)
 	}
+	// The same job without an end continues where the bounded one ended:
+	// the records it skipped past its end are read now.
+	p, s, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Resume || p.Remaining != 150 || s.Records != 150 {
+		t.Errorf("continuing the bounded job: resume %v, %d left, %d read; want a resume reading the other 150", p.Resume, p.Remaining, s.Records)
+	}
+	wantT, wantS = fold(f.events, all)
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("continued: totals %v, want %v", got, wantT)
+	}
+	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
+		t.Errorf("continued: per-segment %v, want %v", got, wantS)
+	}
 
 	// Bad input, before anything changes.
 	if _, err := replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: "x", Pipelines: []string{"nope"}}); err == nil {

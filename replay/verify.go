@@ -3,11 +3,13 @@ package replay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/statestore"
 )
@@ -44,6 +46,9 @@ func Verify(ctx context.Context, opts []kgo.Opt, p *Plan) ([]TableDiff, error) {
 	for _, rebuilt := range p.Tables {
 		live := p.App + strings.TrimPrefix(rebuilt, p.Into)
 		a, err := ReadTable(ctx, opts, live)
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("the live table %s does not exist, so there is nothing to compare %s with (has %s run?)", live, rebuilt, p.App)
+		}
 		if err != nil {
 			return nil, err
 		}

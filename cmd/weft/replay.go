@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -238,10 +239,13 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	if err != nil {
 		return err
 	}
+	if !f.json {
+		printSummary(out, summary)
+	}
 	var diffs []replay.TableDiff
 	if f.verify {
 		if diffs, err = replay.Verify(ctx, opts, plan); err != nil {
-			return err
+			return fmt.Errorf("--verify: %w", err)
 		}
 	}
 	if f.json {
@@ -252,7 +256,7 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 			return err
 		}
 	} else {
-		printSummary(out, summary, diffs)
+		printDiffs(out, diffs)
 	}
 	for _, d := range diffs {
 		if !d.Same() {
@@ -340,18 +344,29 @@ func printPlan(w io.Writer, p *replay.Plan) {
 	tw.Flush()
 	fmt.Fprintf(w, "records: %d (left to read: %d)\n", p.Records, p.Remaining)
 	fmt.Fprintf(w, "creates tables: %s\n", strings.Join(p.Tables, ", "))
-	fmt.Fprintf(w, "creates internal topics: %s\n", strings.Join(p.InternalTopics, ", "))
+	var repartition []string
+	for _, t := range p.InternalTopics {
+		if !slices.Contains(p.Tables, t) {
+			repartition = append(repartition, t)
+		}
+	}
+	if len(repartition) > 0 {
+		fmt.Fprintf(w, "creates repartition topics: %s\n", strings.Join(repartition, ", "))
+	}
 	fmt.Fprintf(w, "dead letters go to: %s\n", strings.Join(p.DeadLetters, ", "))
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 }
 
-func printSummary(w io.Writer, s *replay.Summary, diffs []replay.TableDiff) {
+func printSummary(w io.Writer, s *replay.Summary) {
 	fmt.Fprintf(w, "replayed %d records into %s in %.1fs (%.0f records/s)\n", s.Records, s.Plan.Into, s.Seconds, s.Rate)
 	for _, g := range s.Groups {
 		fmt.Fprintf(w, "  %s: processed %d, rejected %d, already applied %d\n", g.Group, g.Processed, g.Rejected, g.Skipped)
 	}
+}
+
+func printDiffs(w io.Writer, diffs []replay.TableDiff) {
 	for _, d := range diffs {
 		verdict := "equal"
 		if !d.Same() {
