@@ -17,8 +17,9 @@ import (
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
-	stateful bool // the group has a table (set by DefineGroup)
-	stop     bool // stop the processor on a bad record (StopOnRejection)
+	stateful bool          // the group has a table (set by DefineGroup)
+	stop     bool          // stop the processor on a bad record (StopOnRejection)
+	replay   *replayConfig // a replay job's runtime (WithReplay)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
 	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
@@ -63,7 +64,7 @@ func NewRuntime(opts ...Option) *Runtime {
 	if tp == nil {
 		tp = tracing.Unexported()
 	}
-	return &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject}
+	return &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject, replay: cfg.replay}
 }
 
 // Tally returns the accounting of handled records.
@@ -154,8 +155,11 @@ func HandleDecoded[T any](rt *Runtime, h Handler[T]) goka.ProcessCallback {
 
 func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handler[T]) goka.ProcessCallback {
 	return func(gctx goka.Context, raw any) {
+		if rt.beyondReplay(gctx) {
+			return
+		}
 		headers := gctx.Headers()
-		spanCtx, span := rt.tracer.StartProcess(gctx.Context(), tracing.Record{
+		spanCtx, span := rt.startProcess(gctx.Context(), tracing.Record{
 			Topic: string(gctx.Topic()), Partition: gctx.Partition(), Offset: gctx.Offset(),
 			Key: gctx.Key(), Group: string(gctx.Group()), Headers: headers,
 		})

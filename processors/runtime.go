@@ -30,6 +30,7 @@ type config struct {
 	coalescers     []*Coalescer
 	runtime        *Runtime
 	stopOnReject   bool
+	replay         *replayConfig // WithReplay
 }
 
 func buildConfig(opts []Option) config {

@@ -93,6 +93,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newValidateCommand(g),
 		newDescribeCommand(g),
 		newTestCommand(g),
+		newReplayCommand(g), newResetCommand(g),
 		newVersionCommand(),
 	)
 	// weft --version prints what weft version prints.

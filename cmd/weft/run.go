@@ -11,6 +11,7 @@ import (
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/replay"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -205,15 +206,11 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if err := checkPartitions(ctx, k, f, compiled); err != nil {
 		return err
 	}
-	procs := make([]*processors.Processor, 0, len(compiled.Groups))
+	procs, err := replay.NewProcessors(ctx, log, k, stateDir, compiled.Groups)
+	if err != nil {
+		return err
+	}
 	for _, grp := range compiled.Groups {
-		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
-			grp.Options()...)
-		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
 		if progress > 0 {
 			go logProgress(ctx, log.With("group", string(grp.Name)), grp.Runtime.Tally(), progress)
 		}

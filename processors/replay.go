@@ -1,0 +1,54 @@
+package processors
+
+import (
+	"context"
+
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ReplayBound reports whether a record of a bounded replay job lies past
+// the job's end (weft replay --until-offset / --until-time): such a record
+// is skipped, neither applied nor passed on. nil bounds nothing.
+type ReplayBound func(topic string, partition int32, offset int64) bool
+
+// replayConfig is what WithReplay sets on a runtime.
+type replayConfig struct{ beyond ReplayBound }
+
+// WithReplay makes NewRuntime's runtime run a replay job (weft replay):
+// the span of every record it processes is a new root marked
+// weft.replay=true, linked (replayed_from) to the record's original
+// context instead of parented under it, so that a replay does not grow the
+// traces of the records it replays; its sampling is the tracer provider's
+// root sampler (the replay's own ratio). Records that beyond reports are
+// skipped. Live processing never uses it.
+func WithReplay(beyond ReplayBound) Option {
+	return func(c *config) { c.replay = &replayConfig{beyond: beyond} }
+}
+
+// replayAttr marks a replay's process spans.
+var replayAttr = trace.WithAttributes(tracing.AttrReplay.Bool(true))
+
+// startProcess starts the process span of a record: as a child of its
+// traceparent, or for a replay as a linked new root.
+func (rt *Runtime) startProcess(ctx context.Context, rec tracing.Record) (context.Context, trace.Span) {
+	if rt.replay == nil {
+		return rt.tracer.StartProcess(ctx, rec)
+	}
+	// The record's context (and baggage) once: StartProcess need not
+	// extract it again, and the new root ignores its span context.
+	ctx = rt.tracer.Extract(ctx, rec.Headers)
+	rec.Headers = nil
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), replayAttr, nil}[:2]
+	if orig := trace.SpanContextFromContext(ctx); orig.IsValid() {
+		opts = append(opts, trace.WithLinks(tracing.Link(orig, tracing.LinkReplayedFrom)))
+	}
+	return rt.tracer.StartProcess(ctx, rec, opts...)
+}
+
+// beyondReplay reports whether a replay job skips the record of gctx.
+func (rt *Runtime) beyondReplay(gctx goka.Context) bool {
+	return rt.replay != nil && rt.replay.beyond != nil &&
+		rt.replay.beyond(string(gctx.Topic()), gctx.Partition(), gctx.Offset())
+}

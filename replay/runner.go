@@ -1,0 +1,27 @@
+package replay
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
+)
+
+// NewProcessors creates one processor per compiled group, with state
+// under stateDir (processors/<group>/), as weft run and weft replay run
+// them.
+func NewProcessors(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, groups []*topology.Group) ([]*processors.Processor, error) {
+	procs := make([]*processors.Processor, 0, len(groups))
+	for _, grp := range groups {
+		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
+			grp.Options()...)
+		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	return procs, nil
+}
