@@ -65,11 +65,11 @@ func (r SpanRef) IsValid() bool { return r.TraceID != [16]byte{} && r.SpanID != 
 // processor replays its input after a crash then has the same identity, so
 // the state it updated is not updated twice.
 type SourceOffset struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Index     uint32 `json:",omitempty"` // with Upstream: the record's place among those emitted for Offset
-	Upstream  bool   `json:",omitempty"` // Topic/Partition@Offset is the record being processed when this one was emitted
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Index     uint32 `json:"index,omitempty"`    // with Upstream: the record's place among those emitted for Offset
+	Upstream  bool   `json:"upstream,omitempty"` // Topic/Partition@Offset is the record being processed when this one was emitted
 }
 
 // Covers reports whether s, the last applied source of its slot, covers

@@ -12,6 +12,7 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/serve/client"
 	"github.com/weftstream/weft/statestore"
 )
 
@@ -25,8 +26,10 @@ func newGetCommand(g *globalFlags) *cobra.Command {
 		Long: `Print the value stored under <key> in <table>, read from the table topic:
 <table> is a processor group (its table topic is <group>-table) or a table
 topic. The table is restored into a temporary local store first, so this
-works from any machine that reaches the brokers. Exits with 1 if the key has
-no value.
+works from any machine that reaches the brokers. Exit codes: 0 with a value,
+3 if the key has no value (or not the version --as-of asks for), 2 for a
+mistake in the command line, 1 for anything else (Kafka cannot be reached,
+...).
 
 With --meta the output is a JSON object with the value and the trace
 metadata weft keeps beside it: the writer's traceparent, the version (number
@@ -52,9 +55,15 @@ the lineage index recorded it (see 'weft explain').`,
 				if err != nil {
 					return err
 				}
+				if len(versions) == 0 {
+					return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
+				}
 				v, err := asOf(versions, asOfSpec)
+				if errors.As(err, &ue) {
+					return err
+				}
 				if err != nil {
-					return fmt.Errorf("%s in %s: %w", args[1], table, err)
+					return &noValueError{fmt.Errorf("%s in %s: %w", args[1], table, err)}
 				}
 				out, err := formatValue(statestore.AppendEnvelope(nil, &v), withMeta)
 				if err != nil {
@@ -68,6 +77,9 @@ the lineage index recorded it (see 'weft explain').`,
 				return err
 			}
 			if env, a := sf.askValue(cmd.Context(), log, g, args[0], args[1], ""); a.done {
+				if errors.Is(a.err, client.ErrNoValue) {
+					return &noValueError{fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)}
+				}
 				if a.err != nil {
 					return fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)
 				}
@@ -99,7 +111,7 @@ the lineage index recorded it (see 'weft explain').`,
 				return fmt.Errorf("get %s from %s: %w", args[1], table, err)
 			}
 			if val == nil {
-				return fmt.Errorf("key %q has no value in table %s", args[1], table)
+				return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
 			}
 			out, err := formatValue(val.([]byte), withMeta)
 			if err != nil {

@@ -21,8 +21,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft:", err)
 		var ue *usageError
-		if errors.As(err, &ue) {
+		var nv *noValueError
+		switch {
+		case errors.As(err, &ue):
 			os.Exit(2)
+		case errors.As(err, &nv):
+			os.Exit(3)
 		}
 		os.Exit(1)
 	}
@@ -33,3 +37,10 @@ type usageError struct{ err error }
 
 func (u *usageError) Error() string { return u.err.Error() }
 func (u *usageError) Unwrap() error { return u.err }
+
+// noValueError is a key without a value ('weft get', exit code 3): an
+// answer, not a failure to get one.
+type noValueError struct{ err error }
+
+func (n *noValueError) Error() string { return n.err.Error() }
+func (n *noValueError) Unwrap() error { return n.err }

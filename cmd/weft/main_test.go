@@ -84,7 +84,7 @@ func TestIntegrationRunProduceGet(t *testing.T) {
 		Version uint64                  `json:"version"`
 		Writer  string                  `json:"writer_traceparent"`
 		Sources []struct {
-			Topic string `json:"Topic"`
+			Topic string `json:"topic"`
 		} `json:"sources"`
 	}
 	if err != nil || json.Unmarshal([]byte(out), &meta) != nil {

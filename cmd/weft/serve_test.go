@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -76,9 +77,15 @@ func TestIntegrationRunServesQueries(t *testing.T) {
 	if err != nil || !strings.Contains(out, "6 versions, newest first") || !strings.Contains(out, got.Writer) {
 		t.Fatalf("explain --server: %v\n%s", err, out)
 	}
-	if _, err := weft(t.Context(), append(append([]string{"get", group, "no-such-account"}, server...), common...)...); err == nil ||
+	var nv *noValueError
+	if _, err := weft(t.Context(), append(append([]string{"get", group, "no-such-account"}, server...), common...)...); !errors.As(err, &nv) ||
 		!strings.Contains(err.Error(), "no value") {
-		t.Fatalf("get --server of a missing key: %v", err)
+		t.Fatalf("get --server of a missing key: %v, want a no-value error (exit code 3)", err)
+	}
+	// The same from the table topic, without the query API.
+	if _, err := weft(t.Context(), append([]string{"get", group, "no-such-account", "--as-of", "1"}, common...)...); !errors.As(err, &nv) ||
+		!strings.Contains(err.Error(), "has no value") {
+		t.Fatalf("get --as-of of a missing key: %v, want a no-value error", err)
 	}
 	if _, err := weft(t.Context(), append([]string{"get", group, "acc-0001", "--server", "http://" + freeAddr(t)}, common...)...); err == nil {
 		t.Fatal("get --server with nothing listening succeeded")
