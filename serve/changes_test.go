@@ -1,0 +1,67 @@
+package serve
+
+import (
+	"fmt"
+	"testing"
+)
+
+func newTestWatcher(key string, prefix bool, buffer int) *watcher {
+	return &watcher{key: key, prefix: prefix, ch: make(chan change, buffer), gone: make(chan struct{})}
+}
+
+// The ring keeps the last changes only: resuming within it replays the
+// matching ones, resuming before it reports the gap with the oldest id.
+func TestHubRingBoundsResume(t *testing.T) {
+	h := newHub(4)
+	for i := 1; i <= 10; i++ {
+		h.publish(0, fmt.Sprintf("k%d", i%2), []byte{byte(i)})
+	}
+	// Held: seqs 7..10. After 6: nothing missed; k1 has 7 and 9.
+	replay, missed, head, err := h.subscribe(newTestWatcher("k1", false, 8), h.id(6))
+	if err != nil || missed != nil || head != h.id(10) || len(replay) != 2 || replay[0].seq != 7 || replay[1].seq != 9 {
+		t.Fatalf("resume after 6: replay %v missed %v head %s err %v", replay, missed, head, err)
+	}
+	// After 5: change 6 is gone.
+	replay, missed, _, _ = h.subscribe(newTestWatcher("k", true, 8), h.id(5))
+	if missed == nil || missed.Oldest != h.id(7) || replay != nil {
+		t.Fatalf("resume after 5: replay %v missed %+v, want the gap reported with oldest %s", replay, missed, h.id(7))
+	}
+	// An id from the future or of another epoch is a gap too.
+	for _, id := range []string{h.id(11), "other-3", "garbage"} {
+		if _, missed, _, _ := h.subscribe(newTestWatcher("k", true, 8), id); missed == nil {
+			t.Errorf("resume after %q: no gap reported", id)
+		}
+	}
+}
+
+// A watcher whose buffer is full is dropped (never blocks the writer),
+// the others keep getting their changes; close drops everyone.
+func TestHubDropsSlowWatchers(t *testing.T) {
+	h := newHub(16)
+	slow, fast := newTestWatcher("a", false, 2), newTestWatcher("a", true, 16)
+	for _, w := range []*watcher{slow, fast} {
+		if _, _, _, err := h.subscribe(w, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		h.publish(0, "a", []byte{byte(i)})
+	}
+	select {
+	case <-slow.gone:
+	default:
+		t.Fatal("the slow watcher was not dropped")
+	}
+	if len(fast.ch) != 3 || len(h.keys) != 0 || len(h.prefixes) != 1 {
+		t.Fatalf("fast watcher has %d changes, hub %d key and %d prefix watchers; want 3, 0, 1", len(fast.ch), len(h.keys), len(h.prefixes))
+	}
+	h.close()
+	select {
+	case <-fast.gone:
+	default:
+		t.Fatal("close did not drop the watcher")
+	}
+	if _, _, _, err := h.subscribe(newTestWatcher("a", false, 1), ""); err == nil {
+		t.Fatal("a closed hub accepted a watcher")
+	}
+}
