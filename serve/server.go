@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -32,6 +33,7 @@ type Server struct {
 	hubs     map[string]*hub
 	stops    []func() // remove the hubs' hooks
 	watchers atomic.Int64
+	topology []byte // GET /topology, nil without WithTopology
 }
 
 // Option configures New.
@@ -49,6 +51,8 @@ type config struct {
 	heartbeat      time.Duration
 	// Timeouts of Run's http.Server.
 	readTimeout, writeTimeout time.Duration
+	topology                  *topology.Compiled
+	traceURL                  string
 }
 
 // WithLogger sets the logger (default: discard).
@@ -115,6 +119,12 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 		s.stops = append(s.stops, t.Watch(h.publish))
 	}
 	slices.Sort(s.names)
+	if err := CheckTraceURLTemplate(cfg.traceURL); err != nil {
+		return nil, fmt.Errorf("serve: trace URL template: %w", err)
+	}
+	if err := s.describeTopology(); err != nil {
+		return nil, err
+	}
 	if s.cfg.ready == nil {
 		s.cfg.ready = s.restored
 	}
@@ -141,6 +151,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /tables/{table}/{key}/lineage", traced("/tables/{table}/{key}/lineage", s.getLineage))
 	s.mux.Handle("GET /tables/{table}", traced("/tables/{table}", s.scan))
 	s.mux.Handle("GET /tables", s.auth(s.listTables))
+	s.mux.Handle("GET /topology", s.auth(s.getTopology))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
