@@ -152,6 +152,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /tables/{table}", traced("/tables/{table}", s.scan))
 	s.mux.Handle("GET /tables", s.auth(s.listTables))
 	s.mux.Handle("GET /topology", s.auth(s.getTopology))
+	s.uiRoutes()
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
