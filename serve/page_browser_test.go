@@ -258,4 +258,3 @@ func writerTraces(spans *tracetest.SpanRecorder, key string) []traceRef {
 	}
 	return out
 }
-
