@@ -2,7 +2,11 @@ package serve
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
+
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/statestore"
 )
 
 func newTestWatcher(key string, prefix bool, buffer int) *watcher {
@@ -63,5 +67,20 @@ func TestHubDropsSlowWatchers(t *testing.T) {
 	}
 	if _, _, _, err := h.subscribe(newTestWatcher("a", false, 1), ""); err == nil {
 		t.Fatal("a closed hub accepted a watcher")
+	}
+}
+
+// A delete reaches watchers as deleted, value null; a stored envelope as
+// its value, version and writer.
+func TestChangeValue(t *testing.T) {
+	s := &Server{cfg: config{logger: slog.New(slog.DiscardHandler)}}
+	r := &processors.TableReader{}
+	if v := s.changeValue(r, change{key: "k"}); !v.Deleted || string(v.Value) != "null" || v.Key != "k" {
+		t.Fatalf("delete: %+v", v)
+	}
+	env := statestore.Envelope{Value: []byte(`{"n":2}`), Version: 7}
+	v := s.changeValue(r, change{key: "k", value: statestore.AppendEnvelope(nil, &env)})
+	if v.Deleted || string(v.Value) != `{"n":2}` || v.Version != 7 {
+		t.Fatalf("set: %+v", v)
 	}
 }

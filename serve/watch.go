@@ -25,7 +25,7 @@ const (
 	DefaultHeartbeat = 15 * time.Second
 	// watcherBuffer is how many changes a watcher may have unsent before
 	// it is dropped as too slow.
-	watcherBuffer = 256
+	watcherBuffer = 64
 	// streamWriteTimeout bounds each write of a stream: a client that
 	// stops reading is cut off after it.
 	streamWriteTimeout = 10 * time.Second
