@@ -209,6 +209,31 @@ func TestIntegrationWebPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+
+	// With a bearer token: the page asks for it, and follows the key
+	// through a fetch stream (EventSource cannot send the header).
+	ts, err := serve.New([]*processors.TableReader{p.TableReader()}, serve.WithToken("s3cret"), serve.WithTopology(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsrv := httptest.NewServer(ts.Handler())
+	t.Cleanup(tsrv.Close)
+	do(t, bctx, "open the page that needs a token",
+		chromedp.Navigate(tsrv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#token-form`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"),
+		chromedp.Click(chromedp.CSS(`#token-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tables tbody tr`)),
+		chromedp.SetValue(chromedp.CSS(`#table`), table),
+		chromedp.SendKeys(chromedp.CSS(`#key`), "alice"),
+		chromedp.Click(chromedp.CSS(`#lookup button[type=submit]`)),
+		poll(`document.getElementById('value').textContent.trim() === '4'`),
+		chromedp.WaitVisible(chromedp.CSS(`#live.on`)),
+	)
+	emit("alice")
+	do(t, bctx, "see alice change with a token",
+		poll(`document.getElementById('value').textContent.trim() === '5' && document.querySelectorAll('#lineage li.version').length === 5`))
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(pageErrors) > 0 {

@@ -312,7 +312,11 @@ async function load() {
   showError("");
   try {
     state.config = await (await fetch("/ui/config.json")).json();
-    if (state.config.token_required && !state.token) $("token-form").hidden = false;
+    if (state.config.token_required && !state.token) {
+      $("token-form").hidden = false;
+      $("token").focus();
+      return;
+    }
     await loadTables();
     try {
       drawTopology(await api("/topology"));
