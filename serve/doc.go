@@ -21,7 +21,8 @@
 // again. Streams are capped (WithMaxWatchers, 429 beyond), a client that
 // does not read is dropped, idle streams get a heartbeat comment every
 // 15 s, and a key watch ends with an event "unavailable" when the key's
-// partition leaves this instance. The path /tables/{table}/watch is the
+// partition leaves this instance. The subscription runs in a span
+// "watch <table>" (kind SERVER, child of an incoming traceparent). The path /tables/{table}/watch is the
 // watch endpoint: the value of a key named "watch" is read with a scan
 // (?prefix=watch&limit=1) and watched with ?key=watch.
 //

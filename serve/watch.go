@@ -10,7 +10,14 @@ import (
 	"time"
 
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// tracerName names the tracer of the spans this package starts itself.
+const tracerName = "github.com/weftstream/weft/serve"
 
 // Defaults of change notifications.
 const (
@@ -107,12 +114,21 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.watchers.Add(-1)
 	h := s.hubs[string(t.Group())]
+	// The subscription (not the stream, which lasts) runs in a span
+	// "watch <table>", child of the request's traceparent.
+	ctx := tracing.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	_, span := s.cfg.tracerProvider.Tracer(tracerName).Start(ctx, "watch "+string(t.Group()), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+			attribute.String("http.route", "/tables/{table}/watch"), tracing.AttrStateTable.String(t.Topic()),
+			attribute.String("weft.watch.match", wt.key), attribute.Bool("weft.watch.prefix", wt.prefix)))
 	replay, missed, head, err := h.subscribe(wt, lastID)
 	if err != nil {
+		span.End()
 		writeProblem(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	defer h.unsubscribe(wt)
+	span.SetAttributes(attribute.Int("weft.watch.replayed", len(replay)), attribute.Bool("weft.watch.missed", missed != nil))
 
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{}) // the server's ReadTimeout would end the stream
@@ -140,6 +156,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			writeEvent(w, "", h.id(c.seq), s.changeValue(t, c))
 		}
 	})
+	span.End()
 	beat := time.NewTicker(s.cfg.heartbeat)
 	defer beat.Stop()
 	for ok {

@@ -336,6 +336,28 @@ func TestIntegrationWatchCap(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	// The subscription runs in a span "watch <table>", child of the
+	// client's traceparent.
+	a.close()
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/tables/"+f.group+"/watch?key=k05", nil)
+	req.Header.Set("traceparent", "00-"+tid+"-00f067aa0ba902b7-01")
+	kafkaWait(t, func() bool {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	kafkaWait(t, func() bool {
+		for _, sp := range f.spans.Ended() {
+			if sp.Name() == "watch "+f.group && sp.SpanKind().String() == "server" && sp.Parent().TraceID().String() == tid {
+				return true
+			}
+		}
+		return false
+	})
 	for _, q := range []string{"", "?key=a&prefix=b"} {
 		if resp := f.get("/tables/"+f.group+"/watch"+q, nil, &p); resp.StatusCode != 400 {
 			t.Errorf("watch%s: %d, want 400", q, resp.StatusCode)
