@@ -254,7 +254,14 @@ function watch(table, key) {
     es.onmessage = (ev) => onChange(ev.data);
     es.addEventListener("missed", onMissed);
     es.addEventListener("unavailable", () => { setLive(false, "not served here"); es.close(); });
-    es.onerror = () => setLive(false, "reconnecting…");
+    es.onerror = () => {
+      setLive(false, "reconnecting…");
+      // A refusal (503 while the partition restores, 429) closes an
+      // EventSource for good: try again in a while, if still shown.
+      if (es.readyState === EventSource.CLOSED) {
+        setTimeout(() => { if (state.watch === es) watch(table, key); }, 3000);
+      }
+    };
     state.watch = es;
     return;
   }
