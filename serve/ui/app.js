@@ -67,7 +67,7 @@ function traceLink(tp) {
 
 // ---- topology graph: a layered layout, left to right ----
 
-const palette = ["#0b5cad", "#8250df", "#1a7f37", "#bc4c00", "#cf222e", "#1b7c83", "#6e7781"];
+const palette = ["#0b5cad", "#8250df", "#1a7f37", "#bc4c00", "#cf222e", "#1b7c83", "#9a6700", "#bf3989", "#4d2d00", "#0550ae"];
 
 function drawTopology(d) {
   const box = $("topology");
@@ -194,6 +194,7 @@ function renderValue(v) {
 function renderLineage(versions) {
   const ol = $("lineage");
   ol.replaceChildren();
+  if (!versions.length) ol.append(el("li", { class: "muted" }, "no versions recorded"));
   for (const v of versions) {
     const li = el("li", { class: "version", "data-version": String(v.version) });
     li.append(el("div", { class: "head" }, `version ${v.version}`), el("div", {}, "event time ", el("time", {}, v.event_time || "none")),
