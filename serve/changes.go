@@ -47,14 +47,14 @@ type hub struct {
 	ring     []change // circular, capacity fixed
 	head     int      // index of the oldest change in ring
 	n        int      // changes in ring
-	keys     map[string][]*watcher
-	prefixes []*watcher
+	keys     map[string][]*watcher // key watchers by key
+	prefixes map[string][]*watcher // prefix watchers by prefix
 	closed   bool
 }
 
 func newHub(size int) *hub {
 	return &hub{epoch: strconv.FormatInt(time.Now().UnixNano(), 36), next: 1,
-		ring: make([]change, size), keys: map[string][]*watcher{}}
+		ring: make([]change, size), keys: map[string][]*watcher{}, prefixes: map[string][]*watcher{}}
 }
 
 // id is the SSE id of seq.
@@ -81,9 +81,21 @@ func (h *hub) publish(partition int32, key string, value []byte) {
 	for _, w := range h.keys[key] {
 		slow = send(slow, w, c)
 	}
-	for _, w := range h.prefixes {
-		if strings.HasPrefix(key, w.key) {
-			slow = send(slow, w, c)
+	// The prefix watchers of key: look up key's prefixes or scan the
+	// prefixes watched, whichever is fewer (min(len(key)+1, prefixes)).
+	if len(h.prefixes) <= len(key)+1 {
+		for p, ws := range h.prefixes {
+			if strings.HasPrefix(key, p) {
+				for _, w := range ws {
+					slow = send(slow, w, c)
+				}
+			}
+		}
+	} else {
+		for i := 0; i <= len(key); i++ {
+			for _, w := range h.prefixes[key[:i]] {
+				slow = send(slow, w, c)
+			}
 		}
 	}
 	for _, w := range slow {
@@ -139,11 +151,11 @@ func (h *hub) subscribe(w *watcher, lastID string) (replay []change, missed *gap
 			}
 		}
 	}
+	m := h.keys
 	if w.prefix {
-		h.prefixes = append(h.prefixes, w)
-	} else {
-		h.keys[w.key] = append(h.keys[w.key], w)
+		m = h.prefixes
 	}
+	m[w.key] = append(m[w.key], w)
 	return replay, missed, h.id(h.next - 1), nil
 }
 
@@ -162,16 +174,15 @@ func (h *hub) removeLocked(w *watcher) bool {
 		}
 		return slices.Delete(ws, i, i+1), true
 	}
-	var ok bool
+	m := h.keys
 	if w.prefix {
-		h.prefixes, ok = del(h.prefixes)
-		return ok
+		m = h.prefixes
 	}
-	ws, ok := del(h.keys[w.key])
+	ws, ok := del(m[w.key])
 	if len(ws) == 0 {
-		delete(h.keys, w.key)
+		delete(m, w.key)
 	} else {
-		h.keys[w.key] = ws
+		m[w.key] = ws
 	}
 	return ok
 }
@@ -188,13 +199,12 @@ func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for _, ws := range h.keys {
-		for _, w := range slices.Clone(ws) {
-			h.dropLocked(w, "the server is shutting down")
+	for _, m := range []map[string][]*watcher{h.keys, h.prefixes} {
+		for _, ws := range m {
+			for _, w := range slices.Clone(ws) {
+				h.dropLocked(w, "the server is shutting down")
+			}
 		}
-	}
-	for _, w := range slices.Clone(h.prefixes) {
-		h.dropLocked(w, "the server is shutting down")
 	}
 }
 

@@ -84,3 +84,45 @@ func TestChangeValue(t *testing.T) {
 		t.Fatalf("set: %+v", v)
 	}
 }
+
+// BenchmarkHubPublish: the cost a table write pays (under its store's
+// lock) for change notifications, with idle watchers of other keys.
+func BenchmarkHubPublish(b *testing.B) {
+	for _, n := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("keyWatchers=%d,prefixWatchers=%d", n, n), func(b *testing.B) {
+			h := newHub(DefaultChangeBuffer)
+			for i := range n {
+				_, _, _, _ = h.subscribe(newTestWatcher(fmt.Sprintf("other-%d", i), false, 1), "")
+				_, _, _, _ = h.subscribe(newTestWatcher(fmt.Sprintf("other-%d", i), true, 1), "")
+			}
+			v := make([]byte, 100)
+			b.ReportAllocs()
+			for b.Loop() {
+				h.publish(0, "acc-0001", v)
+			}
+		})
+	}
+}
+
+// Prefix watchers get the changes of the keys they prefix, whether the
+// hub scans the prefixes watched (few) or looks up the key's (many).
+func TestHubPrefixMatching(t *testing.T) {
+	for _, prefixes := range [][]string{{"", "b"}, {"", "a", "ab", "abc", "x", "y", "z", "q", "r", "b"}} {
+		h := newHub(4)
+		ws := map[string]*watcher{}
+		for _, p := range prefixes {
+			ws[p] = newTestWatcher(p, true, 4)
+			_, _, _, _ = h.subscribe(ws[p], "")
+		}
+		h.publish(0, "ab", []byte("v"))
+		for p, w := range ws {
+			want := 0
+			if p == "" || p == "a" || p == "ab" {
+				want = 1
+			}
+			if len(w.ch) != want {
+				t.Errorf("%d prefixes watched: watcher of %q got %d changes of ab, want %d", len(prefixes), p, len(w.ch), want)
+			}
+		}
+	}
+}
