@@ -43,10 +43,10 @@ type hub struct {
 	epoch string
 
 	mu       sync.Mutex
-	next     uint64   // seq of the next change; seqs start at 1
-	ring     []change // circular, capacity fixed
-	head     int      // index of the oldest change in ring
-	n        int      // changes in ring
+	next     uint64                // seq of the next change; seqs start at 1
+	ring     []change              // circular, capacity fixed
+	head     int                   // index of the oldest change in ring
+	n        int                   // changes in ring
 	keys     map[string][]*watcher // key watchers by key
 	prefixes map[string][]*watcher // prefix watchers by prefix
 	closed   bool
