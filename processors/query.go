@@ -214,3 +214,20 @@ func decodeEnvelope(data []byte) (statestore.Envelope, error) {
 	}
 	return env, err
 }
+
+// Watch calls fn for every write to the table on this instance once the
+// changelog has acknowledged it, in the order of each partition's writes:
+// key and the stored bytes (decode them with Decode), nil for a delete.
+// fn runs while the partition's store is locked: it must not block or read
+// the table, and must copy value to keep it. Stop removes fn.
+func (r *TableReader) Watch(fn func(partition int32, key string, value []byte)) (stop func()) {
+	topic := r.topic
+	return r.builder.AddCommitHook(func(t string, partition int32, key string, value []byte) {
+		if t == topic {
+			fn(partition, key, value)
+		}
+	})
+}
+
+// Decode decodes stored bytes, as Watch passes them, into an envelope.
+func (r *TableReader) Decode(value []byte) (statestore.Envelope, error) { return decodeEnvelope(value) }

@@ -7,7 +7,24 @@
 //	GET /tables/{table}/{key}?as_of=<v|time>    the value at a version or an RFC 3339 event time
 //	GET /tables/{table}/{key}/lineage           the recorded versions, newest first
 //	GET /tables/{table}?prefix=&from=&limit=    keys in order, paginated with a cursor
+//	GET /tables/{table}/watch?key=|prefix=      changes as server-sent events, resumable (Last-Event-ID)
+//	GET /topology                               the running topology (topology.DescribeJSON)
+//	GET /                                       the web page: topology graph, tables, key lookup, lineage
 //	GET /healthz, GET /readyz                   liveness, and readiness (every table restored)
+//
+// Watch streams carry one event per change the changelog has
+// acknowledged (data: a Value; a delete has "deleted": true and value
+// null), each with an id "<epoch>-<seq>". A client that reconnects with
+// Last-Event-ID gets the changes it missed from a bounded per-table
+// buffer (WithChangeBuffer), or an event "missed" when the buffer no
+// longer holds them (or the server restarted): it should read the value
+// again. Streams are capped (WithMaxWatchers, 429 beyond), a client that
+// does not read is dropped, idle streams get a heartbeat comment every
+// 15 s, and a key watch ends with an event "unavailable" when the key's
+// partition leaves this instance. The subscription runs in a span
+// "watch <table>" (kind SERVER, child of an incoming traceparent). The path /tables/{table}/watch is the
+// watch endpoint: the value of a key named "watch" is read with a scan
+// (?prefix=watch&limit=1) and watched with ?key=watch.
 //
 // {table} is a processor group (bank-balances) or its table topic
 // (bank-balances-table). Every table request runs in a span "query

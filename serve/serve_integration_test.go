@@ -33,6 +33,9 @@ type fixture struct {
 	input  string
 	group  string
 	counts map[string]int // the independent fold of what was produced
+	k      kafkaclient.Config
+	tp     *sdktrace.TracerProvider
+	server *serve.Server
 }
 
 func newFixture(t *testing.T, opts ...serve.Option) *fixture {
@@ -41,7 +44,8 @@ func newFixture(t *testing.T, opts ...serve.Option) *fixture {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(spans))
 	brokers := kafkatest.Brokers(t)
 	k := kafkaclient.Config{Brokers: brokers, Partitions: 4}
-	f := &fixture{t: t, spans: spans, input: kafkatest.Topic(t, "serve-in"), group: kafkatest.Group(t, "serve"), counts: map[string]int{}}
+	f := &fixture{t: t, spans: spans, input: kafkatest.Topic(t, "serve-in"), group: kafkatest.Group(t, "serve"), counts: map[string]int{},
+		k: k, tp: tp}
 	kafkatest.CreateTopic(t, brokers, f.input, 4)
 	f.rt = processors.NewRuntime(processors.WithTracerProvider(tp))
 	g := processors.DefineGroup(f.rt, goka.Group(f.group),
@@ -73,6 +77,7 @@ func newFixture(t *testing.T, opts ...serve.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.server = s
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 

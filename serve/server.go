@@ -12,9 +12,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -27,6 +29,11 @@ type Server struct {
 	tables map[string]*processors.TableReader // by group name and by table topic
 	names  []string                           // group names, sorted
 	mux    *http.ServeMux
+	// hubs hold the recent changes of each table for watchers, by group.
+	hubs     map[string]*hub
+	stops    []func() // remove the hubs' hooks
+	watchers atomic.Int64
+	topology []byte // GET /topology, nil without WithTopology
 }
 
 // Option configures New.
@@ -39,6 +46,13 @@ type config struct {
 	ready          func() error
 	maxKeyBytes    int
 	maxLimit       int
+	maxWatchers    int
+	changeBuffer   int
+	heartbeat      time.Duration
+	// Timeouts of Run's http.Server.
+	readTimeout, writeTimeout time.Duration
+	topology                  *topology.Compiled
+	traceURL                  string
 }
 
 // WithLogger sets the logger (default: discard).
@@ -83,11 +97,13 @@ const (
 // tables (see processors.Processor.TableReader).
 func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 	cfg := config{logger: slog.New(slog.DiscardHandler), tracerProvider: tracing.Unexported(),
-		maxKeyBytes: DefaultMaxKeyBytes, maxLimit: MaxScanLimit}
+		maxKeyBytes: DefaultMaxKeyBytes, maxLimit: MaxScanLimit,
+		maxWatchers: DefaultMaxWatchers, changeBuffer: DefaultChangeBuffer, heartbeat: DefaultHeartbeat,
+		readTimeout: 10 * time.Second, writeTimeout: 30 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{cfg: cfg, tables: map[string]*processors.TableReader{}, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, tables: map[string]*processors.TableReader{}, mux: http.NewServeMux(), hubs: map[string]*hub{}}
 	for _, t := range tables {
 		if t == nil {
 			continue
@@ -98,8 +114,17 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 		}
 		s.tables[name], s.tables[t.Topic()] = t, t
 		s.names = append(s.names, name)
+		h := newHub(cfg.changeBuffer)
+		s.hubs[name] = h
+		s.stops = append(s.stops, t.Watch(h.publish))
 	}
 	slices.Sort(s.names)
+	if err := CheckTraceURLTemplate(cfg.traceURL); err != nil {
+		return nil, fmt.Errorf("serve: trace URL template: %w", err)
+	}
+	if err := s.describeTopology(); err != nil {
+		return nil, err
+	}
 	if s.cfg.ready == nil {
 		s.cfg.ready = s.restored
 	}
@@ -120,9 +145,14 @@ func (s *Server) routes() {
 		)
 	}
 	s.mux.Handle("GET /tables/{table}/{key}", traced("/tables/{table}/{key}", s.getValue))
+	// More specific than /tables/{table}/{key}: a key named "watch" is
+	// read by a scan (?prefix=watch) and watched with ?key=watch.
+	s.mux.Handle("GET /tables/{table}/watch", s.auth(s.watch))
 	s.mux.Handle("GET /tables/{table}/{key}/lineage", traced("/tables/{table}/{key}/lineage", s.getLineage))
 	s.mux.Handle("GET /tables/{table}", traced("/tables/{table}", s.scan))
 	s.mux.Handle("GET /tables", s.auth(s.listTables))
+	s.mux.Handle("GET /topology", s.auth(s.getTopology))
+	s.uiRoutes()
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -177,13 +207,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsConfig *tls.Config
 	hs := &http.Server{
 		Handler:           http.MaxBytesHandler(s.mux, 1<<20),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		ReadTimeout:       s.cfg.readTimeout,
+		WriteTimeout:      s.cfg.writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.cfg.logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Watch streams never turn idle: end them when shutting down.
+	hs.RegisterOnShutdown(s.Close)
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -203,6 +235,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsConfig *tls.Config
 		return fmt.Errorf("query API: %w", err)
 	}
 	return nil
+}
+
+// Close ends the watch streams, refuses new ones and stops recording
+// changes. The other endpoints keep answering.
+func (s *Server) Close() {
+	for _, stop := range s.stops {
+		stop()
+	}
+	for _, h := range s.hubs {
+		h.close()
+	}
 }
 
 // TLSConfig loads a certificate and key for Run.

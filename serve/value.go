@@ -16,9 +16,11 @@ type Value struct {
 	Value     json.RawMessage `json:"value"`
 	ValueText string          `json:"value_text,omitempty"` // a value that is not JSON, as text (value is null then)
 	Version   uint64          `json:"version"`
-	EventTime *time.Time      `json:"event_time,omitempty"`
-	Writer    string          `json:"writer_traceparent,omitempty"`
-	Sources   []Source        `json:"sources,omitempty"`
+	// Deleted marks a deletion in a watch stream (value is null then).
+	Deleted   bool       `json:"deleted,omitempty"`
+	EventTime *time.Time `json:"event_time,omitempty"`
+	Writer    string     `json:"writer_traceparent,omitempty"`
+	Sources   []Source   `json:"sources,omitempty"`
 	// Contributors are the spans a coalesced version was made of.
 	Contributors []string `json:"contributors,omitempty"`
 	// ContributorsDropped counts contributors beyond the recorded bound.

@@ -37,6 +37,7 @@ func (b *Builder) Build(topic string, partition int32) (storage.Storage, error) 
 	}
 	dir := filepath.Join(b.dir, topic, strconv.Itoa(int(partition)))
 	st := newStore(dir, b.opts, b.cache)
+	st.topic, st.partition = topic, partition
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.stores[topic] == nil {

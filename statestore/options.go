@@ -29,6 +29,7 @@ type options struct {
 	lineageValues      bool
 	fs                 vfs.FS
 	logger             *slog.Logger
+	commitHooks        *commitHooks // shared by the stores of a Builder
 }
 
 func defaultOptions() options {
@@ -42,6 +43,7 @@ func defaultOptions() options {
 		lineageValues:      true,
 		fs:                 vfs.Default,
 		logger:             slog.New(slog.DiscardHandler),
+		commitHooks:        new(commitHooks),
 	}
 }
 

@@ -45,9 +45,12 @@ type overlayEntry struct {
 // partition processor writes while producer callbacks acknowledge and views
 // read from other goroutines.
 type Store struct {
-	dir   string
-	opts  options
-	cache *pebbleCache
+	dir string
+	// topic and partition the Builder built the store for (for CommitHook).
+	topic     string
+	partition int32
+	opts      options
+	cache     *pebbleCache
 
 	mu         sync.Mutex
 	db         *pebble.DB
@@ -340,7 +343,9 @@ func (s *Store) SetOffset(offset int64) error {
 	if offset < 0 || (s.offsetKnown && offset <= s.offset) {
 		return nil // not an offset, or a late or repeated acknowledgement
 	}
-	s.acked += s.acknowledgedWrites(offset)
+	n := s.acknowledgedWrites(offset)
+	s.notifyAcked(n)
+	s.acked += n
 	s.offset, s.offsetKnown = offset, true
 	if s.acked >= s.opts.commitEvery {
 		return s.commitAckedLocked()

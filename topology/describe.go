@@ -2,6 +2,7 @@ package topology
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,7 @@ import (
 
 // DescribeFormats are the formats Describe writes, in the order they are
 // listed in errors and help texts.
-var DescribeFormats = []string{"text", "mermaid", "dot"}
+var DescribeFormats = []string{"text", "mermaid", "dot", "json"}
 
 // Describe writes the compiled topology c to w in format:
 //
@@ -24,7 +25,8 @@ var DescribeFormats = []string{"text", "mermaid", "dot"}
 //     writes (inputs, outputs, repartition and table topics, dead-letter
 //     topics) and its state stores with their changelog topics;
 //   - "mermaid": a Mermaid flowchart, one subgraph per group;
-//   - "dot": a Graphviz digraph, one cluster per group.
+//   - "dot": a Graphviz digraph, one cluster per group;
+//   - "json": the Description (see DescribeJSON), indented.
 //
 // A group lists the nodes it runs: a stateless node that several groups
 // run (e.g. a filter before a count that reads its source directly, and
@@ -50,6 +52,12 @@ func Describe(w io.Writer, c *Compiled, format string) error {
 		d.mermaid(bw)
 	case "dot":
 		d.dot(bw)
+	case "json":
+		enc := json.NewEncoder(bw)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(d.json()); err != nil {
+			return fmt.Errorf("describe: %w", err)
+		}
 	}
 	return bw.Flush()
 }
@@ -538,4 +546,151 @@ func (d *description) dot(w io.Writer) {
 		fmt.Fprintf(w, "  %s -> %s%s;\n", e.from, e.to, attrs)
 	}
 	fmt.Fprintln(w, "}")
+}
+
+// Description is the JSON form of Describe (format "json"): the groups
+// with their nodes, the topics, the state stores, and the diagram the
+// other formats draw as nodes and edges.
+type Description struct {
+	App     string             `json:"app"`
+	Groups  []DescribedGroup   `json:"groups"`
+	Topics  []DescribedTopic   `json:"topics"`
+	Stores  []DescribedStore   `json:"stores"`
+	Diagram DescriptionDiagram `json:"diagram"`
+}
+
+// DescribedGroup is a sub-topology: one goka group.
+type DescribedGroup struct {
+	Index int             `json:"index"`
+	Name  string          `json:"name"`
+	Table string          `json:"table,omitempty"` // the group's table topic, if stateful
+	Nodes []DescribedNode `json:"nodes"`
+}
+
+// DescribedNode is a node of a group, in the order the group runs them.
+type DescribedNode struct {
+	ID       string   `json:"id"` // as in Diagram
+	Name     string   `json:"name"`
+	Kind     string   `json:"kind"` // source, sink, filter, count, ...
+	Role     string   `json:"role"` // source, processor or sink
+	Topic    string   `json:"topic,omitempty"`
+	Stores   []string `json:"stores,omitempty"`
+	Table    string   `json:"table,omitempty"` // the table a stateful node writes
+	Lookups  []string `json:"lookups,omitempty"`
+	Children []string `json:"children,omitempty"` // ids
+	Parents  []string `json:"parents,omitempty"`  // ids
+}
+
+// DescribedTopic is a topic the topology reads or writes.
+type DescribedTopic struct {
+	Name    string   `json:"name"`
+	Roles   []string `json:"roles"`
+	Writers []string `json:"writers,omitempty"` // groups
+	Readers []string `json:"readers,omitempty"`
+}
+
+// DescribedStore is a state store and its changelog topic.
+type DescribedStore struct {
+	Name      string   `json:"name"`
+	Owner     string   `json:"owner,omitempty"` // "<kind> <node>" that writes it; empty: an external table
+	Writers   []string `json:"writers,omitempty"`
+	Readers   []string `json:"readers,omitempty"`
+	Changelog string   `json:"changelog"`
+}
+
+// DescriptionDiagram is the graph the diagrams draw: topics, stores and
+// group nodes, and the edges between them.
+type DescriptionDiagram struct {
+	Nodes []DiagramNode `json:"nodes"`
+	Edges []DiagramEdge `json:"edges"`
+}
+
+// DiagramNode is a node of the diagram.
+type DiagramNode struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+	Type  string `json:"type"`            // topic, store or node
+	Group *int   `json:"group,omitempty"` // index of the group of a node (and of a group's own store)
+}
+
+// DiagramEdge is an edge of the diagram: kind flow (data), lookup (a
+// store a join reads) or table (a stateful node and its store).
+type DiagramEdge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Kind string `json:"kind"`
+}
+
+// DescribeJSON returns the description of the compiled topology c (what
+// Describe writes as "json").
+func DescribeJSON(c *Compiled) (*Description, error) {
+	if c == nil || c.Topology == nil {
+		return nil, errors.New("describe: no compiled topology")
+	}
+	d, err := describe(c)
+	if err != nil {
+		return nil, err
+	}
+	return d.json(), nil
+}
+
+func (d *description) json() *Description {
+	topicID := func(t string) string { return "topic/" + t }
+	storeID := func(s string) string { return "store/" + s }
+	nodeID := func(g *descGroup, i int) string { return fmt.Sprintf("g%d/%s", g.index, g.nodes[i].name) }
+	out := &Description{App: d.app, Groups: []DescribedGroup{}, Topics: []DescribedTopic{}, Stores: []DescribedStore{},
+		Diagram: DescriptionDiagram{Nodes: []DiagramNode{}, Edges: []DiagramEdge{}}}
+	roles := [...]string{roleSource: "source", roleProcessor: "processor", roleSink: "sink"}
+	for _, g := range d.groups {
+		index := map[*descNode]int{}
+		for i, n := range g.nodes {
+			index[n] = i
+		}
+		ids := func(ns []*descNode) []string {
+			var out []string
+			for _, n := range ns {
+				out = append(out, nodeID(g, index[n]))
+			}
+			return out
+		}
+		dg := DescribedGroup{Index: g.index, Name: g.name, Table: g.store}
+		for i, n := range g.nodes {
+			dg.Nodes = append(dg.Nodes, DescribedNode{ID: nodeID(g, i), Name: n.name, Kind: n.kind, Role: roles[n.role],
+				Topic: n.topic, Stores: n.stores, Table: n.own, Lookups: n.lookups, Children: ids(n.children), Parents: ids(n.parents)})
+			gi := g.index
+			out.Diagram.Nodes = append(out.Diagram.Nodes, DiagramNode{ID: nodeID(g, i), Label: n.label(), Type: "node", Group: &gi})
+		}
+		if g.store != "" {
+			gi := g.index
+			out.Diagram.Nodes = append(out.Diagram.Nodes, DiagramNode{ID: storeID(g.store), Label: g.store, Type: "store", Group: &gi})
+		}
+		out.Groups = append(out.Groups, dg)
+	}
+	for _, t := range d.diagramTopics() {
+		out.Diagram.Nodes = append(out.Diagram.Nodes, DiagramNode{ID: topicID(t), Label: t, Type: "topic"})
+	}
+	for _, s := range d.externalStores() {
+		out.Diagram.Nodes = append(out.Diagram.Nodes, DiagramNode{ID: storeID(s), Label: s, Type: "store"})
+	}
+	kinds := [...]string{edgeFlow: "flow", edgeLookup: "lookup", edgeTable: "table"}
+	for _, e := range d.edges(topicID, storeID, nodeID) {
+		out.Diagram.Edges = append(out.Diagram.Edges, DiagramEdge{From: e.from, To: e.to, Kind: kinds[e.kind]})
+	}
+	for _, t := range d.topics {
+		dt := DescribedTopic{Name: t.name, Writers: sortedKeys(t.writers), Readers: sortedKeys(t.readers), Roles: []string{}}
+		for _, r := range topicRoles {
+			if t.roles[r] {
+				dt.Roles = append(dt.Roles, r)
+			}
+		}
+		out.Topics = append(out.Topics, dt)
+	}
+	for _, s := range d.stores {
+		ds := DescribedStore{Name: s.name, Writers: sortedKeys(s.writers), Readers: sortedKeys(s.readers), Changelog: s.name}
+		if s.owner != nil {
+			ds.Owner = fmt.Sprintf("%s %s", s.owner.Kind, s.owner.Name)
+		}
+		out.Stores = append(out.Stores, ds)
+	}
+	return out
 }

@@ -218,6 +218,7 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	log.Info("topology running", "file", f.Name, "app", f.App, "groups", len(procs))
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	rf.api.topology = compiled
 	waitAPI, err := rf.api.start(ctx, log, tp, procs...)
 	if err != nil {
 		return err

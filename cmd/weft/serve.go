@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve"
+	"github.com/weftstream/weft/topology"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -26,7 +27,11 @@ type queryAPIFlags struct {
 	tokenFile string
 	certFile  string
 	keyFile   string
+	traceURL  string
 	changed   bool // --http-addr was set (an address in use is then an error)
+	// topology is the compiled topology the processors run, for GET
+	// /topology (nil for the built-in projection).
+	topology *topology.Compiled
 }
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
@@ -35,6 +40,7 @@ func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&q.tokenFile, "http-token-file", "", "file holding the bearer token the query API requires")
 	fs.StringVar(&q.certFile, "http-tls-cert", "", "TLS certificate file: serve the query API over HTTPS")
 	fs.StringVar(&q.keyFile, "http-tls-key", "", "TLS key file, with --http-tls-cert")
+	fs.StringVar(&q.traceURL, "trace-url-template", "", "link of a trace in your tracing UI, for the web page, e.g. http://localhost:16686/trace/{trace_id}")
 }
 
 // check validates the flags before anything starts.
@@ -49,6 +55,9 @@ func (q *queryAPIFlags) check() error {
 	}
 	if (q.certFile == "") != (q.keyFile == "") {
 		return &usageError{errors.New("--http-tls-cert and --http-tls-key go together")}
+	}
+	if err := serve.CheckTraceURLTemplate(q.traceURL); err != nil {
+		return &usageError{fmt.Errorf("--trace-url-template: %w", err)}
 	}
 	return nil
 }
@@ -80,7 +89,8 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 			readers = append(readers, r)
 		}
 	}
-	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token))
+	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
+		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL))
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +111,8 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 	if tc != nil {
 		scheme = "https"
 	}
-	log.Info("query API serving", "url", fmt.Sprintf("%s://%s/tables", scheme, ln.Addr()), "auth", token != "")
+	log.Info("query API serving", "url", fmt.Sprintf("%s://%s/tables", scheme, ln.Addr()),
+		"page", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "auth", token != "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
