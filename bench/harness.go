@@ -21,6 +21,7 @@ import (
 
 	"github.com/weftstream/weft/broker"
 	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/topology"
 )
 
 // Engines and workloads.
@@ -289,18 +290,9 @@ func (h *harness) runOne(ctx context.Context, workload, e, input string, events 
 		App:      fmt.Sprintf("bench-%s-%s-%s-r%d", workload, e, h.runID, rep+1),
 		StateDir: stateDir, BankYAML: filepath.Join(h.cfg.testdata, "cqrs", "bank.yaml"), Timeout: h.cfg.timeout.String(),
 	}
-	if e == engineGoka {
-		// goka creates its table topic and at once asks for its oldest
-		// offsets; on Apache Kafka the partitions may have no leader yet
-		// ("not the leader ... metadata is out of date") and Run fails.
-		// A deployed goka application finds its table topic in place, so
-		// it is created beforehand, as goka's topic manager would create it.
-		compact := "compact"
-		table := string(goka.GroupTable(goka.Group(spec.App)))
-		if err := createTopic(ctx, h.brokers, table, int32(h.cfg.partitions), map[string]*string{"cleanup.policy": &compact}); err != nil {
-			row.Error = err.Error()
-			return row
-		}
+	if err := h.precreateTable(ctx, spec); err != nil {
+		row.Error = err.Error()
+		return row
 	}
 	var cmd *exec.Cmd
 	if e == engineKStreams {
@@ -342,6 +334,38 @@ func (h *harness) runOne(ctx context.Context, workload, e, input string, events 
 		row.Verified = true
 	}
 	return row
+}
+
+// precreateTable creates the table topic of a goka-based engine (goka,
+// weft) before it starts. goka's processor (weft's too, being built on it)
+// creates a missing table topic and at once asks for its oldest offsets; on
+// Apache Kafka the new partitions may have no leader yet ("Tried to send a
+// message to a replica that is not the leader") and Run fails. A deployed
+// application finds its table topic in place, so it is created beforehand,
+// compacted and co-partitioned with the input, as goka would create it.
+func (h *harness) precreateTable(ctx context.Context, spec childSpec) error {
+	var table string
+	switch spec.Engine {
+	case engineGoka:
+		table = string(goka.GroupTable(goka.Group(spec.App)))
+	case engineWeft, engineWeft1, engineWeft100:
+		top, err := weftTopology(spec)
+		if err != nil {
+			return err
+		}
+		c, err := topology.Compile(top)
+		if err != nil {
+			return fmt.Errorf("compile the weft topology: %w", err)
+		}
+		if len(c.Groups) != 1 || c.Groups[0].Table == "" {
+			return fmt.Errorf("weft: want one group with a table, got:\n%s", c)
+		}
+		table = c.Groups[0].Table
+	default:
+		return nil
+	}
+	compact := "compact"
+	return createTopic(ctx, h.brokers, table, int32(h.cfg.partitions), map[string]*string{"cleanup.policy": &compact})
 }
 
 func (h *harness) brokerKind() string {
