@@ -376,7 +376,7 @@ func (h *harness) brokerKind() string {
 }
 
 // createTopic creates topic with partitions partitions and one replica and
-// waits until every partition has a leader.
+// waits until every partition answers.
 func createTopic(ctx context.Context, brokers []string, topic string, partitions int32, configs map[string]*string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -389,17 +389,16 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 	if _, err := adm.CreateTopic(ctx, partitions, 1, configs, topic); err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
+	// Ready when every partition answers a ListOffsets request (what
+	// goka's processor asks first): a partition whose leader is in the
+	// metadata may still answer "not the leader" for a moment.
 	for {
-		md, err := adm.Metadata(ctx, topic)
-		if err == nil {
-			if t, ok := md.Topics[topic]; ok && t.Err == nil && len(t.Partitions) == int(partitions) {
-				ready := true
-				for _, p := range t.Partitions {
-					ready = ready && p.Leader >= 0 && p.Err == nil
-				}
-				if ready {
-					return nil
-				}
+		offs, err := adm.ListStartOffsets(ctx, topic)
+		if err == nil && offs.Error() == nil {
+			n := 0
+			offs.Each(func(kadm.ListedOffset) { n++ })
+			if n == int(partitions) {
+				return nil
 			}
 		}
 		select {
