@@ -10,5 +10,5 @@ import (
 // processCPU is not measured on this platform; CPU metrics read 0.
 func processCPU() time.Duration { return 0 }
 
-// childUsage is not measured on this platform; CPU and RSS read 0.
-func childUsage(*os.ProcessState) (time.Duration, int64) { return 0, 0 }
+// childCPU is not measured on this platform; CPU reads 0.
+func childCPU(*os.ProcessState) time.Duration { return 0 }

@@ -19,13 +19,14 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// childUsage returns the CPU time (user + system, all its threads) and the
-// peak resident set size in bytes of an exited child process.
-func childUsage(ps *os.ProcessState) (cpu time.Duration, maxRSS int64) {
+// childCPU returns the CPU time (user + system, all its threads) of an
+// exited child process. (Its ru_maxrss is no peak RSS of its own: Linux
+// hands a process that execs the high-water mark of the memory it had
+// before, which for a child started with vfork is the parent's.)
+func childCPU(ps *os.ProcessState) time.Duration {
 	ru, ok := ps.SysUsage().(*syscall.Rusage)
 	if !ok || ru == nil {
-		return 0, 0
+		return 0
 	}
-	// Linux reports ru_maxrss in KiB.
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss * 1024
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

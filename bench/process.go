@@ -15,7 +15,7 @@ import (
 type procRun struct {
 	wall   time.Duration // start of the process to its exit
 	cpu    time.Duration // its user + system CPU time, all threads
-	maxRSS int64         // its peak resident set size, bytes
+	maxRSS int64         // its peak resident set size, bytes (as it reported it)
 	result childResult   // its last JSON line on stdout
 }
 
@@ -43,7 +43,7 @@ func runProcess(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) (proc
 		err = fmt.Errorf("killed after %v", timeout)
 	}
 	run := procRun{wall: time.Since(start)}
-	run.cpu, run.maxRSS = childUsage(cmd.ProcessState)
+	run.cpu = childCPU(cmd.ProcessState)
 	line := lastJSONLine(stdout.Bytes())
 	if line == nil {
 		return run, fmt.Errorf("no result line on stdout (%v)%s", err, tail(stderr.Bytes()))
@@ -51,6 +51,7 @@ func runProcess(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) (proc
 	if jerr := json.Unmarshal(line, &run.result); jerr != nil {
 		return run, fmt.Errorf("result line %q: %w", line, jerr)
 	}
+	run.maxRSS = run.result.PeakRSS
 	if run.result.Error != "" {
 		return run, fmt.Errorf("%s%s", run.result.Error, tail(stderr.Bytes()))
 	}

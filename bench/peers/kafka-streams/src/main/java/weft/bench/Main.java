@@ -44,6 +44,23 @@ import org.apache.kafka.streams.state.KeyValueStore;
 public final class Main {
   private Main() {}
 
+  /** VmHWM of /proc/self/status in bytes: this process's peak RSS; 0 without /proc. */
+  static long peakRss() {
+    try {
+      for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+        if (line.startsWith("VmHWM:")) {
+          String[] f = line.substring(6).trim().split("\\s+");
+          if (f.length == 2 && f[1].equals("kB")) {
+            return Long.parseLong(f[0]) * 1024;
+          }
+        }
+      }
+    } catch (java.io.IOException | NumberFormatException e) {
+      return 0;
+    }
+    return 0;
+  }
+
   public static void main(String[] args) throws Exception {
     if (args.length != 6) {
       System.err.println("usage: java -jar weft-bench-kafka-streams.jar count|bank BOOTSTRAP APP INPUT EVENTS STATE_DIR");
@@ -111,6 +128,7 @@ public final class Main {
     out.put("run_ns", allSeen - start);
     out.put("stop_ns", end - allSeen);
     out.put("jvm_cpu_ns", cpu);
+    out.put("peak_rss_bytes", peakRss());
     if (failure.get() != null) {
       out.put("error", String.valueOf(failure.get()));
     }
