@@ -19,28 +19,29 @@ const kstreamsJar = "target/weft-bench-kafka-streams.jar"
 var kstreamsStore = map[string]string{workloadCount: "counts", workloadBank: "balances"}
 
 // buildKStreams builds the Kafka Streams peer in dir with Maven unless its
-// jar is newer than its pom and sources, and returns the jar's path. It
-// fails with the reason when Java or Maven is missing.
-func buildKStreams(ctx context.Context, dir string) (string, error) {
+// jar is newer than its pom and sources, and returns the jar's path. When
+// Java or Maven is missing it returns why the peer cannot run (skip); a
+// failed build is an error.
+func buildKStreams(ctx context.Context, dir string) (jar, skip string, err error) {
 	if _, err := exec.LookPath("java"); err != nil {
-		return "", fmt.Errorf("java is not installed (Java 17+ is needed)")
+		return "", "java is not installed (Java 17+ is needed)", nil
 	}
-	jar := filepath.Join(dir, kstreamsJar)
+	jar = filepath.Join(dir, kstreamsJar)
 	if fresh(jar, dir) {
-		return jar, nil
+		return jar, "", nil
 	}
 	if _, err := exec.LookPath("mvn"); err != nil {
-		return "", fmt.Errorf("mvn is not installed and %s is not built", jar)
+		return "", fmt.Sprintf("mvn is not installed and %s is not built", jar), nil
 	}
 	cmd := exec.CommandContext(ctx, "mvn", "-q", "-B", "-Dstyle.color=never", "-f", filepath.Join(dir, "pom.xml"), "package")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("mvn package in %s: %w%s", dir, err, tail(out))
+		return "", "", fmt.Errorf("build the Kafka Streams peer: mvn package in %s: %w%s", dir, err, tail(out))
 	}
 	if _, err := os.Stat(jar); err != nil {
-		return "", fmt.Errorf("mvn package in %s built no %s", dir, kstreamsJar)
+		return "", "", fmt.Errorf("build the Kafka Streams peer: mvn package in %s built no %s", dir, kstreamsJar)
 	}
-	return jar, nil
+	return jar, "", nil
 }
 
 // fresh reports whether jar exists and is newer than dir's pom.xml and
