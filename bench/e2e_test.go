@@ -1,13 +1,9 @@
-// Package bench holds weft's reproducible end-to-end benchmarks, each of
-// which runs weft and its peers in the same process and the same run and
-// reports ratios, never absolute thresholds (see DESIGN.md, "Test tiers").
-package bench
+package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,7 +31,6 @@ const (
 	benchParts     = 8
 	benchSeed      = 42
 	processTimeout = 10 * time.Minute // per engine; a hang fails instead of blocking CI forever
-	pollEvery      = 5 * time.Millisecond
 )
 
 // engine is one state store under comparison. opts returns the processor
@@ -46,12 +41,12 @@ type engine struct {
 }
 
 var (
-	engineWeft = engine{
+	countingWeft = engine{
 		name: "weft-pebble",
 		// processors.NewProcessor's default store: statestore (Pebble).
 		opts: func(dir string) []processors.Option { return []processors.Option{processors.WithStateDir(dir)} },
 	}
-	engineGoka = engine{
+	countingGoka = engine{
 		name: "goka-leveldb",
 		// goka's default LevelDB store; a storage builder in the goka options
 		// overrides the Pebble one processors.NewProcessor installs.
@@ -107,7 +102,7 @@ func BenchmarkCounting(b *testing.B) {
 	var weftTotal, gokaTotal, weftCPU, gokaCPU time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		order := []engine{engineGoka, engineWeft}
+		order := []engine{countingGoka, countingWeft}
 		if i%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
@@ -131,7 +126,7 @@ func BenchmarkCounting(b *testing.B) {
 				e.name, events, res.elapsed.Round(time.Millisecond), rate(events, res.elapsed),
 				res.startup.Round(time.Millisecond), res.stopping.Round(time.Millisecond),
 				res.cpu.Round(time.Millisecond), perEvent(res.cpu, events))
-			if e.name == engineWeft.name {
+			if e.name == countingWeft.name {
 				weftTotal += res.elapsed
 				weftCPU += res.cpu
 			} else {
@@ -183,37 +178,16 @@ func rate(events int, d time.Duration) float64 {
 	return float64(events) / d.Seconds()
 }
 
-func keyName(k int) string { return fmt.Sprintf("key-%05d", k) }
-
-// produceInput writes events records over benchKeys keys to topic and
-// returns how many records each key got.
+// produceInput writes events records over benchKeys keys (countInput) to
+// topic and returns how many records each key got.
 func produceInput(b *testing.B, kcfg kafkaclient.Config, topic string, events int) map[string]int64 {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	em, err := processors.NewEmitter(ctx, topic, processors.WithKafka(kcfg))
-	if err != nil {
-		b.Fatalf("create emitter: %v", err)
-	}
-	keys := make([]string, benchKeys)
-	for k := range keys {
-		keys[k] = keyName(k)
-	}
-	rng := rand.New(rand.NewPCG(benchSeed, benchSeed))
-	want := make(map[string]int64, benchKeys)
+	records, want := countInput(events, benchKeys)
 	start := time.Now()
-	for i := range events {
-		key := keys[rng.IntN(benchKeys)]
-		want[key]++
-		// A small event payload; the processor only counts.
-		value := fmt.Appendf(nil, `{"seq":%d,"key":%q,"amount":%d}`, i, key, rng.IntN(1000))
-		em.Emit(key, value, nil)
-	}
-	if err := em.Close(); err != nil {
-		b.Fatalf("produce input: %v", err)
-	}
-	if got := em.Sent(); got != int64(events) {
-		b.Fatalf("produced %d events, brokers acknowledged %d", events, got)
+	if err := produce(ctx, kcfg, topic, records, nil); err != nil {
+		b.Fatal(err)
 	}
 	b.Logf("produced %d events over %d keys to %s in %v", events, len(want), topic, time.Since(start).Round(time.Millisecond))
 	return want

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"bytes"
@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -57,29 +55,15 @@ var topoEngines = []topoEngine{
 	{name: "dsl", build: bankDSLTopology},
 }
 
-var (
-	bankAppLine   = regexp.MustCompile(`(?m)^app:[ \t]*[A-Za-z0-9._-]+`)
-	bankTopicLine = regexp.MustCompile(`\btopic:[ \t]*bank-events\b`)
-)
-
 // bankYAMLTopology loads testdata/cqrs/bank.yaml with its app name and its
 // input topic replaced (unique per run, as examples/cqrs does).
 func bankYAMLTopology(tb testing.TB, app, input string) *topology.Topology {
 	tb.Helper()
-	data, err := os.ReadFile(bankTopologyFile)
+	top, err := loadBankYAML(bankTopologyFile, app, input)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	data = bankAppLine.ReplaceAllLiteral(data, []byte("app: "+app))
-	data = bankTopicLine.ReplaceAllLiteral(data, []byte("topic: "+input))
-	f, err := topology.Load(filepath.Base(bankTopologyFile), data)
-	if err != nil {
-		tb.Fatalf("load %s: %v", bankTopologyFile, err)
-	}
-	if f.App != app || len(f.Streams) != 1 || f.Streams[0].Topic != input {
-		tb.Fatalf("%s: app %q, streams %+v; the names were not rewritten to %s / %s", bankTopologyFile, f.App, f.Streams, app, input)
-	}
-	return f.Topology
+	return top
 }
 
 // bankDSLTopology is bank.yaml written with the Go DSL: the same source
@@ -179,45 +163,12 @@ func bankAdd(key string, value, aggregate any) (any, error) {
 		"status": "open", "events": events + 1}, nil
 }
 
-// bankInput is the bank benchmark input: copies of testdata/bank/events.jsonl.
-type bankInput struct {
-	records  []tracedRecord
-	copies   int
-	expected []bankAccount
-}
-
-// bankCopies builds copies of events.jsonl, at least events records in all
-// (or exactly copies copies when events is 0), the account ids of copy c
-// suffixed with "-cNN", interleaved line by line so that every account
-// gets its AccountCreated first (as BenchmarkTracingOverhead's bank input).
+// bankCopies is loadBankInput of testdata/bank for a benchmark or test.
 func bankCopies(tb testing.TB, events, copies int) bankInput {
 	tb.Helper()
-	lines := readLinesTB(tb, filepath.Join(bankDataDir, "events.jsonl"))
-	var expected []bankAccount
-	for _, l := range readLinesTB(tb, filepath.Join(bankDataDir, "expected.jsonl")) {
-		var a bankAccount
-		if err := json.Unmarshal(l, &a); err != nil {
-			tb.Fatalf("expected.jsonl: %v", err)
-		}
-		expected = append(expected, a)
-	}
-	if copies <= 0 {
-		copies = max(1, (events+len(lines)-1)/len(lines))
-	}
-	in := bankInput{records: make([]tracedRecord, 0, copies*len(lines)), copies: copies, expected: expected}
-	for i, l := range lines {
-		var e struct{ Account string }
-		if err := json.Unmarshal(l, &e); err != nil || e.Account == "" {
-			tb.Fatalf("events.jsonl line %d: no account (%v)", i+1, err)
-		}
-		field := []byte(`"account":"` + e.Account + `"`)
-		if bytes.Count(l, field) != 1 {
-			tb.Fatalf("events.jsonl line %d: want exactly one %s", i+1, field)
-		}
-		for c := range copies {
-			id := copyAccount(e.Account, c)
-			in.records = append(in.records, tracedRecord{key: id, value: bytes.Replace(l, field, []byte(`"account":"`+id+`"`), 1)})
-		}
+	in, err := loadBankInput(bankDataDir, events, copies)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return in
 }
@@ -225,15 +176,9 @@ func bankCopies(tb testing.TB, events, copies int) bankInput {
 // readLinesTB returns the non-blank lines of a file.
 func readLinesTB(tb testing.TB, path string) [][]byte {
 	tb.Helper()
-	data, err := os.ReadFile(path)
+	lines, err := readLines(path)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var lines [][]byte
-	for l := range bytes.SplitSeq(data, []byte("\n")) {
-		if l = bytes.TrimSpace(l); len(l) > 0 {
-			lines = append(lines, bytes.Clone(l))
-		}
 	}
 	return lines
 }
@@ -275,25 +220,15 @@ func checkBankAccounts(in bankInput, get func(key string) (any, error)) []error 
 
 // produceBank writes the records to a new topic of benchParts partitions
 // (no headers).
-func produceBank(b *testing.B, kcfg kafkaclient.Config, records []tracedRecord) string {
+func produceBank(b *testing.B, kcfg kafkaclient.Config, records []record) string {
 	b.Helper()
 	topic := kafkatest.Topic(b, "bench-topo-bank-in")
 	kafkatest.CreateTopic(b, kcfg.Brokers, topic, benchParts)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	em, err := processors.NewEmitter(ctx, topic, processors.WithKafka(kcfg))
-	if err != nil {
-		b.Fatalf("create emitter: %v", err)
-	}
 	start := time.Now()
-	for _, r := range records {
-		em.Emit(r.key, r.value, nil)
-	}
-	if err := em.Close(); err != nil {
-		b.Fatalf("produce input: %v", err)
-	}
-	if got := em.Sent(); got != int64(len(records)) {
-		b.Fatalf("produced %d records, brokers acknowledged %d", len(records), got)
+	if err := produce(ctx, kcfg, topic, records, nil); err != nil {
+		b.Fatal(err)
 	}
 	b.Logf("produced %d records to %s in %v", len(records), topic, time.Since(start).Round(time.Millisecond))
 	return topic
@@ -390,7 +325,7 @@ func BenchmarkTopologyYAMLvsDSL(b *testing.B) {
 			b.StopTimer()
 			pprof.Do(context.Background(), pprof.Labels("phase", "verify"), func(context.Context) {
 				g := compiled.Groups[0]
-				verifyTable(b, kcfg, goka.Table(g.Table), processors.EnvelopeCodec(topology.JSON{}), func(get func(string) (any, error)) []error {
+				verifyView(b, kcfg, goka.Table(g.Table), processors.EnvelopeCodec(topology.JSON{}), func(get func(string) (any, error)) []error {
 					return checkBankAccounts(in, func(key string) (any, error) {
 						v, err := get(key)
 						if st, ok := v.(*processors.Stored); ok {
@@ -441,77 +376,15 @@ func verdict(ratio float64) string {
 	return "MISSED"
 }
 
-// topoResult is what one engine's run left behind.
-type topoResult struct {
-	elapsed  time.Duration // processor creation to RunAll returned
-	cpu      time.Duration // CPU time of the whole process meanwhile
-	startup  time.Duration // processor creation to first handled record
-	stopping time.Duration // all records handled to RunAll returned
-}
-
 // runCompiled runs the groups of a compiled topology, as `weft run` does,
-// until they handled events records, then stops them.
+// until they handled events records, then stops them (runTopology).
 func runCompiled(b *testing.B, kcfg kafkaclient.Config, name string, c *topology.Compiled, events int) topoResult {
 	b.Helper()
-	stateDir := b.TempDir()
-	handled := func() (n int64) {
-		for _, g := range c.Groups {
-			t := g.Runtime.Tally()
-			n += t.Processed() + t.Rejected() + t.Replayed()
-		}
-		return n
+	res, err := runTopology(context.Background(), kcfg, c, events, b.TempDir(), processTimeout)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
 	}
-	start, cpuStart := time.Now(), processCPU()
-	procs := make([]*processors.Processor, 0, len(c.Groups))
-	for _, g := range c.Groups {
-		opts := append([]processors.Option{processors.WithKafka(kcfg), processors.WithStateDir(stateDir)}, g.Options()...)
-		p, err := processors.NewProcessor(context.Background(), g.Graph, opts...)
-		if err != nil {
-			b.Fatalf("%s: %v", name, err)
-		}
-		procs = append(procs, p)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- processors.RunAll(runCtx, procs...) }()
-
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	deadline := time.NewTimer(processTimeout)
-	defer deadline.Stop()
-	var firstAt time.Time
-	for handled() < int64(events) {
-		select {
-		case err := <-done:
-			b.Fatalf("%s: processors stopped after %d of %d records: %v", name, handled(), events, err)
-		case <-deadline.C:
-			stop()
-			<-done
-			b.Fatalf("%s: handled %d of %d records in %v", name, handled(), events, processTimeout)
-		case <-tick.C:
-			if firstAt.IsZero() && handled() > 0 {
-				firstAt = time.Now()
-			}
-		}
-	}
-	allHandled := time.Now()
-	stop()
-	if err := <-done; err != nil {
-		b.Fatalf("%s: stop processors: %v", name, err)
-	}
-	elapsed, cpu := time.Since(start), processCPU()-cpuStart
-	for _, g := range c.Groups {
-		t := g.Runtime.Tally()
-		if t.Rejected() != 0 || t.Replayed() != 0 || t.Processed() != int64(events) {
-			b.Fatalf("%s: group %s: %d processed, %d rejected %v, %d replayed; want %d processed",
-				name, g.Name, t.Processed(), t.Rejected(), t.RejectedByReason(), t.Replayed(), events)
-		}
-	}
-	if firstAt.IsZero() {
-		firstAt = allHandled
-	}
-	return topoResult{elapsed: elapsed, cpu: cpu, startup: firstAt.Sub(start), stopping: time.Since(allHandled)}
+	return res
 }
 
 // testerRun is one compiled topology running on goka's in-memory tester.

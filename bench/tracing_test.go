@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -65,28 +65,6 @@ type tracingWorkload struct {
 	graph   func(input string, group goka.Group, rt *processors.Runtime) *goka.GroupGraph
 	verify  func(b *testing.B, kcfg kafkaclient.Config, group goka.Group)
 }
-
-// discardExporter is a trace exporter that drops every span after counting
-// it, so that the benchmark measures weft's and the SDK's cost of producing
-// spans and not an exporter's network I/O.
-type discardExporter struct {
-	spans atomic.Int64
-	links atomic.Int64
-}
-
-var _ sdktrace.SpanExporter = (*discardExporter)(nil)
-
-func (e *discardExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
-	var links int
-	for _, s := range spans {
-		links += len(s.Links())
-	}
-	e.spans.Add(int64(len(spans)))
-	e.links.Add(int64(links))
-	return nil
-}
-
-func (e *discardExporter) Shutdown(context.Context) error { return nil }
 
 // BenchmarkTracingOverhead measures what weft's tracing costs, end to end on
 // the embedded broker (or on WEFT_KAFKA_BROKERS), for two workloads run as
@@ -318,32 +296,22 @@ func runTraced(b *testing.B, kcfg kafkaclient.Config, wl tracingWorkload, mode t
 	}
 }
 
-// tracedRecord is one input record.
-type tracedRecord struct {
-	key   string
-	value []byte
-}
-
 // produceTraced writes records to a new topic of benchParts partitions,
 // each with a traceparent of its own random trace and parent span; the
 // sampled flag is set on the trace ids a TraceIDRatioBased(0.01) sampler
 // would pick. It returns the topic and how many records are sampled.
-func produceTraced(b *testing.B, kcfg kafkaclient.Config, prefix string, records []tracedRecord) (string, int64) {
+func produceTraced(b *testing.B, kcfg kafkaclient.Config, prefix string, records []record) (string, int64) {
 	b.Helper()
 	topic := kafkatest.Topic(b, prefix)
 	kafkatest.CreateTopic(b, kcfg.Brokers, topic, benchParts)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	em, err := processors.NewEmitter(ctx, topic, processors.WithKafka(kcfg))
-	if err != nil {
-		b.Fatalf("create emitter: %v", err)
-	}
 	rng := rand.New(rand.NewPCG(benchSeed, benchSeed+1))
 	ratio := upstreamSampleRatio
 	threshold := uint64(ratio * (1 << 63)) // as TraceIDRatioBased computes it
 	var sampled int64
 	start := time.Now()
-	for _, r := range records {
+	err := produce(ctx, kcfg, topic, records, func(int) map[string]string {
 		var tid [16]byte
 		var sid [8]byte
 		binary.BigEndian.PutUint64(tid[:8], rng.Uint64())
@@ -354,14 +322,10 @@ func produceTraced(b *testing.B, kcfg kafkaclient.Config, prefix string, records
 			flags = "01"
 			sampled++
 		}
-		tp := "00-" + hex.EncodeToString(tid[:]) + "-" + hex.EncodeToString(sid[:]) + "-" + flags
-		em.Emit(r.key, r.value, map[string]string{"traceparent": tp})
-	}
-	if err := em.Close(); err != nil {
-		b.Fatalf("produce input: %v", err)
-	}
-	if got := em.Sent(); got != int64(len(records)) {
-		b.Fatalf("produced %d records, brokers acknowledged %d", len(records), got)
+		return map[string]string{"traceparent": "00-" + hex.EncodeToString(tid[:]) + "-" + hex.EncodeToString(sid[:]) + "-" + flags}
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.Logf("produced %d records (%d with a sampled traceparent) to %s in %v",
 		len(records), sampled, topic, time.Since(start).Round(time.Millisecond))
@@ -371,14 +335,7 @@ func produceTraced(b *testing.B, kcfg kafkaclient.Config, prefix string, records
 // prepareCountingWorkload produces the counting input: events records over
 // benchKeys seeded random keys, like BenchmarkCounting's.
 func prepareCountingWorkload(b *testing.B, kcfg kafkaclient.Config, events int) tracingWorkload {
-	rng := rand.New(rand.NewPCG(benchSeed, benchSeed))
-	want := make(map[string]int64, benchKeys)
-	records := make([]tracedRecord, events)
-	for i := range records {
-		key := keyName(rng.IntN(benchKeys))
-		want[key]++
-		records[i] = tracedRecord{key: key, value: fmt.Appendf(nil, `{"seq":%d,"key":%q,"amount":%d}`, i, key, rng.IntN(1000))}
-	}
+	records, want := countInput(events, benchKeys)
 	input, sampled := produceTraced(b, kcfg, "bench-trace-count-in", records)
 	identity := func(data []byte) ([]byte, error) { return data, nil }
 	return tracingWorkload{
@@ -401,7 +358,7 @@ func prepareCountingWorkload(b *testing.B, kcfg kafkaclient.Config, events int) 
 			)
 		},
 		verify: func(b *testing.B, kcfg kafkaclient.Config, group goka.Group) {
-			verifyTable(b, kcfg, goka.GroupTable(group), processors.EnvelopeCodec(new(codec.Int64)), func(get func(string) (any, error)) []error {
+			verifyView(b, kcfg, goka.GroupTable(group), processors.EnvelopeCodec(new(codec.Int64)), func(get func(string) (any, error)) []error {
 				var sum int64
 				var errs []error
 				for k := range benchKeys {
@@ -428,15 +385,6 @@ func prepareCountingWorkload(b *testing.B, kcfg kafkaclient.Config, events int) 
 	}
 }
 
-// bankAccount is one line of testdata/bank/expected.jsonl.
-type bankAccount struct {
-	Account string `json:"account"`
-	Owner   string `json:"owner"`
-	Balance int64  `json:"balance"`
-	Status  string `json:"status"`
-	Events  int64  `json:"events"`
-}
-
 // prepareBankWorkload produces copies of testdata/bank/events.jsonl, at
 // least events records in all, the account ids of copy c suffixed with
 // "-cNN". Copies are interleaved line by line, so every account still gets
@@ -454,7 +402,7 @@ func prepareBankWorkload(b *testing.B, kcfg kafkaclient.Config, events int) trac
 			return bank.Graph(input, string(group), rt)
 		},
 		verify: func(b *testing.B, kcfg kafkaclient.Config, group goka.Group) {
-			verifyTable(b, kcfg, bank.Table(string(group)), processors.EnvelopeCodec(bank.AccountCodec{}), func(get func(string) (any, error)) []error {
+			verifyView(b, kcfg, bank.Table(string(group)), processors.EnvelopeCodec(bank.AccountCodec{}), func(get func(string) (any, error)) []error {
 				var errs []error
 				var applied int64
 				for c := range copies {
@@ -487,11 +435,9 @@ func prepareBankWorkload(b *testing.B, kcfg kafkaclient.Config, events int) trac
 	}
 }
 
-func copyAccount(account string, c int) string { return fmt.Sprintf("%s-c%02d", account, c) }
-
-// verifyTable reads table back from its changelog with a view on a fresh
+// verifyView reads table back from its changelog with a view on a fresh
 // state directory and fails the benchmark with what check finds wrong.
-func verifyTable(b *testing.B, kcfg kafkaclient.Config, table goka.Table, cdc goka.Codec, check func(get func(string) (any, error)) []error) {
+func verifyView(b *testing.B, kcfg kafkaclient.Config, table goka.Table, cdc goka.Codec, check func(get func(string) (any, error)) []error) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
