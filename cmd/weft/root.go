@@ -20,6 +20,7 @@ import (
 type globalFlags struct {
 	brokers       []string
 	embeddedAddr  string
+	embeddedSync  bool
 	stateDir      string
 	logLevel      string
 	logFormat     string
@@ -58,6 +59,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 	pf := root.PersistentFlags()
 	pf.StringSliceVar(&g.brokers, "brokers", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
 	pf.StringVar(&g.embeddedAddr, "embedded-addr", broker.DefaultAddr, "address of the embedded broker, used when --brokers is empty")
+	pf.BoolVar(&g.embeddedSync, "embedded-sync", false, "fsync every write of the embedded broker, so that acknowledged records survive a machine crash (slower; see 'weft broker --help')")
 	pf.StringVar(&g.stateDir, "state-dir", "weft-data", "directory for state stores and the embedded broker's data")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -186,8 +188,13 @@ func (g *globalFlags) serverKafka(ctx context.Context, log *slog.Logger) (kafkac
 		return k, func() {}, nil
 	}
 	dataDir := filepath.Join(g.stateDir, "broker")
-	b, err := broker.Start(ctx, broker.WithAddr(g.embeddedAddr), broker.WithDataDir(dataDir),
-		broker.WithPartitions(int32(g.partitions)), broker.WithLogger(log.With("component", "broker")))
+	opts := []broker.Option{broker.WithAddr(g.embeddedAddr), broker.WithDataDir(dataDir),
+		broker.WithPartitions(int32(g.partitions)), broker.WithLogger(log.With("component", "broker")),
+		broker.WithFlagNames("--embedded-addr", "--state-dir")}
+	if g.embeddedSync {
+		opts = append(opts, broker.WithSyncWrites())
+	}
+	b, err := broker.Start(ctx, opts...)
 	if err != nil {
 		return kafkaclient.Config{}, nil, err
 	}
