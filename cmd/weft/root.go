@@ -33,6 +33,7 @@ type globalFlags struct {
 	saslMechanism string
 	saslUser      string
 	saslPassword  string
+	giveUpAfter   time.Duration
 }
 
 const envPrefix = "WEFT_"
@@ -72,6 +73,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
 	pf.StringVar(&g.saslUser, "sasl-user", "", "SASL user name")
 	pf.StringVar(&g.saslPassword, "sasl-password", "", "SASL password (prefer WEFT_SASL_PASSWORD; never logged)")
+	pf.DurationVar(&g.giveUpAfter, "give-up-after", 0, "stop a processor that has been without the Kafka cluster this long, e.g. 5m, for a supervisor to restart it (0: keep reconnecting)")
 
 	root.AddCommand(
 		newRunCommand(g),
