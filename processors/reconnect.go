@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 )
 
 // Default backoff of a processor that lost the Kafka cluster (see
@@ -298,4 +299,25 @@ func summarize(err error) string {
 		}
 	}
 	return first
+}
+
+// waitRecovered polls until gp has recovered its partitions and is running
+// (goka's Setup done), and reports whether it got there before it stopped
+// or ctx ended. goka's WaitForReady waits on the partition processors it
+// saw first, which a rebalance replaces, so it can wait forever.
+func waitRecovered(ctx context.Context, gp *goka.Processor) bool {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if gp.Recovered() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-gp.Done():
+			return false
+		case <-t.C:
+		}
+	}
 }

@@ -343,12 +343,7 @@ func (p *Processor) runOnce(ctx context.Context, gp *goka.Processor, log *slog.L
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ok := gp.WaitForReadyContext(runCtx) == nil
-		select {
-		case <-gp.Done():
-			ok = false
-		default:
-		}
+		ok := waitRecovered(runCtx, gp)
 		if ok && !lostAt.IsZero() {
 			log.Info("processor reconnected to the Kafka cluster", "outage", time.Since(lostAt).Round(time.Millisecond))
 		}
