@@ -93,14 +93,28 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
+// envOutage sets how long TestIntegrationRunRidesOutBrokerRestarts keeps
+// the broker down (a Go duration; default 3s), e.g. 90s for outages longer
+// than every client timeout.
+const envOutage = "WEFT_TEST_OUTAGE"
+
 // A `weft run` against a `weft broker` process rides out the broker being
 // stopped (SIGTERM) and, later, killed (SIGKILL), each time started again
-// on the same address and data dir a few seconds later: it never exits,
+// on the same address and data dir a few seconds later ($WEFT_TEST_OUTAGE):
+// it never exits,
 // logs that it lost the cluster and that it reconnected, and ends with
 // every account of testdata/bank exactly as the reference computes it.
 func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 	if os.Getenv(kafkatest.EnvBrokers) != "" {
 		t.Skip("the test stops and restarts the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
+	}
+	outage := 3 * time.Second
+	if v := os.Getenv(envOutage); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %v", envOutage, err)
+		}
+		outage = d
 	}
 	addr, dataDir := freeAddr(t), t.TempDir()
 	startBroker := func() *proc {
@@ -165,7 +179,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 			return count(lost) > lostBefore
 		})
 		t.Logf("%s: outage noticed after %s", sig, time.Since(down).Round(time.Millisecond))
-		time.Sleep(3 * time.Second) // the outage
+		time.Sleep(outage)
 		b = startBroker()
 		up := time.Now()
 		kafkatest.WaitFor(t, 2*time.Minute, fmt.Sprintf("weft run to reconnect after the broker's %s", sig), func() bool {
