@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/broker"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/kafkaclient"
@@ -19,7 +23,8 @@ import (
 // TestIntegrationBrokerOutage stops the broker under a running processor
 // and starts it again on the same address and data dir a few seconds
 // later: the processor must notice, keep retrying without returning, and
-// resume by itself, with every key's count exact.
+// resume by itself, with every key's count exact in its table and as the
+// last value its coalescer emitted for the key.
 func TestIntegrationBrokerOutage(t *testing.T) {
 	if os.Getenv(kafkatest.EnvBrokers) != "" {
 		t.Skip("the test stops and restarts the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
@@ -30,7 +35,7 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 	defer func() { _ = b.Close() }()
 
 	k := kafkaclient.Config{Brokers: []string{addr}, Partitions: 4}
-	input, group := kafkatest.Topic(t, "outage-in"), kafkatest.Group(t, "outage")
+	input, output, group := kafkatest.Topic(t, "outage-in"), kafkatest.Topic(t, "outage-out"), kafkatest.Group(t, "outage")
 	kafkatest.CreateTopic(t, k.Brokers, input, 4)
 
 	logs := &logRecorder{}
@@ -40,8 +45,22 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 		}
 	})
 	rt := processors.NewRuntime()
-	p, err := processors.NewProcessor(t.Context(), counterGraph(rt, group, input),
-		processors.WithKafka(k), processors.WithStateDir(t.TempDir()), processors.WithRuntime(rt),
+	co := processors.NewCoalescer(rt, "outage-counts", goka.Stream(output), new(codec.String),
+		[]processors.CoalesceOption{processors.FlushEvery(100 * time.Millisecond)}, processors.WithKafka(k))
+	g := processors.DefineGroup(rt, goka.Group(group),
+		goka.Input(goka.Stream(input), new(codec.Bytes), processors.Handle(rt, identity, func(ctx goka.Context, _ []byte) error {
+			var n int64
+			if v := ctx.Value(); v != nil {
+				n = v.(int64)
+			}
+			ctx.SetValue(n + 1)
+			co.Add(ctx, ctx.Key(), strconv.FormatInt(n+1, 10))
+			return nil
+		})),
+		processors.Persist(new(codec.Int64)),
+	)
+	p, err := processors.NewProcessor(t.Context(), g,
+		processors.WithKafka(k), processors.WithStateDir(t.TempDir()), processors.WithRuntime(rt), processors.WithCoalescer(co),
 		processors.WithLogger(slog.New(logs)), processors.WithReconnectBackoff(200*time.Millisecond, 2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +132,27 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 		return true
 	})
 	t.Logf("caught up %s after the broker came back", time.Since(back).Round(time.Millisecond))
+
+	// The coalescer's last value of every key is its final count (outputs
+	// are at-least-once: earlier values may come more than once).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ConsumeTopics(output),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	last := map[string]string{}
+	kafkatest.WaitFor(t, waitTimeout, "the coalescer's final value of every key", func() bool {
+		pctx, pcancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer pcancel()
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { last[string(r.Key)] = string(r.Value) })
+		for key, n := range want {
+			if last[key] != strconv.FormatInt(n, 10) {
+				return false
+			}
+		}
+		return true
+	})
 	if !logs.has(slog.LevelInfo, "processor reconnected to the Kafka cluster") {
 		t.Error("the processor did not log that it reconnected")
 	}
