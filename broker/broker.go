@@ -19,12 +19,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -41,10 +46,13 @@ const DefaultPartitions int32 = 8
 type Option func(*config)
 
 type config struct {
-	addr       string
-	dataDir    string
-	partitions int32
-	logger     *slog.Logger
+	addr        string
+	dataDir     string
+	syncWrites  bool
+	partitions  int32
+	logger      *slog.Logger
+	addrFlag    string
+	dataDirFlag string
 }
 
 // WithAddr sets the host:port the broker listens on, overriding
@@ -65,10 +73,65 @@ func WithAddr(hostport string) Option {
 // [Broker.Close] are there again when a broker is started on the same dir.
 // An empty dir (the default) keeps everything in memory.
 //
-// Only one broker may use a data dir at a time.
+// Only one broker may use a data dir at a time: Start locks it (a LOCK file
+// in dir, locked with the operating system's file locks, which end with the
+// process that holds them) and refuses a second broker, in this process or
+// another, with an error that wraps [ErrDataDirInUse]. [Broker.Close]
+// releases the lock.
+//
+// What is on disk when the machine (not just the process) crashes depends
+// on [WithSyncWrites].
 func WithDataDir(dir string) Option {
 	return func(c *config) { c.dataDir = dir }
 }
+
+// WithSyncWrites makes a broker with [WithDataDir] fsync every produced
+// batch, committed offset and group change before it answers the request,
+// so that everything the broker acknowledged survives a machine crash or a
+// power loss. Without it (the default) the broker writes each batch to the
+// file before answering, but leaves flushing to the operating system (as
+// Kafka does by default, log.flush.interval.messages): everything survives
+// the broker's process being killed, but a machine crash loses what the
+// operating system had not yet written back, typically the last few seconds
+// (Linux writes dirty pages back after about 30 s). Syncing makes every
+// produce wait for the disk.
+func WithSyncWrites() Option {
+	return func(c *config) { c.syncWrites = true }
+}
+
+// WithFlagNames names the command-line flags that set the address and the
+// data dir, so that the errors Start returns when either is in use tell the
+// user which flag picks another one. The defaults are weft's:
+// "--embedded-addr" and "--data-dir". An empty name keeps the default.
+func WithFlagNames(addrFlag, dataDirFlag string) Option {
+	return func(c *config) {
+		if addrFlag != "" {
+			c.addrFlag = addrFlag
+		}
+		if dataDirFlag != "" {
+			c.dataDirFlag = dataDirFlag
+		}
+	}
+}
+
+// ErrAddrInUse is wrapped by the error [Start] returns when its address is
+// taken, e.g. by another broker.
+var ErrAddrInUse = errors.New("address already in use")
+
+// ErrDataDirInUse is wrapped by the error [Start] returns when another
+// broker holds the lock of its data dir.
+var ErrDataDirInUse = errors.New("data dir in use by another broker")
+
+// inUseError is a one-sentence error that wraps both a sentinel
+// ([ErrAddrInUse], [ErrDataDirInUse]) and the cause.
+type inUseError struct {
+	msg      string
+	sentinel error
+	cause    error
+}
+
+func (e *inUseError) Error() string   { return e.msg }
+func (e *inUseError) Unwrap() []error { return []error{e.sentinel, e.cause} }
 
 // WithPartitions sets the number of partitions of topics created without an
 // explicit partition count, overriding [DefaultPartitions]. It must be
@@ -100,8 +163,10 @@ func WithLogger(l *slog.Logger) Option {
 type Broker struct {
 	cluster *kfake.Cluster
 	addrs   []string
+	lock    io.Closer // of the data dir; nil without one
 
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start starts an embedded single-node broker configured by opts and returns
@@ -113,9 +178,11 @@ type Broker struct {
 // [Broker.Close] is called.
 func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 	cfg := config{
-		addr:       DefaultAddr,
-		partitions: DefaultPartitions,
-		logger:     slog.Default(),
+		addr:        DefaultAddr,
+		partitions:  DefaultPartitions,
+		logger:      slog.Default(),
+		addrFlag:    "--embedded-addr",
+		dataDirFlag: "--data-dir",
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -147,23 +214,36 @@ func Start(ctx context.Context, opts ...Option) (*Broker, error) {
 		kfake.DefaultNumPartitions(int(cfg.partitions)),
 		kfake.WithLogger(slogAdapter{cfg.logger}),
 	}
+	var lock io.Closer
 	if cfg.dataDir != "" {
+		if lock, err = lockDataDir(cfg.dataDir, cfg.dataDirFlag); err != nil {
+			return nil, err
+		}
 		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
+		if cfg.syncWrites {
+			kopts = append(kopts, kfake.SyncWrites())
+		}
 	}
 
 	cluster, err := kfake.NewCluster(kopts...)
 	if err != nil {
+		if lock != nil {
+			_ = lock.Close()
+		}
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("address %s is already in use: is another broker running? use --addr to pick another: %w", cfg.addr, err)
+			return nil, &inUseError{
+				msg:      fmt.Sprintf("address %s is already in use: is another broker running? use %s to pick another", cfg.addr, cfg.addrFlag),
+				sentinel: ErrAddrInUse, cause: err,
+			}
 		}
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.addr, err)
 	}
-	b := &Broker{cluster: cluster, addrs: cluster.ListenAddrs()}
+	b := &Broker{cluster: cluster, addrs: cluster.ListenAddrs(), lock: lock}
 	if err := ctx.Err(); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.addr, err)
 	}
-	cfg.logger.Debug("embedded broker started", "addrs", b.addrs, "data_dir", cfg.dataDir)
+	cfg.logger.Debug("embedded broker started", "addrs", b.addrs, "data_dir", cfg.dataDir, "sync_writes", cfg.syncWrites)
 	return b, nil
 }
 
@@ -174,11 +254,50 @@ func (b *Broker) Addrs() []string {
 }
 
 // Close stops the broker: it stops accepting connections, closes open ones
-// and, with [WithDataDir], writes its state to disk. Close is idempotent;
-// calls after the first do nothing and return nil.
+// and, with [WithDataDir], writes its state to disk and releases the data
+// dir's lock. Close is idempotent; calls after the first do nothing and
+// return the first call's error.
 func (b *Broker) Close() error {
-	b.closeOnce.Do(b.cluster.Close)
-	return nil
+	b.closeOnce.Do(func() {
+		b.cluster.Close()
+		if b.lock != nil {
+			if err := b.lock.Close(); err != nil {
+				b.closeErr = fmt.Errorf("release the lock of the embedded broker's data dir: %w", err)
+			}
+		}
+	})
+	return b.closeErr
+}
+
+// lockFile is the name of the lock file in a data dir (the name Pebble
+// gives its own).
+const lockFile = "LOCK"
+
+// lockDataDir creates dir if needed and takes the lock of its LOCK file.
+// flag names the flag that picks another dir.
+func lockDataDir(dir, flag string) (io.Closer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the embedded broker's data dir %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker data dir %s: %w", dir, err)
+	}
+	// Pebble's lock: fcntl locks on Unix (LockFileEx on Windows), plus a
+	// table of the files this process holds, since fcntl locks do not
+	// exclude the process that holds them.
+	l, err := vfs.Default.Lock(filepath.Join(abs, lockFile))
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("create the lock file of the embedded broker's data dir %s: %w", dir, err)
+		}
+		return nil, &inUseError{
+			msg:      fmt.Sprintf("the embedded broker's data dir %s is in use by another broker: stop it, or use another %s", dir, flag),
+			sentinel: ErrDataDirInUse, cause: err,
+		}
+	}
+	return l, nil
 }
 
 // parseAddr splits hostport into the host to bind and the port, validating

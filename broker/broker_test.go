@@ -326,12 +326,22 @@ func TestAddrInUse(t *testing.T) {
 		_ = b.Close()
 		t.Fatalf("Start on %s in use: got nil error", addr)
 	}
-	want := fmt.Sprintf("address %s is already in use: is another broker running? use --addr to pick another", addr)
-	if !strings.Contains(err.Error(), want) {
-		t.Errorf("error = %q, want it to contain %q", err, want)
+	want := fmt.Sprintf("address %s is already in use: is another broker running? use --embedded-addr to pick another", addr)
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
 	}
-	if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Errorf("error %v does not wrap EADDRINUSE", err)
+	if !errors.Is(err, syscall.EADDRINUSE) || !errors.Is(err, broker.ErrAddrInUse) {
+		t.Errorf("error %v does not wrap EADDRINUSE and ErrAddrInUse", err)
+	}
+
+	// The caller names its own flag.
+	b, err = broker.Start(t.Context(), broker.WithAddr(addr), broker.WithLogger(nil), broker.WithFlagNames("--addr", ""))
+	if err == nil {
+		_ = b.Close()
+		t.Fatalf("Start on %s in use: got nil error", addr)
+	}
+	if want := strings.Replace(want, "--embedded-addr", "--addr", 1); err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
 	}
 }
 

@@ -170,6 +170,14 @@ func (c Config) base() *sarama.Config {
 	}
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+	// The group protocol's timeouts (see groupConfig for the read
+	// timeout that goes with them): a member that stops heartbeating
+	// (killed) is out of the group after SessionTimeout; a rebalance
+	// waits up to RebalanceTimeout for the members to rejoin, and a
+	// JoinGroup or SyncGroup request can take that long to be answered.
+	sc.Consumer.Group.Session.Timeout = SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = RebalanceTimeout
 
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Idempotent = true
@@ -274,9 +282,49 @@ func producerBuilder(sc *sarama.Config) goka.ProducerBuilder {
 	}
 }
 
+// Group protocol timeouts of the consumer groups weft joins.
+const (
+	// SessionTimeout is how long the group coordinator waits for a
+	// member's heartbeat before it drops the member (Kafka's
+	// session.timeout.ms).
+	SessionTimeout = 10 * time.Second
+	// HeartbeatInterval is how often members heartbeat: a third of
+	// SessionTimeout, as Kafka recommends.
+	HeartbeatInterval = 3 * time.Second
+	// RebalanceTimeout is how long a rebalance waits for the members to
+	// rejoin (Kafka's max.poll.interval.ms, which the Java client sends
+	// as the rebalance timeout): a member that is still finishing its
+	// in-flight records (bounded by the producer's retries, a few
+	// seconds) has that long. The coordinator waits for the largest
+	// rebalance timeout of the group's members, so a member that died
+	// while joining holds up the group, and a restarted weft joining it,
+	// that long: 30 s rather than sarama's 60 s keeps that stall short.
+	RebalanceTimeout = 30 * time.Second
+	// groupRequestMargin is what the read timeout of the group client
+	// adds to RebalanceTimeout, as the Java client does for JoinGroup
+	// (rebalance timeout + 5 s).
+	groupRequestMargin = 5 * time.Second
+)
+
+// GroupConfig returns the configuration of the client that joins a
+// consumer group: sc with a read timeout longer than the rebalance timeout,
+// since the coordinator answers JoinGroup (and SyncGroup) only when the
+// rebalance completes, which it may delay by up to the rebalance timeout of
+// the slowest member (e.g. one that died while joining). With sarama's
+// default 30 s read timeout a member waiting on such a rebalance would give
+// up with an i/o timeout. Other clients keep sc's read timeout, so that a
+// broker that stops answering is noticed sooner.
+func GroupConfig(sc *sarama.Config, clientID string) *sarama.Config {
+	cp := copyConfig(sc, clientID)
+	if min := cp.Consumer.Group.Rebalance.Timeout + groupRequestMargin; cp.Net.ReadTimeout < min {
+		cp.Net.ReadTimeout = min
+	}
+	return cp
+}
+
 func consumerGroupBuilder(sc *sarama.Config) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		return sarama.NewConsumerGroup(brokers, group, copyConfig(sc, clientID))
+		return sarama.NewConsumerGroup(brokers, group, GroupConfig(sc, clientID))
 	}
 }
 

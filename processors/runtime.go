@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -31,6 +32,7 @@ type config struct {
 	runtime        *Runtime
 	stopOnReject   bool
 	replay         *replayConfig // WithReplay
+	reconnect      reconnectConfig
 }
 
 func buildConfig(opts []Option) config {
@@ -96,24 +98,42 @@ type Processor struct {
 	graph   *goka.GroupGraph
 	cfg     config
 	builder *statestore.Builder
-	goka    *goka.Processor
+	gopts   []goka.ProcessorOption
 	// partitions is the partition count of the group's inputs (and table).
 	partitions int32
+
+	mu   sync.Mutex
+	goka *goka.Processor // the current one, or the last one that failed (a goka processor runs once)
 }
 
 // NewProcessor connects to Kafka, creates missing input topics and prepares
 // the processor. Errors a user can cause come back as sentences.
+//
+// Transient errors of the cluster met after it first answered (metadata
+// moving, e.g. "not the leader" right after a topic was created, or a
+// broker restarting) are retried with backoff (see WithReconnectBackoff
+// and WithGiveUpAfter); a cluster that cannot be reached at all fails at
+// once.
 func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (*Processor, error) {
 	cfg := buildConfig(opts)
-	sc, err := cfg.kafka.Sarama(ctx)
-	if err != nil {
+	group := string(graph.Group())
+	retry := &setupRetry{cfg: cfg.reconnect, backoff: newBackoff(cfg.reconnect),
+		log: func(msg string, args ...any) { cfg.logger.Warn(msg, append([]any{"group", group}, args...)...) }}
+	var sc *sarama.Config
+	if err := retry.do(ctx, "detect the protocol version", func() (err error) {
+		sc, err = cfg.kafka.Sarama(ctx)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	partitions, err := ensureInputs(cfg.kafka, sc, graph)
-	if err != nil {
+	var partitions map[string]int32
+	if err := retry.do(ctx, "create the input topics", func() (err error) {
+		partitions, err = ensureInputs(cfg.kafka, sc, graph)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	builder := statestore.NewBuilder(filepath.Join(cfg.stateDir, "processors", string(graph.Group())),
+	builder := statestore.NewBuilder(filepath.Join(cfg.stateDir, "processors", group),
 		append([]statestore.Option{statestore.WithLogger(cfg.logger)}, cfg.storeOpts...)...)
 	if err := adoptState(cfg.logger, cfg.kafka, sc, builder, graph, partitions); err != nil {
 		builder.Close()
@@ -124,15 +144,19 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		// Null values reach the callbacks (goka drops them by default):
 		// Handle rejects them unless the handler accepts them.
 		goka.WithNilHandling(goka.NilProcess),
-		goka.WithLogger(gokaLogger{cfg.logger.With("component", "goka", "group", string(graph.Group()))}),
+		goka.WithLogger(gokaLogger{cfg.logger.With("component", "goka", "group", group)}),
 	)
 	gopts = append(gopts, cfg.gokaOpts...)
-	gp, err := goka.NewProcessor(cfg.kafka.Brokers, graph, gopts...)
-	if err != nil {
+	p := &Processor{graph: graph, cfg: cfg, builder: builder, gopts: gopts}
+	var gp *goka.Processor
+	if err := retry.do(ctx, "create the processor", func() (err error) {
+		gp, err = p.newGoka()
+		return err
+	}); err != nil {
 		builder.Close()
-		return nil, cfg.kafka.Explain(fmt.Errorf("create processor %s: %w", graph.Group(), err))
+		return nil, cfg.kafka.Explain(fmt.Errorf("create processor %s: %w", group, err))
 	}
-	p := &Processor{graph: graph, cfg: cfg, builder: builder, goka: gp}
+	p.goka = gp
 	for _, n := range partitions {
 		p.partitions = n // the inputs are co-partitioned: any one tells
 		break
@@ -236,11 +260,87 @@ func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGrap
 // Run processes until ctx is cancelled or the processor fails. On
 // cancellation it stops consuming, waits for in-flight records and their
 // produces, commits the consumer offsets and closes the state stores.
+//
+// Run rides out a lost Kafka cluster: when the processor fails with a
+// transient error (brokers gone, connections reset or timed out, leaders
+// or coordinators moving), it logs a warning, waits with exponential
+// backoff and starts a new goka processor on the same state, until the
+// cluster answers again, ctx ends, or the outage has lasted longer than
+// WithGiveUpAfter. This loses nothing: a state store is never ahead of its
+// changelog, and inputs are committed only after everything they produced
+// was acknowledged, so the new processor resumes from the committed offsets
+// and recognises the records it had already applied. Errors a user caused
+// (a bad record under on_error: stop, a codec mismatch, rejected
+// credentials) stop it as before.
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.builder.Close()
-	p.cfg.logger.Info("processor starting", "group", string(p.graph.Group()), "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
+	group := string(p.graph.Group())
+	log := p.cfg.logger.With("group", group)
+	log.Info("processor starting", "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
+	bo := newBackoff(p.cfg.reconnect)
+	var lostAt time.Time // start of the current outage; zero while connected
+	for attempt := 0; ; attempt++ {
+		gp := p.Goka()
+		var err error
+		ready := false
+		if attempt > 0 { // a goka processor runs only once
+			gp, err = p.newGoka()
+			if err == nil {
+				p.setGoka(gp)
+			}
+		}
+		if err == nil {
+			ready, err = p.runOnce(ctx, gp, log, lostAt)
+		}
+		if rt := p.cfg.runtime; rt != nil && rt.Failure() != nil {
+			// A callback stopped the processor (a bad record under
+			// on_error: stop, a handler's error): never retried, whatever
+			// it wraps.
+			return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", group, rt.Failure()))
+		}
+		switch {
+		case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || transient(err)):
+			log.Info("processor stopped")
+			return nil
+		case err == nil:
+			// goka returns without an error only when its context
+			// ends: nothing to ride out.
+			log.Info("processor stopped")
+			return nil
+		case transient(err):
+		case errors.Is(err, context.Canceled):
+			log.Info("processor stopped")
+			return nil
+		default:
+			return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", group, collapse(err)))
+		}
+		if ready || lostAt.IsZero() {
+			lostAt = time.Now()
+			bo.reset()
+		}
+		if g := p.cfg.reconnect.giveUpAfter; g > 0 && time.Since(lostAt) >= g {
+			return p.cfg.kafka.Explain(fmt.Errorf("processor %s lost the Kafka cluster for longer than %s and gave up: %w", group, g, collapse(err)))
+		}
+		d := bo.wait()
+		log.Warn("processor lost the Kafka cluster; reconnecting", "retry_in", d.Round(time.Millisecond),
+			"outage", time.Since(lostAt).Round(time.Millisecond), "error", summarize(err))
+		log.Debug("processor failure in full", "error", err)
+		if !sleep(ctx, d) {
+			log.Info("processor stopped")
+			return nil
+		}
+	}
+}
+
+// runOnce runs gp and the coalescers beside it until ctx ends or either
+// fails. ready reports whether gp got ready (all its partitions running)
+// before it stopped; lostAt is when the cluster was lost (zero if it was
+// not), for the log line that says it is back.
+func (p *Processor) runOnce(ctx context.Context, gp *goka.Processor, log *slog.Logger, lostAt time.Time) (ready bool, err error) {
 	// Coalescers stop with the processor: when ctx ends (or goka fails)
 	// they flush once more, which completes the records goka waits for.
+	// A coalescer that fails stops the processor, since the records it
+	// holds could never be committed otherwise.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -249,26 +349,47 @@ func (p *Processor) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			flushErrs[i] = c.Run(runCtx)
+			if flushErrs[i] = c.Run(runCtx); flushErrs[i] != nil {
+				stop()
+			}
 		}()
 	}
-	err := p.goka.Run(runCtx)
+	readyCh := make(chan bool, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ok := waitRecovered(runCtx, gp)
+		if ok && !lostAt.IsZero() {
+			log.Info("processor reconnected to the Kafka cluster", "outage", time.Since(lostAt).Round(time.Millisecond))
+		}
+		readyCh <- ok
+	}()
+	err = gp.Run(runCtx)
 	if rt := p.cfg.runtime; rt != nil {
 		rt.tally.FlushLog()
-	}
-	if rt := p.cfg.runtime; rt != nil && rt.Failure() != nil {
-		// A callback stopped the processor: its sentence, not goka's
-		// "panic in callback" with a stack trace.
-		err = rt.Failure()
+		if f := rt.Failure(); f != nil {
+			// A callback stopped the processor: its sentence, not goka's
+			// "panic in callback" with a stack trace.
+			err = f
+		}
 	}
 	stop()
 	wg.Wait()
-	err = errors.Join(append(flushErrs, err)...)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), collapse(err)))
+	for _, c := range p.cfg.coalescers {
+		c.discard()
 	}
-	p.cfg.logger.Info("processor stopped", "group", string(p.graph.Group()))
-	return nil
+	return <-readyCh, errors.Join(append(flushErrs, err)...)
+}
+
+// newGoka builds a goka processor for the graph (each can run only once).
+func (p *Processor) newGoka() (*goka.Processor, error) {
+	return goka.NewProcessor(p.cfg.kafka.Brokers, p.graph, p.gopts...)
+}
+
+func (p *Processor) setGoka(gp *goka.Processor) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.goka = gp
 }
 
 // Lineage returns the recorded versions of key in the group table, newest
@@ -312,7 +433,13 @@ func RunAll(ctx context.Context, procs ...*Processor) error {
 }
 
 // Goka returns the underlying goka processor (for Get, Stats, readiness).
-func (p *Processor) Goka() *goka.Processor { return p.goka }
+// After the cluster was lost, Run replaces it with a new one; until then it
+// returns the one that failed, which reports itself as not running.
+func (p *Processor) Goka() *goka.Processor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.goka
+}
 
 // gokaLogger sends goka's log lines to slog at debug level.
 type gokaLogger struct{ l *slog.Logger }

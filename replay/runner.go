@@ -11,12 +11,14 @@ import (
 
 // NewProcessors creates one processor per compiled group, with state
 // under stateDir (processors/<group>/), as weft run and weft replay run
-// them.
-func NewProcessors(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, groups []*topology.Group) ([]*processors.Processor, error) {
+// them; extra options go to every processor.
+func NewProcessors(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, groups []*topology.Group,
+	extra ...processors.Option) ([]*processors.Processor, error) {
 	procs := make([]*processors.Processor, 0, len(groups))
 	for _, grp := range groups {
 		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
 			grp.Options()...)
+		opts = append(opts, extra...)
 		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
 		if err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ import (
 type globalFlags struct {
 	brokers       []string
 	embeddedAddr  string
+	embeddedSync  bool
 	stateDir      string
 	logLevel      string
 	logFormat     string
@@ -32,6 +33,7 @@ type globalFlags struct {
 	saslMechanism string
 	saslUser      string
 	saslPassword  string
+	giveUpAfter   time.Duration
 }
 
 const envPrefix = "WEFT_"
@@ -69,6 +71,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 	pf := root.PersistentFlags()
 	pf.StringSliceVarP(&g.brokers, "brokers", "b", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
 	pf.StringVar(&g.embeddedAddr, "embedded-addr", broker.DefaultAddr, "address of the embedded broker, used when --brokers is empty")
+	pf.BoolVar(&g.embeddedSync, "embedded-sync", false, "fsync every write of the embedded broker, so that acknowledged records survive a machine crash (slower; see 'weft broker --help')")
 	pf.StringVar(&g.stateDir, "state-dir", "weft-data", "directory for state stores and the embedded broker's data")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -81,6 +84,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
 	pf.StringVar(&g.saslUser, "sasl-user", "", "SASL user name")
 	pf.StringVar(&g.saslPassword, "sasl-password", "", "SASL password (prefer WEFT_SASL_PASSWORD; never logged)")
+	pf.DurationVar(&g.giveUpAfter, "give-up-after", 0, "stop a processor that has been without the Kafka cluster this long, e.g. 5m, for a supervisor to restart it (0: keep reconnecting)")
 
 	root.AddCommand(
 		newRunCommand(g),
@@ -202,8 +206,13 @@ func (g *globalFlags) serverKafka(ctx context.Context, log *slog.Logger) (kafkac
 		return k, func() {}, nil
 	}
 	dataDir := filepath.Join(g.stateDir, "broker")
-	b, err := broker.Start(ctx, broker.WithAddr(g.embeddedAddr), broker.WithDataDir(dataDir),
-		broker.WithPartitions(int32(g.partitions)), broker.WithLogger(log.With("component", "broker")))
+	opts := []broker.Option{broker.WithAddr(g.embeddedAddr), broker.WithDataDir(dataDir),
+		broker.WithPartitions(int32(g.partitions)), broker.WithLogger(log.With("component", "broker")),
+		broker.WithFlagNames("--embedded-addr", "--state-dir")}
+	if g.embeddedSync {
+		opts = append(opts, broker.WithSyncWrites())
+	}
+	b, err := broker.Start(ctx, opts...)
 	if err != nil {
 		return kafkaclient.Config{}, nil, err
 	}

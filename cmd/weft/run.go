@@ -56,6 +56,12 @@ from input records to outputs and stored values.
 With no --brokers the embedded broker is started in-process on
 --embedded-addr, keeping its data under --state-dir/broker.
 
+When the Kafka cluster goes away (brokers stopped or unreachable, leaders
+moving), each processor logs a warning and reconnects with backoff (1 s
+doubling to 30 s) until the cluster is back, then resumes where it
+stopped; nothing is lost or applied twice. --give-up-after makes it stop
+with an error instead once an outage has lasted that long.
+
 SIGINT or SIGTERM stops the processor cleanly: it stops consuming, waits for
 the records in flight and their produces, commits the consumer offsets and
 closes the state stores; a restart resumes where it stopped.`,
@@ -81,15 +87,19 @@ closes the state stores; a restart resumes where it stopped.`,
 				}
 				g.applyFile(cmd, file)
 			}
+			if g.giveUpAfter < 0 {
+				return &usageError{fmt.Errorf("--give-up-after %s: use a positive duration, or 0 to keep reconnecting", g.giveUpAfter)}
+			}
+			reconnect := processors.WithGiveUpAfter(g.giveUpAfter)
 			k, stopBroker, err := g.serverKafka(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
 			defer stopBroker()
 			if file != nil {
-				return runTopology(cmd.Context(), log, k, g.stateDir, file, f)
+				return runTopology(cmd.Context(), log, k, g.stateDir, file, f, reconnect)
 			}
-			return runBank(cmd.Context(), log, k, g.stateDir, f)
+			return runBank(cmd.Context(), log, k, g.stateDir, f, reconnect)
 		},
 	}
 	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events (built-in projection only)")
@@ -99,8 +109,8 @@ closes the state stores; a restart resumes where it stopped.`,
 	return cmd
 }
 
-func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags) error {
-	p, tally, tp, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group)
+func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags, extra ...processors.Option) error {
+	p, tally, tp, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group, extra...)
 	if err != nil {
 		return err
 	}
@@ -122,17 +132,17 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 }
 
 // newBankProcessor sets up tracing from the OTEL_* variables and the bank
-// projection's processor; tp is its tracer provider. shutdown flushes the
-// traces.
-func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (
+// projection's processor, with extra options; tp is its tracer provider.
+// shutdown flushes the traces.
+func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string, extra ...processors.Option) (
 	p *processors.Processor, tally *processors.Tally, tp trace.TracerProvider, shutdown func(), err error) {
 	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer), processors.WithKafka(k))
-	p, err = processors.NewProcessor(ctx, bank.Graph(input, group, rt),
-		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
+	p, err = processors.NewProcessor(ctx, bank.Graph(input, group, rt), append([]processors.Option{
+		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt)}, extra...)...)
 	if err != nil {
 		shutdownTracing(log, prov)
 		return nil, nil, nil, nil, err
@@ -180,8 +190,9 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 	}
 }
 
-// runTopology compiles a topology file and runs all its groups.
-func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, rf *runFlags) error {
+// runTopology compiles a topology file and runs all its groups; extra
+// options go to every group's processor.
+func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, rf *runFlags, extra ...processors.Option) error {
 	progress := rf.progress
 	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
@@ -206,7 +217,7 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if err := checkPartitions(ctx, k, f, compiled); err != nil {
 		return err
 	}
-	procs, err := replay.NewProcessors(ctx, log, k, stateDir, compiled.Groups)
+	procs, err := replay.NewProcessors(ctx, log, k, stateDir, compiled.Groups, extra...)
 	if err != nil {
 		return err
 	}

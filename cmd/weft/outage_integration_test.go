@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/examples/bank"
+	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
+)
+
+// lockedBuffer is an io.Writer whose contents can be read while a process
+// writes to it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is `weft args...` running as a process (this test binary as weft),
+// whose output can be read while it runs.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+	err    error
+}
+
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(os.Args[0], args...), out: &lockedBuffer{}, exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), envAsWeft+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("output of weft %s:\n%s", strings.Join(args, " "), p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig and waits for the process to exit.
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("weft %s did not exit on %s", strings.Join(p.cmd.Args[1:], " "), sig)
+	}
+}
+
+// envOutage sets how long TestIntegrationRunRidesOutBrokerRestarts keeps
+// the broker down (a Go duration; default 3s), e.g. 90s for outages longer
+// than every client timeout.
+const envOutage = "WEFT_TEST_OUTAGE"
+
+// A `weft run` against a `weft broker` process rides out the broker being
+// stopped (SIGTERM) and, later, killed (SIGKILL), each time started again
+// on the same address and data dir a few seconds later ($WEFT_TEST_OUTAGE):
+// it never exits,
+// logs that it lost the cluster and that it reconnected, and ends with
+// every account of testdata/bank exactly as the reference computes it.
+func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
+	if os.Getenv(kafkatest.EnvBrokers) != "" {
+		t.Skip("the test stops and restarts the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
+	}
+	outage := 3 * time.Second
+	if v := os.Getenv(envOutage); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %v", envOutage, err)
+		}
+		outage = d
+	}
+	addr, dataDir := freeAddr(t), t.TempDir()
+	startBroker := func() *proc {
+		b := startProc(t, "broker", "--embedded-addr", addr, "--data-dir", dataDir, "--log-level", "error")
+		kafkatest.WaitFor(t, time.Minute, "weft broker to serve on "+addr, func() bool {
+			if !b.running() {
+				t.Fatalf("weft broker exited: %v", b.err)
+			}
+			_, err := (kafkaclient.Config{Brokers: []string{addr}}).PartitionCounts(t.Context(), nil)
+			return err == nil
+		})
+		return b
+	}
+	b := startBroker()
+
+	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	common := []string{"--brokers", addr, "--log-level", "warn", "--partitions", "4"}
+	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(events)), "\n")
+	produce := func(part []string) {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "events.jsonl")
+		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := weft(t.Context(), append([]string{"produce", input, f, "--key-field", "account"}, common...)...)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("produced %d records", len(part))) {
+			t.Fatalf("produce: %v\n%s", err, out)
+		}
+	}
+	want := map[string]map[string]any{}
+	data, err := os.ReadFile(filepath.Join(bankData, "expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var acc map[string]any
+		if err := json.Unmarshal([]byte(line), &acc); err != nil {
+			t.Fatal(err)
+		}
+		want[acc["account"].(string)] = acc
+	}
+
+	run := startProc(t, append([]string{"run", "--input", input, "--group", group, "--state-dir", t.TempDir(),
+		"--log-format", "json", "--progress-interval", "0"}, append(common, "--log-level", "info")...)...)
+	const lost, back = `"msg":"processor lost the Kafka cluster; reconnecting"`, `"msg":"processor reconnected to the Kafka cluster"`
+	third := len(lines) / 3
+	count := func(msg string) int { return strings.Count(run.out.String(), msg) }
+	for i, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		produce(lines[i*third : (i+1)*third])
+		time.Sleep(300 * time.Millisecond) // stop the broker while the processor works on the records
+		lostBefore, backBefore := count(lost), count(back)
+		b.signal(t, sig)
+		down := time.Now()
+		kafkatest.WaitFor(t, time.Minute, fmt.Sprintf("weft run to notice the broker's %s", sig), func() bool {
+			if !run.running() {
+				t.Fatalf("weft run exited after the broker's %s: %v", sig, run.err)
+			}
+			return count(lost) > lostBefore
+		})
+		t.Logf("%s: outage noticed after %s", sig, time.Since(down).Round(time.Millisecond))
+		time.Sleep(outage)
+		b = startBroker()
+		up := time.Now()
+		kafkatest.WaitFor(t, 2*time.Minute, fmt.Sprintf("weft run to reconnect after the broker's %s", sig), func() bool {
+			if !run.running() {
+				t.Fatalf("weft run exited: %v", run.err)
+			}
+			return count(back) > backBefore
+		})
+		t.Logf("%s: reconnected %s after the broker was back", sig, time.Since(up).Round(time.Millisecond))
+	}
+	produce(lines[2*third:])
+
+	view, err := processors.StartView(t.Context(), goka.Table(group+"-table"), processors.EnvelopeCodec(bank.AccountCodec{}),
+		processors.WithKafka(kafkaclient.Config{Brokers: []string{addr}}), processors.WithStateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	differ := func() []string {
+		var bad []string
+		for key, w := range want {
+			v, err := view.Get(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if st, ok := v.(*processors.Stored); ok {
+				data, _ := json.Marshal(st.Value)
+				_ = json.Unmarshal(data, &got)
+			}
+			for field, wv := range w {
+				if !reflect.DeepEqual(got[field], wv) {
+					bad = append(bad, fmt.Sprintf("%s = %v, want %v", key, got, w))
+					break
+				}
+			}
+		}
+		return bad
+	}
+	kafkatest.WaitFor(t, 2*time.Minute, "every account to match the reference", func() bool {
+		if !run.running() {
+			t.Fatalf("weft run exited: %v", run.err)
+		}
+		return len(differ()) == 0
+	})
+	run.signal(t, os.Interrupt)
+	if run.err != nil {
+		t.Fatalf("weft run after Ctrl-C: %v", run.err)
+	}
+	if n := strings.Count(run.out.String(), "rejected input record"); n > 0 {
+		t.Errorf("weft run rejected %d records", n)
+	}
+	b.signal(t, os.Interrupt)
+}
