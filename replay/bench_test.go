@@ -106,7 +106,7 @@ func liveRun(b *testing.B, f *fixture, app string, n int64) time.Duration {
 		}
 	}
 	start := time.Now()
-	procs, err := replay.NewProcessors(b.Context(), slog.New(slog.DiscardHandler), f.kafka, b.TempDir(), groups)
+	procs, err := topology.NewProcessors(b.Context(), slog.New(slog.DiscardHandler), f.kafka, b.TempDir(), groups)
 	if err != nil {
 		b.Fatal(err)
 	}

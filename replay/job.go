@@ -108,7 +108,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	}
 	k := o.Kafka
 	k.StartOffset = kafkaclient.StartEarliest // the job's internal topics are read from their start
-	procs, err := NewProcessors(ctx, o.Logger, k, o.StateDir, groups)
+	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups)
 	if err != nil {
 		return nil, err
 	}

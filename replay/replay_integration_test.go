@@ -191,7 +191,7 @@ func (f *fixture) startLive(stateDir string) (groups []*topology.Group, stop fun
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	procs, err := replay.NewProcessors(f.t.Context(), slog.New(slog.DiscardHandler), f.kafka, stateDir, c.Groups)
+	procs, err := topology.NewProcessors(f.t.Context(), slog.New(slog.DiscardHandler), f.kafka, stateDir, c.Groups)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
-	"github.com/weftstream/weft/replay"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -217,7 +216,7 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if err := checkPartitions(ctx, k, f, compiled); err != nil {
 		return err
 	}
-	procs, err := replay.NewProcessors(ctx, log, k, stateDir, compiled.Groups, extra...)
+	procs, err := topology.NewProcessors(ctx, log, k, stateDir, compiled.Groups, extra...)
 	if err != nil {
 		return err
 	}

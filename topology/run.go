@@ -1,4 +1,4 @@
-package replay
+package topology
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
-	"github.com/weftstream/weft/topology"
 )
 
 // NewProcessors creates one processor per compiled group, with state
-// under stateDir (processors/<group>/), as weft run and weft replay run
-// them; extra options go to every processor.
-func NewProcessors(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, groups []*topology.Group,
+// under stateDir (processors/<group>/), as weft run, replay jobs and the
+// tests run them; extra options go to every processor. Run them with
+// processors.RunAll.
+func NewProcessors(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, groups []*Group,
 	extra ...processors.Option) ([]*processors.Processor, error) {
 	procs := make([]*processors.Processor, 0, len(groups))
 	for _, grp := range groups {
