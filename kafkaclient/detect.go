@@ -41,13 +41,38 @@ func DetectVersion(ctx context.Context, brokers []string, sc *sarama.Config) (sa
 		if err := ctx.Err(); err != nil {
 			return sarama.KafkaVersion{}, err
 		}
-		v, err := detectOne(ctx, addr, &probe)
+		v, err := detectOneCtx(ctx, addr, &probe)
 		if err == nil {
 			return v, nil
+		}
+		if ctx.Err() != nil {
+			return sarama.KafkaVersion{}, err
 		}
 		errs = append(errs, err)
 	}
 	return sarama.KafkaVersion{}, errors.Join(errs...)
+}
+
+// detectOneCtx is detectOne that returns as soon as ctx ends (Ctrl-C),
+// even while a broker that accepted the connection does not answer:
+// sarama's requests take no context, so the attempt is left to time out
+// on its own.
+func detectOneCtx(ctx context.Context, addr string, sc *sarama.Config) (sarama.KafkaVersion, error) {
+	type result struct {
+		v   sarama.KafkaVersion
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := detectOne(ctx, addr, sc)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return sarama.KafkaVersion{}, fmt.Errorf("connect to %s: %w", addr, ctx.Err())
+	}
 }
 
 func detectOne(ctx context.Context, addr string, sc *sarama.Config) (sarama.KafkaVersion, error) {

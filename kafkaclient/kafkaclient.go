@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ type Config struct {
 	MaxMessageBytes int
 	// DialTimeout bounds each connection attempt; default 10s.
 	DialTimeout time.Duration
+	// Logger, if set, gets a line when the brokers take more than a
+	// second to answer the first request ("connecting to Kafka").
+	Logger *slog.Logger
 	// UnreachableHint is added to the error when no broker answers, e.g.
 	// "start one with 'weft broker'".
 	UnreachableHint string
@@ -141,6 +145,13 @@ func (c Config) Sarama(ctx context.Context) (*sarama.Config, error) {
 		v, _ := sarama.ParseKafkaVersion(c.Version)
 		sc.Version = v
 	} else {
+		if c.Logger != nil {
+			// Say what weft waits for when the brokers are slow to answer.
+			t := time.AfterFunc(time.Second, func() {
+				c.Logger.Info("connecting to Kafka", "brokers", strings.Join(c.Brokers, ","))
+			})
+			defer t.Stop()
+		}
 		v, err := DetectVersion(ctx, c.Brokers, sc)
 		if err != nil {
 			return nil, c.Explain(err)

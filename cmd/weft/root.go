@@ -162,6 +162,16 @@ func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, &usageError{fmt.Errorf("--log-format %q: use text or json", g.logFormat)}
 }
 
+// stderrLogger is the logger the flags ask for on stderr, or nil before
+// they are valid.
+func (g *globalFlags) stderrLogger() *slog.Logger {
+	l, err := g.logger(os.Stderr)
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
 // kafka returns the client configuration for brokers.
 func (g *globalFlags) kafka(brokers []string) kafkaclient.Config {
 	return kafkaclient.Config{
@@ -174,6 +184,8 @@ func (g *globalFlags) kafka(brokers []string) kafkaclient.Config {
 		TLS:               g.tls,
 		SASL:              kafkaclient.SASL{Mechanism: g.saslMechanism, User: g.saslUser, Password: g.saslPassword},
 		DialTimeout:       10 * time.Second,
+		// "connecting to Kafka" when the brokers are slow to answer.
+		Logger: g.stderrLogger(),
 	}
 }
 
