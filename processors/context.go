@@ -50,6 +50,11 @@ type Context struct {
 	// offset of the copy that was applied (see emitAs).
 	emitOffset    int64
 	emitOffsetSet bool
+
+	// The record cache of the record's partition (nil without a cache)
+	// and the key's entry in it (set by loadPrev).
+	cpart  *cachePart
+	centry *cacheEntry
 }
 
 var _ goka.Context = (*Context)(nil)
@@ -121,12 +126,19 @@ func (c *Context) loadPrev() {
 		return
 	}
 	c.prevLoaded = true
-	v := c.g.Value()
-	if v == nil {
-		return
+	var s *Stored
+	if p := c.cpart; p != nil {
+		e := p.lookup(c.g.Key())
+		if e == nil {
+			s, _ = c.g.Value().(*Stored)
+			e = c.rt.cache.insert(p, c.g.Key(), s)
+		}
+		c.centry = e
+		s = e.value
+	} else {
+		s, _ = c.g.Value().(*Stored)
 	}
-	s, ok := v.(*Stored)
-	if !ok {
+	if s == nil {
 		return
 	}
 	c.prev = s
@@ -233,7 +245,7 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		return
 	}
 	next := &Stored{Value: value}
-	if collect {
+	if collect && c.cpart == nil {
 		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, spanRef(c.span.SpanContext()))
 	}
 	next.Meta.Writer = spanRef(c.span.SpanContext())
@@ -252,7 +264,11 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
 			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
 	}
-	c.g.SetValue(next, c.withHeaders(options)...)
+	if c.cpart != nil {
+		c.rt.cache.update(c.cpart, c.centry, next, next.Meta.Writer, collect)
+	} else {
+		c.g.SetValue(next, c.withHeaders(options)...)
+	}
 	c.prev, c.prevLoaded = next, true
 }
 
@@ -285,7 +301,11 @@ func (c *Context) Delete(options ...goka.ContextOption) {
 	if c.prev != nil {
 		c.linkPrevious()
 	}
-	c.g.Delete(c.withHeaders(options)...)
+	if c.cpart != nil {
+		c.rt.cache.update(c.cpart, c.centry, nil, statestore.SpanRef{}, false)
+	} else {
+		c.g.Delete(c.withHeaders(options)...)
+	}
 	c.prev = nil
 }
 

@@ -16,7 +16,10 @@ type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
 	stateful bool // the group has a table (set by DefineGroup)
-	stop     bool // stop the processor on a bad record (StopOnRejection)
+	// cache is the group table's record cache (set by NewProcessor with
+	// WithRuntime unless WithRecordCache turned it off).
+	cache *recordCache
+	stop  bool // stop the processor on a bad record (StopOnRejection)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
 	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
@@ -104,6 +107,9 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		})
 		defer span.End()
 		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
+		if rt.cache != nil && rt.stateful {
+			ctx.cpart = rt.cache.hold(gctx) // the record commits after the next flush
+		}
 
 		if rt.stateful {
 			if rej := rt.checkPartition(gctx); rej != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -30,10 +31,13 @@ type config struct {
 	coalescers     []*Coalescer
 	runtime        *Runtime
 	stopOnReject   bool
+	cacheMaxBytes  int64
+	commitInterval time.Duration
 }
 
 func buildConfig(opts []Option) config {
-	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler)}
+	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler),
+		cacheMaxBytes: DefaultCacheMaxBytes, commitInterval: DefaultCommitInterval}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -96,6 +100,7 @@ type Processor struct {
 	cfg     config
 	builder *statestore.Builder
 	goka    *goka.Processor
+	cache   *recordCache // the group table's record cache (WithRecordCache)
 }
 
 // NewProcessor connects to Kafka, creates missing input topics and prepares
@@ -133,6 +138,11 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 			return scanTable(builder, table, codec, partition)
 		}
 		rt.partitions = partitions
+		rt.cache = nil
+		if cfg.cacheMaxBytes > 0 {
+			rt.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
+		}
+		p.cache = rt.cache
 	}
 	return p, nil
 }
@@ -230,6 +240,10 @@ func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGrap
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.builder.Close()
 	p.cfg.logger.Info("processor starting", "group", string(p.graph.Group()), "brokers", strings.Join(p.cfg.kafka.Brokers, ","))
+	stopCache, err := p.startCache()
+	if err != nil {
+		return p.cfg.kafka.Explain(fmt.Errorf("processor %s: %w", p.graph.Group(), err))
+	}
 	// Coalescers stop with the processor: when ctx ends (or goka fails)
 	// they flush once more, which completes the records goka waits for.
 	runCtx, stop := context.WithCancel(ctx)
@@ -243,7 +257,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			flushErrs[i] = c.Run(runCtx)
 		}()
 	}
-	err := p.goka.Run(runCtx)
+	err = errors.Join(p.goka.Run(runCtx), stopCache())
 	stop()
 	wg.Wait()
 	err = errors.Join(append(flushErrs, err)...)

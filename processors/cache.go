@@ -1,0 +1,589 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Record cache defaults (see WithRecordCache).
+const (
+	// DefaultCacheMaxBytes is the record cache budget of a processor
+	// instance: Kafka Streams' statestore.cache.max.bytes default.
+	DefaultCacheMaxBytes = 10 << 20
+	// DefaultCommitInterval is how often the record cache flushes. Kafka
+	// Streams commits every 30 s; weft's tables are read models (views,
+	// weft get, downstream groups reading the changelog), which see a
+	// cached update only when it is flushed, so weft flushes every second:
+	// a read model lags by at most about a second, and a key updated more
+	// than once a second still gets one changelog record per second
+	// instead of one per update.
+	DefaultCommitInterval = time.Second
+)
+
+// WithRecordCache sets the record cache of a processor's group table
+// (NewProcessor with WithRuntime): a budget of maxBytes per processor
+// instance (0 turns the cache off: every update is written to the store
+// and the changelog at once) and the interval at which it flushes (zero or
+// less: DefaultCommitInterval). The cache is on by default with
+// DefaultCacheMaxBytes and DefaultCommitInterval.
+//
+// With the cache, Context.SetValue and Delete update the key in memory;
+// Value, Stored and the effectively-once check read it there. A flush,
+// every interval, when the budget is exceeded and when a partition stops
+// (revoked, or the processor stops), writes one table record per changed
+// key, to the store and the changelog, in a span "flush <table>" linked
+// (coalesced) to every sampled span that contributed since the previous
+// flushed version and (previous_value) to the writer of that version; the
+// value's envelope names the contributors (statestore.Envelope
+// Contributors, bounded, with Dropped). Every input record of the
+// partition is committed only after the flush that follows it has been
+// acknowledged, so state stays effectively-once across crashes: records
+// whose updates were never flushed are consumed again. The store is never
+// ahead of the changelog: the store commits a write when the changelog
+// acknowledges it. Downstream emits are not delayed.
+func WithRecordCache(maxBytes int64, commitInterval time.Duration) Option {
+	return func(c *config) {
+		c.cacheMaxBytes = max(maxBytes, 0)
+		c.commitInterval = commitInterval
+	}
+}
+
+// Size estimates of cache entries for the byte budget: a value's encoded
+// size is known once it has been flushed; before, it is assumed.
+const (
+	cacheEntryOverhead = 160 // entry, Stored, map slot
+	cacheValueGuess    = 64
+	cacheSourceBytes   = 48
+	cacheSpanRefBytes  = 25
+)
+
+// recordCache is the record cache of one processor's group table.
+type recordCache struct {
+	table    string
+	codec    goka.Codec
+	builder  *statestore.Builder
+	tracer   *tracing.Tracer
+	sc       *sarama.Config
+	brokers  []string
+	maxBytes int64
+	interval time.Duration
+
+	bytes atomic.Int64
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	err   error // of the flusher, read after done
+
+	mu      sync.Mutex
+	parts   map[int32]*cachePart
+	retired []*cachePart // parts whose partition stopped or was assigned again
+
+	flushMu  sync.Mutex // one flush at a time
+	producer sarama.AsyncProducer
+	flushes  atomic.Int64
+}
+
+// cachePart is the cache of one partition of the table as long as one
+// partition processor of goka runs it.
+type cachePart struct {
+	partition int32
+	done      <-chan struct{} // the partition processor's context
+	store     *statestore.Store
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	dirty   []*cacheEntry // changed since the last flush, in order
+	commits []func(error) // input records waiting for the next flush
+	clean   int           // entries not dirty (evictable)
+	current *cacheEntry   // entry of the record being processed: not evicted
+}
+
+// cacheEntry is the cached state of a key. value is written only by the
+// partition's goroutine; the other fields are guarded by the part's mutex.
+type cacheEntry struct {
+	key   string
+	value *Stored // nil: no value
+	dirty bool
+	size  int64
+	// encoded is the encoded size of the last flushed version (0: unknown).
+	encoded int
+	// The writer and version of the last version written to the changelog.
+	baseWriter  statestore.SpanRef
+	baseVersion uint64
+}
+
+type flushedRecord struct {
+	e      *cacheEntry
+	value  *Stored
+	writer statestore.SpanRef
+	ver    uint64
+}
+
+func newRecordCache(table string, codec goka.Codec, builder *statestore.Builder, tracer *tracing.Tracer,
+	sc *sarama.Config, brokers []string, maxBytes int64, interval time.Duration) *recordCache {
+	if interval <= 0 {
+		interval = DefaultCommitInterval
+	}
+	return &recordCache{table: table, codec: codec, builder: builder, tracer: tracer, sc: sc, brokers: brokers,
+		maxBytes: maxBytes, interval: interval, wake: make(chan struct{}, 1), parts: map[int32]*cachePart{}}
+}
+
+// hold returns the cache of the record's partition and defers the
+// commit of the record until the next flush is acknowledged.
+func (c *recordCache) hold(g goka.Context) *cachePart {
+	p := c.part(g.Partition(), g.Context().Done())
+	commit := g.DeferCommit()
+	p.mu.Lock()
+	p.commits = append(p.commits, commit)
+	p.mu.Unlock()
+	return p
+}
+
+func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.parts[partition]
+	if p != nil && p.done == done {
+		return p
+	}
+	if p != nil {
+		c.retired = append(c.retired, p)
+	}
+	p = &cachePart{partition: partition, done: done, store: c.builder.Store(c.table, partition),
+		entries: map[string]*cacheEntry{}}
+	c.parts[partition] = p
+	if c.stop != nil {
+		stop := c.stop
+		go func() {
+			select {
+			case <-done:
+				c.poke()
+			case <-stop:
+			}
+		}()
+	}
+	return p
+}
+
+// poke asks the flusher for a flush.
+func (c *recordCache) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lookup returns the entry of key, or nil.
+func (p *cachePart) lookup(key string) *cacheEntry {
+	p.mu.Lock()
+	e := p.entries[key]
+	p.current = e
+	p.mu.Unlock()
+	return e
+}
+
+// insert caches v, read from the store, as the clean value of key.
+func (c *recordCache) insert(p *cachePart, key string, v *Stored) *cacheEntry {
+	e := &cacheEntry{key: key, value: v}
+	if v != nil {
+		e.baseWriter, e.baseVersion = v.Meta.Writer, v.Meta.Version
+	}
+	p.mu.Lock()
+	if old := p.entries[key]; old != nil { // not expected: one goroutine per partition
+		p.mu.Unlock()
+		return old
+	}
+	p.entries[key] = e
+	p.clean++
+	p.current = e
+	c.resize(e)
+	p.mu.Unlock()
+	c.checkBudget(p)
+	return e
+}
+
+// update makes v (nil: deleted) the value of e. collect is setValue's: the
+// contributors of v continue those of the flushed version.
+func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
+	p.mu.Lock()
+	if v != nil {
+		switch {
+		case e.dirty && e.value != nil:
+			// The chain of updates since the last flush: e.value is not
+			// flushed yet, so its contributors can be extended in place
+			// (a flush encodes only up to the length it took).
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(e.value.Meta.Contributors, e.value.Meta.Dropped, w)
+		case collect:
+			v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
+		default:
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
+		}
+	}
+	e.value = v
+	if !e.dirty {
+		e.dirty = true
+		p.clean--
+		p.dirty = append(p.dirty, e)
+	}
+	c.resize(e)
+	p.mu.Unlock()
+	c.checkBudget(p)
+}
+
+func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
+	if !w.IsValid() {
+		return have, dropped
+	}
+	if len(have) >= statestore.MaxContributors {
+		return have, dropped + 1
+	}
+	return append(have, w), dropped
+}
+
+// resize updates the budget's account of e; p.mu is held.
+func (c *recordCache) resize(e *cacheEntry) {
+	n := int64(cacheEntryOverhead + len(e.key))
+	if e.encoded > 0 {
+		n += int64(e.encoded)
+	} else {
+		n += cacheValueGuess
+	}
+	if e.value != nil {
+		n += int64(len(e.value.Meta.Sources)*cacheSourceBytes + len(e.value.Meta.Contributors)*cacheSpanRefBytes)
+	}
+	c.bytes.Add(n - e.size)
+	e.size = n
+}
+
+// checkBudget evicts clean entries of p while the cache is over its
+// budget, and asks for a flush if that is not enough.
+func (c *recordCache) checkBudget(p *cachePart) {
+	if c.bytes.Load() <= c.maxBytes {
+		return
+	}
+	target := c.maxBytes - c.maxBytes/8
+	p.mu.Lock()
+	if p.clean > 0 {
+		for k, e := range p.entries {
+			if e.dirty || e == p.current {
+				continue
+			}
+			delete(p.entries, k)
+			p.clean--
+			if c.bytes.Add(-e.size) <= target || p.clean == 0 {
+				break
+			}
+		}
+	}
+	p.mu.Unlock()
+	if c.bytes.Load() > c.maxBytes {
+		c.poke()
+	}
+}
+
+// start creates the producer of the table's records and starts the
+// flusher. The processor calls it before goka runs and the returned
+// function after goka has stopped.
+func (c *recordCache) start() (func() error, error) {
+	cp := *c.sc
+	cp.Producer.Partitioner = sarama.NewManualPartitioner
+	cp.Producer.Return.Successes = true
+	cp.Producer.Return.Errors = true
+	producer, err := sarama.NewAsyncProducer(c.brokers, &cp)
+	if err != nil {
+		return nil, fmt.Errorf("create producer for table %s: %w", c.table, err)
+	}
+	c.producer = producer
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	var acks sync.WaitGroup
+	acks.Add(2)
+	go func() {
+		defer acks.Done()
+		for msg := range producer.Successes() {
+			msg.Metadata.(func(int64, error))(msg.Offset, nil)
+		}
+	}()
+	go func() {
+		defer acks.Done()
+		for perr := range producer.Errors() {
+			perr.Msg.Metadata.(func(int64, error))(0, perr.Err)
+		}
+	}()
+	go c.run()
+	return func() error {
+		close(c.stop)
+		<-c.done
+		perr := producer.Close()
+		acks.Wait()
+		return errors.Join(c.err, perr)
+	}, nil
+}
+
+// run flushes every interval and when poked (budget, a stopped
+// partition) until stop. What is left then belongs to partitions goka has
+// closed without waiting for them: their records are not committed, so
+// they are consumed again.
+func (c *recordCache) run() {
+	defer close(c.done)
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.wake:
+		}
+		if err := c.flush(); err != nil && c.err == nil {
+			c.err = err
+		}
+	}
+}
+
+func mapValues(m map[int32]*cachePart) []*cachePart {
+	out := make([]*cachePart, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
+}
+
+// flush writes every dirty key of every partition, waits for the
+// acknowledgements and then releases the input records held before it.
+func (c *recordCache) flush() error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	if c.producer == nil {
+		return errors.New("the record cache is not running")
+	}
+	c.mu.Lock()
+	parts := append(c.retired[:len(c.retired):len(c.retired)], mapValues(c.parts)...)
+	c.mu.Unlock()
+	var acks sync.WaitGroup
+	errs := make([]error, len(parts))
+	held := make([][]func(error), len(parts))
+	var errMu sync.Mutex
+	for i, p := range parts {
+		p.mu.Lock()
+		dirty := p.dirty
+		held[i] = p.commits
+		p.dirty, p.commits = nil, nil
+		recs := make([]flushedRecord, len(dirty))
+		for j, e := range dirty {
+			recs[j] = flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion}
+			e.dirty = false
+			p.clean++
+			if e.value != nil {
+				e.baseWriter, e.baseVersion = e.value.Meta.Writer, e.value.Meta.Version
+			}
+		}
+		p.mu.Unlock()
+		fail := func(err error) {
+			errMu.Lock()
+			errs[i] = errors.Join(errs[i], err)
+			errMu.Unlock()
+		}
+		for _, r := range recs {
+			if err := c.write(p, r, &acks, fail); err != nil {
+				fail(err)
+			}
+		}
+	}
+	acks.Wait()
+	var firstErr error
+	for i := range parts {
+		for _, commit := range held[i] {
+			commit(errs[i])
+		}
+		firstErr = cmpOr(firstErr, errs[i])
+	}
+	c.retire(parts)
+	c.flushes.Add(1)
+	return firstErr
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// retire forgets the parts whose partition processor stopped and that
+// hold nothing more.
+func (c *recordCache) retire(parts []*cachePart) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := c.retired[:0]
+	for _, p := range c.retired {
+		if !p.drained() {
+			keep = append(keep, p)
+		} else {
+			c.forget(p)
+		}
+	}
+	clear(c.retired[len(keep):])
+	c.retired = keep
+	for _, p := range parts {
+		if c.parts[p.partition] == p && p.drained() {
+			delete(c.parts, p.partition)
+			c.forget(p)
+		}
+	}
+}
+
+// drained reports whether p's partition processor stopped and p has
+// nothing to flush or release.
+func (p *cachePart) drained() bool {
+	select {
+	case <-p.done:
+	default:
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dirty) == 0 && len(p.commits) == 0
+}
+
+func (c *recordCache) forget(p *cachePart) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.entries {
+		c.bytes.Add(-e.size)
+	}
+	clear(p.entries)
+}
+
+// write writes one flushed version to the store (pending until the
+// changelog acknowledges it) and produces it to the changelog.
+func (c *recordCache) write(p *cachePart, r flushedRecord, acks *sync.WaitGroup, fail func(error)) error {
+	if p.store == nil {
+		return fmt.Errorf("flush %s/%d: no store for the partition", c.table, p.partition)
+	}
+	var data []byte
+	if r.value != nil {
+		var err error
+		if data, err = c.codec.Encode(r.value); err != nil {
+			return fmt.Errorf("flush %s/%d: encode value of %q: %w", c.table, p.partition, r.e.key, err)
+		}
+		p.mu.Lock()
+		r.e.encoded = len(data)
+		c.resize(r.e)
+		p.mu.Unlock()
+		if err := p.store.Set(r.e.key, data); err != nil {
+			return fmt.Errorf("flush %s/%d: store %q: %w", c.table, p.partition, r.e.key, err)
+		}
+	} else if err := p.store.Delete(r.e.key); err != nil {
+		return fmt.Errorf("flush %s/%d: delete %q: %w", c.table, p.partition, r.e.key, err)
+	}
+	span, headers := c.flushSpan(r)
+	msg := &sarama.ProducerMessage{Topic: c.table, Partition: p.partition, Key: sarama.StringEncoder(r.e.key), Headers: headers}
+	if data != nil {
+		msg.Value = sarama.ByteEncoder(data)
+	}
+	store := p.store
+	acks.Add(1)
+	msg.Metadata = func(offset int64, err error) {
+		defer acks.Done()
+		if err == nil && offset != 0 {
+			// As goka does for its table writes: the store commits the
+			// write once the changelog holds it. (Offset 0 of a new
+			// table is not acknowledged; see statestore.)
+			err = store.SetOffset(offset)
+		}
+		if err != nil {
+			err = fmt.Errorf("flush %s/%d: key %q: %w", c.table, p.partition, r.e.key, err)
+			fail(err)
+			if span != nil {
+				tracing.RecordError(span, err)
+			}
+		}
+		if span != nil {
+			span.End()
+		}
+	}
+	c.producer.Input() <- msg
+	return nil
+}
+
+// flushSpan returns the headers of a flushed record: the traceparent of
+// the span "flush <table>" if a contributor was sampled (the span is then
+// returned too), else the writer's; and the event time.
+func (c *recordCache) flushSpan(r flushedRecord) (trace.Span, []sarama.RecordHeader) {
+	var parent statestore.SpanRef
+	var sampled int
+	var contributors []statestore.SpanRef
+	var dropped uint64
+	var eventTime time.Time
+	if r.value != nil {
+		contributors, dropped = r.value.Meta.Contributors, r.value.Meta.Dropped
+		parent, eventTime = r.value.Meta.Writer, r.value.Meta.EventTime
+	}
+	for _, sr := range contributors {
+		if trace.TraceFlags(sr.Flags).IsSampled() {
+			parent = sr
+			sampled++
+		}
+	}
+	h := goka.Headers{}
+	var span trace.Span
+	if sampled > 0 {
+		links := make([]trace.Link, 0, sampled+1)
+		for _, sr := range contributors {
+			if trace.TraceFlags(sr.Flags).IsSampled() {
+				links = append(links, tracing.Link(spanContext(sr), tracing.LinkCoalesced))
+			}
+		}
+		if r.writer.IsValid() {
+			links = append(links, tracing.Link(spanContext(r.writer), tracing.LinkPreviousValue,
+				tracing.AttrStateVersion.Int64(int64(r.ver))))
+		}
+		var ctx context.Context
+		ctx, span = c.tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), spanContext(parent)),
+			"flush "+c.table, trace.WithLinks(links...), trace.WithAttributes(
+				tracing.AttrStateTable.String(c.table), tracing.AttrStateKey.String(r.e.key),
+				tracing.AttrLinksDropped.Int(len(contributors)-sampled+int(dropped))))
+		c.tracer.Inject(ctx, h)
+	} else if parent.IsValid() {
+		c.tracer.Inject(trace.ContextWithRemoteSpanContext(context.Background(), spanContext(parent)), h)
+	}
+	if !eventTime.IsZero() {
+		h[HeaderEventTime] = appendEventTime(nil, eventTime)
+	}
+	headers := make([]sarama.RecordHeader, 0, len(h))
+	for k, v := range h {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: v})
+	}
+	return span, headers
+}
+
+// startCache starts the record cache's flusher, if the processor has a
+// cache; the returned function stops it once goka has stopped.
+func (p *Processor) startCache() (func() error, error) {
+	if p.cache == nil {
+		return func() error { return nil }, nil
+	}
+	return p.cache.start()
+}
+
+// Flush writes the changed keys of the record cache (see WithRecordCache)
+// to the store and the changelog now, waits for the acknowledgements and
+// releases the commits of the records they include; reads of the store
+// (Goka().Get, views, Lineage) then see them. Without a cache it does
+// nothing. The processor must be running.
+func (p *Processor) Flush() error {
+	if p.cache == nil {
+		return nil
+	}
+	return p.cache.flush()
+}
