@@ -114,7 +114,10 @@ type cacheEntry struct {
 	key   string
 	value *Stored // nil: no value
 	dirty bool
-	size  int64
+	// flushing: a flush took the value and has not written it to the
+	// store yet; evicting the entry would let a read miss it.
+	flushing bool
+	size     int64
 	// encoded is the encoded size of the last flushed version (0: unknown).
 	encoded int
 	// The writer and version of the last version written to the changelog.
@@ -265,30 +268,53 @@ func (c *recordCache) resize(e *cacheEntry) {
 	e.size = n
 }
 
-// checkBudget evicts clean entries of p while the cache is over its
-// budget, and asks for a flush if that is not enough.
+// checkBudget evicts clean entries, of p first, while the cache is over
+// its budget, and asks for a flush if that is not enough. The entry each
+// partition is processing (current) is never evicted: its goroutine
+// holds it.
 func (c *recordCache) checkBudget(p *cachePart) {
 	if c.bytes.Load() <= c.maxBytes {
 		return
 	}
 	target := c.maxBytes - c.maxBytes/8
-	p.mu.Lock()
-	if p.clean > 0 {
-		for k, e := range p.entries {
-			if e.dirty || e == p.current {
-				continue
-			}
-			delete(p.entries, k)
-			p.clean--
-			if c.bytes.Add(-e.size) <= target || p.clean == 0 {
-				break
-			}
+	if c.evict(p, target) {
+		return
+	}
+	c.mu.Lock()
+	parts := mapValues(c.parts)
+	c.mu.Unlock()
+	for _, o := range parts {
+		if o != p && c.evict(o, target) {
+			return
 		}
 	}
-	p.mu.Unlock()
 	if c.bytes.Load() > c.maxBytes {
 		c.poke()
 	}
+}
+
+// evict drops clean entries of p until the cache holds at most target
+// bytes; it reports whether it got there.
+func (c *recordCache) evict(p *cachePart, target int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clean == 0 {
+		return c.bytes.Load() <= target
+	}
+	for k, e := range p.entries {
+		if e.dirty || e.flushing || e == p.current {
+			continue
+		}
+		delete(p.entries, k)
+		p.clean--
+		if c.bytes.Add(-e.size) <= target {
+			return true
+		}
+		if p.clean == 0 {
+			break
+		}
+	}
+	return c.bytes.Load() <= target
 }
 
 // start creates the producer of the table's records and starts the
@@ -381,7 +407,7 @@ func (c *recordCache) flush() error {
 		recs := make([]flushedRecord, len(dirty))
 		for j, e := range dirty {
 			recs[j] = flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion}
-			e.dirty = false
+			e.dirty, e.flushing = false, true
 			p.clean++
 			if e.value != nil {
 				e.baseWriter, e.baseVersion = e.value.Meta.Writer, e.value.Meta.Version
@@ -397,6 +423,9 @@ func (c *recordCache) flush() error {
 			if err := c.write(p, r, &acks, fail); err != nil {
 				fail(err)
 			}
+			p.mu.Lock()
+			r.e.flushing = false
+			p.mu.Unlock()
 		}
 	}
 	acks.Wait()

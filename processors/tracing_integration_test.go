@@ -44,11 +44,11 @@ func (e *env) runtime() *processors.Runtime {
 	return processors.NewRuntime(processors.WithTracerProvider(e.tp))
 }
 
-// running is a processor running in the background.
 // noCache turns the record cache off, for tests of one changelog record
 // per update.
 var noCache = processors.WithRecordCache(0, 0)
 
+// running is a processor running in the background.
 type running struct {
 	rt     *processors.Runtime
 	p      *processors.Processor
