@@ -18,9 +18,36 @@ import (
 )
 
 type runFlags struct {
-	input    string
-	group    string
-	progress time.Duration
+	input          string
+	group          string
+	progress       time.Duration
+	cacheMaxBytes  int64
+	commitInterval time.Duration
+}
+
+// recordCache returns the record cache option of the groups: the flags
+// where set, else the topology file's settings, else the defaults.
+func (f *runFlags) recordCache(cmd *cobra.Command, file *topology.File) (processors.Option, error) {
+	size, every := int64(processors.DefaultCacheMaxBytes), processors.DefaultCommitInterval
+	if file != nil && file.CacheMaxBytes != nil {
+		size = *file.CacheMaxBytes
+	}
+	if file != nil && file.CommitInterval > 0 {
+		every = file.CommitInterval
+	}
+	if cmd.Flags().Changed("cache-max-bytes") {
+		if f.cacheMaxBytes < 0 {
+			return nil, &usageError{fmt.Errorf("--cache-max-bytes must be at least 0 (0 turns the record cache off), not %d", f.cacheMaxBytes)}
+		}
+		size = f.cacheMaxBytes
+	}
+	if cmd.Flags().Changed("commit-interval") {
+		if f.commitInterval <= 0 {
+			return nil, &usageError{fmt.Errorf("--commit-interval must be positive, not %s", f.commitInterval)}
+		}
+		every = f.commitInterval
+	}
+	return processors.WithRecordCache(size, every), nil
 }
 
 func newRunCommand(g *globalFlags) *cobra.Command {
@@ -75,25 +102,33 @@ closes the state stores; a restart resumes where it stopped.`,
 				}
 				g.applyFile(cmd, file)
 			}
+			cache, err := f.recordCache(cmd, file)
+			if err != nil {
+				return err
+			}
 			k, stopBroker, err := g.serverKafka(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
 			defer stopBroker()
 			if file != nil {
-				return runTopology(cmd.Context(), log, k, g.stateDir, file, f.progress)
+				return runTopology(cmd.Context(), log, k, g.stateDir, file, f.progress, cache)
 			}
-			return runBank(cmd.Context(), log, k, g.stateDir, f)
+			return runBank(cmd.Context(), log, k, g.stateDir, f, cache)
 		},
 	}
 	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events (built-in projection only)")
 	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table) (built-in projection only)")
 	cmd.Flags().DurationVar(&f.progress, "progress-interval", 10*time.Second, "how often to log progress (0: never)")
+	cmd.Flags().Int64Var(&f.cacheMaxBytes, "cache-max-bytes", processors.DefaultCacheMaxBytes,
+		"record cache budget of each group's table, in bytes (0: off; default: the topology file's cache_max_bytes, else 10 MiB)")
+	cmd.Flags().DurationVar(&f.commitInterval, "commit-interval", processors.DefaultCommitInterval,
+		"how often the record cache flushes to the store and changelog and inputs are committed (default: the topology file's commit_interval, else 1s)")
 	return cmd
 }
 
-func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags) error {
-	p, tally, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group)
+func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags, opts ...processors.Option) error {
+	p, tally, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group, opts...)
 	if err != nil {
 		return err
 	}
@@ -108,14 +143,14 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 
 // newBankProcessor sets up tracing from the OTEL_* variables and the bank
 // projection's processor. shutdown flushes the traces.
-func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string) (*processors.Processor, *processors.Tally, func(), error) {
+func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string, opts ...processors.Option) (*processors.Processor, *processors.Tally, func(), error) {
 	prov, err := tracing.Setup(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	rt := processors.NewRuntime(processors.WithLogger(log), processors.WithTracerProvider(prov.Tracer))
-	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt),
-		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt))
+	p, err := processors.NewProcessor(ctx, bank.Graph(input, group, rt), append([]processors.Option{
+		processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log), processors.WithRuntime(rt)}, opts...)...)
 	if err != nil {
 		shutdownTracing(log, prov)
 		return nil, nil, nil, err
@@ -158,7 +193,7 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 }
 
 // runTopology compiles a topology file and runs all its groups.
-func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, progress time.Duration) error {
+func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, progress time.Duration, opts ...processors.Option) error {
 	prov, err := tracing.Setup(ctx)
 	if err != nil {
 		return err
@@ -184,9 +219,9 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	}
 	procs := make([]*processors.Processor, 0, len(compiled.Groups))
 	for _, grp := range compiled.Groups {
-		opts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
+		popts := append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(stateDir), processors.WithLogger(log)},
 			grp.Options()...)
-		p, err := processors.NewProcessor(ctx, grp.Graph, opts...)
+		p, err := processors.NewProcessor(ctx, grp.Graph, append(popts, opts...)...)
 		if err != nil {
 			return err
 		}
