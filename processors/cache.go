@@ -102,18 +102,24 @@ type cachePart struct {
 
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
-	dirty   []*cacheEntry // changed since the last flush, in order
-	commits []func(error) // input records waiting for the next flush
-	clean   int           // entries not dirty (evictable)
-	current *cacheEntry   // entry of the record being processed: not evicted
+	// The entries changed since the last flush, least recently changed
+	// first: a flush writes them in the order of their last updates, so
+	// that a reader of the changelog sees event time advance as the input
+	// did (a key's record comes where its last contributor came).
+	dirtyHead, dirtyTail *cacheEntry
+	dirtyLen             int
+	commits              []func(error) // input records waiting for the next flush
+	clean                int           // entries not dirty (evictable)
+	current              *cacheEntry   // entry of the record being processed: not evicted
 }
 
 // cacheEntry is the cached state of a key. value is written only by the
 // partition's goroutine; the other fields are guarded by the part's mutex.
 type cacheEntry struct {
-	key   string
-	value *Stored // nil: no value
-	dirty bool
+	key        string
+	value      *Stored // nil: no value
+	dirty      bool
+	prev, next *cacheEntry // in the part's dirty list
 	// flushing: a flush took the value and has not written it to the
 	// store yet; evicting the entry would let a read miss it.
 	flushing bool
@@ -123,6 +129,9 @@ type cacheEntry struct {
 	// The writer and version of the last version written to the changelog.
 	baseWriter  statestore.SpanRef
 	baseVersion uint64
+	// replay is the state of the key as re-runs of redelivered records
+	// rebuild it (see replayBase); only the partition's goroutine uses it.
+	replay *Stored
 }
 
 type flushedRecord struct {
@@ -233,14 +242,45 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 		}
 	}
 	e.value = v
-	if !e.dirty {
+	e.replay = nil
+	if e.dirty {
+		p.unlinkDirty(e)
+	} else {
 		e.dirty = true
 		p.clean--
-		p.dirty = append(p.dirty, e)
 	}
+	p.appendDirty(e)
 	c.resize(e)
 	p.mu.Unlock()
 	c.checkBudget(p)
+}
+
+// appendDirty puts e at the end of the dirty list; p.mu is held.
+func (p *cachePart) appendDirty(e *cacheEntry) {
+	e.prev, e.next = p.dirtyTail, nil
+	if p.dirtyTail != nil {
+		p.dirtyTail.next = e
+	} else {
+		p.dirtyHead = e
+	}
+	p.dirtyTail = e
+	p.dirtyLen++
+}
+
+// unlinkDirty takes e out of the dirty list; p.mu is held.
+func (p *cachePart) unlinkDirty(e *cacheEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		p.dirtyHead = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		p.dirtyTail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	p.dirtyLen--
 }
 
 func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
@@ -302,7 +342,7 @@ func (c *recordCache) evict(p *cachePart, target int64) bool {
 		return c.bytes.Load() <= target
 	}
 	for k, e := range p.entries {
-		if e.dirty || e.flushing || e == p.current {
+		if e.dirty || e.flushing || e.replay != nil || e == p.current {
 			continue
 		}
 		delete(p.entries, k)
@@ -401,18 +441,21 @@ func (c *recordCache) flush() error {
 	var errMu sync.Mutex
 	for i, p := range parts {
 		p.mu.Lock()
-		dirty := p.dirty
 		held[i] = p.commits
-		p.dirty, p.commits = nil, nil
-		recs := make([]flushedRecord, len(dirty))
-		for j, e := range dirty {
-			recs[j] = flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion}
+		p.commits = nil
+		recs := make([]flushedRecord, 0, p.dirtyLen)
+		for e := p.dirtyHead; e != nil; {
+			next := e.next
+			e.prev, e.next = nil, nil
+			recs = append(recs, flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion})
 			e.dirty, e.flushing = false, true
 			p.clean++
 			if e.value != nil {
 				e.baseWriter, e.baseVersion = e.value.Meta.Writer, e.value.Meta.Version
 			}
+			e = next
 		}
+		p.dirtyHead, p.dirtyTail, p.dirtyLen = nil, nil, 0
 		p.mu.Unlock()
 		fail := func(err error) {
 			errMu.Lock()
@@ -481,7 +524,7 @@ func (p *cachePart) drained() bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.dirty) == 0 && len(p.commits) == 0
+	return p.dirtyLen == 0 && len(p.commits) == 0
 }
 
 func (c *recordCache) forget(p *cachePart) {
@@ -615,4 +658,72 @@ func (p *Processor) Flush() error {
 		return nil
 	}
 	return p.cache.flush()
+}
+
+// setReplay keeps v as the state re-runs have rebuilt for e.
+func (p *cachePart) setReplay(e *cacheEntry, v *Stored) {
+	p.mu.Lock()
+	e.replay = v
+	p.mu.Unlock()
+}
+
+// replayBase returns the value a redelivered record (one the key's state
+// covers) was first applied to, for its re-run, when the lineage has no
+// version of its own (see previousVersion): its update was coalesced into
+// a flushed version with others. The first of the redelivered records of
+// that version runs against the version before it, which the flushed
+// version names: its number is the version's minus its contributors.
+// Every later one runs against the state the re-runs before it made
+// (kept in the cache entry). ok is false if the lineage does not go back
+// far enough or the contributors are not all known.
+func (c *recordCache) replayBase(ctx *Context) (*Stored, bool) {
+	e, id := ctx.centry, ctx.identity()
+	if e == nil {
+		return nil, false
+	}
+	if e.replay != nil && !coversID(e.replay.Meta.Sources, id) {
+		return e.replay, true
+	}
+	versions, err := lineage(c.builder, c.table, ctx.Key())
+	if err != nil {
+		return nil, false
+	}
+	first := -1 // the oldest version that covers the record
+	for i, v := range versions {
+		if !coversID(v.Sources, id) {
+			break
+		}
+		first = i
+	}
+	if first < 0 {
+		return nil, false
+	}
+	v := versions[first]
+	n := uint64(len(v.Contributors)) + v.Dropped
+	if n == 0 || n > v.Version {
+		return nil, false
+	}
+	base := v.Version - n
+	if base == 0 {
+		return nil, true // the record's version was the key's first
+	}
+	if first+1 >= len(versions) || versions[first+1].Version != base || versions[first+1].Value == nil {
+		return nil, false
+	}
+	prev := versions[first+1]
+	decoded, err := c.codec.Decode(statestore.AppendEnvelope(nil, &prev))
+	if err != nil {
+		return nil, false
+	}
+	st, ok := decoded.(*Stored)
+	return st, ok
+}
+
+func coversID(sources []statestore.SourceOffset, id statestore.SourceOffset) bool {
+	for _, src := range sources {
+		if src.Covers(id) {
+			return true
+		}
+	}
+	return false
 }

@@ -241,7 +241,7 @@ func (c *Context) SetValue(value any, options ...goka.ContextOption) {
 // statestore.MaxContributors with the rest counted in Dropped.
 func (c *Context) setValue(value any, collect bool, options []goka.ContextOption) {
 	c.loadPrev()
-	if c.replayed {
+	if c.replayed && c.centry == nil {
 		return
 	}
 	next := &Stored{Value: value}
@@ -264,9 +264,14 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
 			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
 	}
-	if c.cpart != nil {
+	switch {
+	case c.replayed:
+		// A re-run of a redelivered record: the state is not written; the
+		// next redelivered record of the key re-runs against this value.
+		c.cpart.setReplay(c.centry, next)
+	case c.cpart != nil:
 		c.rt.cache.update(c.cpart, c.centry, next, next.Meta.Writer, collect)
-	} else {
+	default:
 		c.g.SetValue(next, c.withHeaders(options)...)
 	}
 	c.prev, c.prevLoaded = next, true
@@ -296,6 +301,9 @@ func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, u
 func (c *Context) Delete(options ...goka.ContextOption) {
 	c.loadPrev()
 	if c.replayed {
+		if c.centry != nil {
+			c.cpart.setReplay(c.centry, &Stored{}) // a re-run (see setValue)
+		}
 		return
 	}
 	if c.prev != nil {

@@ -190,10 +190,16 @@ func keyPartition(key string, n int32) int32 {
 // previousOf returns the value the record of ctx was first applied to and
 // the sources of the version it made then.
 func (rt *Runtime) previousOf(ctx *Context) (*Stored, []statestore.SourceOffset, bool) {
-	if rt.previous == nil {
-		return nil, nil, false
+	if rt.previous != nil {
+		if prev, made, ok := rt.previous(ctx.Key(), ctx.identity()); ok {
+			return prev, made, ok
+		}
 	}
-	return rt.previous(ctx.Key(), ctx.identity())
+	if rt.cache != nil && ctx.cpart != nil {
+		prev, ok := rt.cache.replayBase(ctx)
+		return prev, nil, ok
+	}
+	return nil, nil, false
 }
 
 // Dead-letter headers added to a rejected record.
