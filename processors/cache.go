@@ -727,3 +727,39 @@ func coversID(sources []statestore.SourceOffset, id statestore.SourceOffset) boo
 	}
 	return false
 }
+
+// Get returns the value of key in the group table as the processor's
+// callbacks see it: the record cache's, if it holds the key (nil for a
+// deleted key), else the store's (goka's Processor.Get). The value is a
+// *Stored.
+func (p *Processor) Get(key string) (any, error) {
+	if c := p.cache; c != nil {
+		if v, ok := c.get(key); ok {
+			if v == nil {
+				return nil, nil
+			}
+			return v, nil
+		}
+	}
+	return p.goka.Get(key)
+}
+
+// get returns the cached value of key from whichever partition holds it.
+func (c *recordCache) get(key string) (*Stored, bool) {
+	c.mu.Lock()
+	parts := mapValues(c.parts)
+	c.mu.Unlock()
+	for _, p := range parts {
+		p.mu.Lock()
+		e := p.entries[key]
+		var v *Stored
+		if e != nil {
+			v = e.value
+		}
+		p.mu.Unlock()
+		if e != nil {
+			return v, true
+		}
+	}
+	return nil, false
+}

@@ -46,6 +46,13 @@ func TestIntegrationRecordCache(t *testing.T) {
 	if v, err := r.p.Goka().Get("k"); err != nil || v != nil {
 		t.Fatalf("store before the flush: %v (%v), want nothing", v, err)
 	}
+	// Processor.Get reads what the callbacks see.
+	if v, err := r.p.Get("k"); err != nil || v.(*processors.Stored).Value != int64(5) {
+		t.Fatalf("Get before the flush: %v (%v), want the cached 5", v, err)
+	}
+	if v, err := r.p.Get("absent"); err != nil || v != nil {
+		t.Fatalf("Get of a key never written: %v (%v)", v, err)
+	}
 	if err := r.p.Flush(); err != nil {
 		t.Fatal(err)
 	}

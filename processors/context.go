@@ -23,6 +23,10 @@ import (
 //     record's event time (HeaderEventTime); emitted records also name the
 //     record they were emitted for (HeaderFrom).
 //
+// With the record cache of a processor (WithRecordCache, on by default)
+// Value and Stored read the key's cached value and SetValue and Delete
+// update it there; the cache writes the table when it flushes.
+//
 // It also makes state updates effectively-once: when the key's envelope
 // shows that this record was applied already (a replay after a crash or
 // rebalance, or a record an upstream processor emitted again), state

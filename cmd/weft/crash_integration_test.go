@@ -320,7 +320,7 @@ func TestIntegrationCrashBank(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
 		updates += cl.PollFetches(ctx).NumRecords()
-		return updates >= 500
+		return updates >= 100 // the cache's flushes write one record per account
 	})
 	first.kill()
 	t.Logf("killed the first process after %d table updates", updates)
