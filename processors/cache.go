@@ -238,7 +238,9 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 		case collect:
 			v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
 		default:
-			v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
+			// A key updated once per flush needs one slot; a hot key
+			// grows the slice in place up to MaxContributors.
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(make([]statestore.SpanRef, 0, 4), 0, w)
 		}
 	}
 	e.value = v
