@@ -391,6 +391,9 @@ func (c *recordCache) start() (func() error, error) {
 	return func() error {
 		close(c.stop)
 		<-c.done
+		c.flushMu.Lock()
+		c.producer = nil // Flush from now on reports that the cache is not running
+		c.flushMu.Unlock()
 		perr := producer.Close()
 		acks.Wait()
 		return errors.Join(c.err, perr)
