@@ -130,8 +130,10 @@ type cacheEntry struct {
 	baseWriter  statestore.SpanRef
 	baseVersion uint64
 	// replay is the state of the key as re-runs of redelivered records
-	// rebuild it (see replayBase); only the partition's goroutine uses it.
-	replay *Stored
+	// rebuild it (see replayBase); replayBroken: a redelivered record of
+	// the key could not be re-run, so the later ones cannot either.
+	replay       *Stored
+	replayBroken bool
 }
 
 type flushedRecord struct {
@@ -244,7 +246,7 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 		}
 	}
 	e.value = v
-	e.replay = nil
+	e.replay, e.replayBroken = nil, false
 	if e.dirty {
 		p.unlinkDirty(e)
 	} else {
@@ -681,10 +683,29 @@ func (p *cachePart) setReplay(e *cacheEntry, v *Stored) {
 // Every later one runs against the state the re-runs before it made
 // (kept in the cache entry). ok is false if the lineage does not go back
 // far enough or the contributors are not all known.
+//
+// A copy of an upstream record at another offset than the one applied
+// (the upstream group emitted it again) is not re-run: its outputs would
+// need the identity of the first copy, which a coalesced version does not
+// keep. The key's later redelivered records are then not re-run either.
 func (c *recordCache) replayBase(ctx *Context) (*Stored, bool) {
+	st, ok := c.replayBaseOf(ctx)
+	if !ok && ctx.centry != nil {
+		ctx.cpart.mu.Lock()
+		ctx.centry.replay, ctx.centry.replayBroken = nil, true
+		ctx.cpart.mu.Unlock()
+	}
+	return st, ok
+}
+
+func (c *recordCache) replayBaseOf(ctx *Context) (*Stored, bool) {
 	e, id := ctx.centry, ctx.identity()
-	if e == nil {
+	if e == nil || e.replayBroken || e.value == nil {
 		return nil, false
+	}
+	if id.Upstream && !coversID(e.value.Meta.Sources, statestore.SourceOffset{
+		Topic: string(ctx.g.Topic()), Partition: ctx.g.Partition(), Offset: ctx.g.Offset()}) {
+		return nil, false // a new copy of an applied upstream record
 	}
 	if e.replay != nil && !coversID(e.replay.Meta.Sources, id) {
 		return e.replay, true
