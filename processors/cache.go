@@ -41,7 +41,12 @@ const (
 // (coalesced) to every sampled span that contributed since the previous
 // flushed version and (previous_value) to the writer of that version; the
 // value's envelope names the contributors (statestore.Envelope
-// Contributors, bounded, with Dropped). Every input record of the
+// Contributors, bounded, with Dropped). Unsampled contributors cost only
+// their span reference in the envelope: the flush span links to sampled
+// ones only (the others, and those beyond the bound, are counted in
+// weft.links.dropped), it is started only if one of them was sampled (as a
+// child of the last one), and otherwise the changelog record carries the
+// writer's traceparent, as without the cache. Every input record of the
 // partition is committed only after the flush that follows it has been
 // acknowledged, so state stays effectively-once across crashes: records
 // whose updates were never flushed are consumed again. The store is never
