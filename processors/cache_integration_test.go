@@ -340,3 +340,34 @@ func waitCommitted(t *testing.T, e *env, group, topic string, n int64) {
 	t.Helper()
 	kafkatest.WaitFor(t, waitTimeout, fmt.Sprintf("%d offsets committed", n), func() bool { return committed(t, e, group, topic) == n })
 }
+
+// With unsampled records the flush starts no span: the changelog record
+// carries the writer's traceparent, and the version still names every
+// contributor.
+func TestIntegrationRecordCacheUnsampled(t *testing.T) {
+	e := newEnv(t)
+	input, group := kafkatest.Topic(t, "cached-unsampled"), kafkatest.Group(t, "counter")
+	table := string(goka.GroupTable(goka.Group(group)))
+	e.produce(input, [3]string{"k", "x", ""}, [3]string{"k", "x", ""}, [3]string{"k", "x", ""})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()), sdktrace.WithSpanProcessor(e.spans))
+	rt := processors.NewRuntime(processors.WithTracerProvider(tp))
+	r := e.start(rt, counterGraph(rt, group, input), t.TempDir(), processors.WithRecordCache(processors.DefaultCacheMaxBytes, time.Hour))
+	r.waitHandled(t, 3) // flushes
+	st := storedOf(t, r, "k")
+	if st.Value.(int64) != 3 || len(st.Meta.Contributors) != 3 || st.Meta.Contributors[2] != st.Meta.Writer {
+		t.Fatalf("stored %v with %d contributors, want 3 and 3 ending with the writer", st.Value, len(st.Meta.Contributors))
+	}
+	for _, c := range st.Meta.Contributors {
+		if trace.TraceFlags(c.Flags).IsSampled() {
+			t.Fatalf("contributor %x is sampled", c.SpanID)
+		}
+	}
+	if n := len(flushSpans(e, table)); n != 0 {
+		t.Fatalf("%d flush spans of unsampled contributors, want none", n)
+	}
+	rec := kafkatest.Consume(t, e.kafka.Brokers, table, 1, waitTimeout)[0]
+	w := processors.SpanContextOf(st.Meta.Writer)
+	if got, want := header(rec, "traceparent"), "00-"+w.TraceID().String()+"-"+w.SpanID().String()+"-00"; got != want {
+		t.Fatalf("changelog traceparent %q, want the writer's %q", got, want)
+	}
+}
