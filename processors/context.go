@@ -24,6 +24,10 @@ import (
 //     record's event time (HeaderEventTime); emitted records also name the
 //     record they were emitted for (HeaderFrom).
 //
+// With the record cache of a processor (WithRecordCache, on by default)
+// Value and Stored read the key's cached value and SetValue and Delete
+// update it there; the cache writes the table when it flushes.
+//
 // It also makes state updates effectively-once: when the key's envelope
 // shows that this record was applied already (a replay after a crash or
 // rebalance, or a record an upstream processor emitted again), state
@@ -51,6 +55,11 @@ type Context struct {
 	// offset of the copy that was applied (see emitAs).
 	emitOffset    int64
 	emitOffsetSet bool
+
+	// The record cache of the record's partition (nil without a cache)
+	// and the key's entry in it (set by loadPrev).
+	cpart  *cachePart
+	centry *cacheEntry
 }
 
 var _ goka.Context = (*Context)(nil)
@@ -123,12 +132,19 @@ func (c *Context) loadPrev() {
 		return
 	}
 	c.prevLoaded = true
-	v := c.g.Value()
-	if v == nil {
-		return
+	var s *Stored
+	if p := c.cpart; p != nil {
+		e := p.lookup(c.g.Key())
+		if e == nil {
+			s, _ = c.g.Value().(*Stored)
+			e = c.rt.cache.insert(p, c.g.Key(), s)
+		}
+		c.centry = e
+		s = e.value
+	} else {
+		s, _ = c.g.Value().(*Stored)
 	}
-	s, ok := v.(*Stored)
-	if !ok {
+	if s == nil {
 		return
 	}
 	if s.err != nil {
@@ -236,11 +252,11 @@ func (c *Context) SetValue(value any, options ...goka.ContextOption) {
 // statestore.MaxContributors with the rest counted in Dropped.
 func (c *Context) setValue(value any, collect bool, options []goka.ContextOption) {
 	c.loadPrev()
-	if c.replayed {
+	if c.replayed && c.centry == nil {
 		return
 	}
 	next := &Stored{Value: value}
-	if collect {
+	if collect && c.cpart == nil {
 		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, spanRef(c.span.SpanContext()))
 	}
 	next.Meta.Writer = spanRef(c.span.SpanContext())
@@ -259,7 +275,16 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
 			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
 	}
-	c.g.SetValue(next, c.withHeaders(options)...)
+	switch {
+	case c.replayed:
+		// A re-run of a redelivered record: the state is not written; the
+		// next redelivered record of the key re-runs against this value.
+		c.cpart.setReplay(c.centry, next)
+	case c.cpart != nil:
+		c.rt.cache.update(c.cpart, c.centry, next, next.Meta.Writer, collect)
+	default:
+		c.g.SetValue(next, c.withHeaders(options)...)
+	}
 	c.prev, c.prevLoaded = next, true
 }
 
@@ -287,12 +312,19 @@ func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, u
 func (c *Context) Delete(options ...goka.ContextOption) {
 	c.loadPrev()
 	if c.replayed {
+		if c.centry != nil {
+			c.cpart.setReplay(c.centry, &Stored{}) // a re-run (see setValue)
+		}
 		return
 	}
 	if c.prev != nil {
 		c.linkPrevious()
 	}
-	c.g.Delete(c.withHeaders(options)...)
+	if c.cpart != nil {
+		c.rt.cache.update(c.cpart, c.centry, nil, statestore.SpanRef{}, false)
+	} else {
+		c.g.Delete(c.withHeaders(options)...)
+	}
 	c.prev = nil
 }
 

@@ -5,7 +5,9 @@
 // rejected (inputs = processed + rejected).
 //
 // Its operators are the traced Context (state links, effectively-once
-// updates, event time), the Coalescer (emit the latest value per key every
+// updates, event time), the record cache of group tables (WithRecordCache:
+// updates coalesced in memory, flushed with their contributors), the
+// Coalescer (emit the latest value per key every
 // interval), the WindowSuppressor (emit each window's final value when it
 // closes) and the Emitter.
 package processors

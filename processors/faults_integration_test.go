@@ -1,14 +1,12 @@
 package processors_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/processors"
@@ -97,15 +95,6 @@ func TestIntegrationNullValuesAreDeadLettered(t *testing.T) {
 	}
 }
 
-func header(r *kgo.Record, k string) string {
-	for _, h := range r.Headers {
-		if h.Key == k {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // runUntilStopped runs a processor that must stop by itself and returns
 // its error.
 func runUntilStopped(t *testing.T, p *processors.Processor) error {
@@ -170,27 +159,6 @@ func TestIntegrationOtherTopologyUnderSameGroupName(t *testing.T) {
 	notAStackTrace(t, err)
 }
 
-// committed returns the committed offset of group on partition 0 of topic
-// (-1 if none).
-func committed(t *testing.T, e *env, group, topic string) int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o, ok := offs.Lookup(topic, 0); ok {
-		return o.At
-	}
-	return -1
-}
-
 // on_error: stop ends the processor with the bad record's sentence (no
 // panic, no stack trace), and nothing past the bad record is committed.
 func TestIntegrationStopOnRejectionSaysOneSentence(t *testing.T) {
@@ -219,6 +187,7 @@ func TestIntegrationStopOnRejectionSaysOneSentence(t *testing.T) {
 		t.Fatalf("processor stopped with %v, want the bad record's sentence", err)
 	}
 	notAStackTrace(t, err)
+	// One partition: the sum of committed offsets is partition 0's.
 	if got := committed(t, e, group, input); got > 2 {
 		t.Fatalf("committed offset %d, want at most 2 (nothing past the bad record)", got)
 	}

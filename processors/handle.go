@@ -17,9 +17,12 @@ import (
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
-	stateful bool          // the group has a table (set by DefineGroup)
-	stop     bool          // stop the processor on a bad record (StopOnRejection)
-	replay   *replayConfig // a replay job's runtime (WithReplay)
+	stateful bool // the group has a table (set by DefineGroup)
+	// cache is the group table's record cache (set by NewProcessor with
+	// WithRuntime unless WithRecordCache turned it off).
+	cache  *recordCache
+	stop   bool          // stop the processor on a bad record (StopOnRejection)
+	replay *replayConfig // a replay job's runtime (WithReplay)
 	// previous finds the value a redelivered record was first applied to
 	// (set by NewProcessor with WithRuntime).
 	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
@@ -165,6 +168,9 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		})
 		defer span.End()
 		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
+		if rt.cache != nil && rt.stateful {
+			ctx.cpart = rt.cache.hold(gctx) // the record commits after the next flush
+		}
 
 		if rt.stateful {
 			if rej := rt.checkPartition(gctx); rej != nil {
@@ -249,10 +255,16 @@ func keyPartition(key string, n int32) int32 {
 // previousOf returns the value the record of ctx was first applied to and
 // the sources of the version it made then.
 func (rt *Runtime) previousOf(ctx *Context) (*Stored, []statestore.SourceOffset, bool) {
-	if rt.previous == nil {
-		return nil, nil, false
+	if rt.previous != nil {
+		if prev, made, ok := rt.previous(ctx.Key(), ctx.identity()); ok {
+			return prev, made, ok
+		}
 	}
-	return rt.previous(ctx.Key(), ctx.identity())
+	if rt.cache != nil && ctx.cpart != nil {
+		prev, ok := rt.cache.replayBase(ctx)
+		return prev, nil, ok
+	}
+	return nil, nil, false
 }
 
 // Dead-letter headers added to a rejected record.

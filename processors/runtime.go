@@ -33,10 +33,13 @@ type config struct {
 	stopOnReject   bool
 	replay         *replayConfig // WithReplay
 	reconnect      reconnectConfig
+	cacheMaxBytes  int64
+	commitInterval time.Duration
 }
 
 func buildConfig(opts []Option) config {
-	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler)}
+	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler),
+		cacheMaxBytes: DefaultCacheMaxBytes, commitInterval: DefaultCommitInterval}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -99,6 +102,7 @@ type Processor struct {
 	cfg     config
 	builder *statestore.Builder
 	gopts   []goka.ProcessorOption
+	cache   *recordCache // the group table's record cache (WithRecordCache)
 	// partitions is the partition count of the group's inputs (and table).
 	partitions int32
 
@@ -171,6 +175,11 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 			return scanTable(builder, table, codec, partition)
 		}
 		rt.partitions = partitions
+		rt.cache = nil
+		if cfg.cacheMaxBytes > 0 {
+			rt.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
+		}
+		p.cache = rt.cache
 	}
 	return p, nil
 }
@@ -337,6 +346,10 @@ func (p *Processor) Run(ctx context.Context) error {
 // before it stopped; lostAt is when the cluster was lost (zero if it was
 // not), for the log line that says it is back.
 func (p *Processor) runOnce(ctx context.Context, gp *goka.Processor, log *slog.Logger, lostAt time.Time) (ready bool, err error) {
+	stopCache, err := p.startCache()
+	if err != nil {
+		return false, fmt.Errorf("start the record cache: %w", err)
+	}
 	// Coalescers stop with the processor: when ctx ends (or goka fails)
 	// they flush once more, which completes the records goka waits for.
 	// A coalescer that fails stops the processor, since the records it
@@ -364,7 +377,7 @@ func (p *Processor) runOnce(ctx context.Context, gp *goka.Processor, log *slog.L
 		}
 		readyCh <- ok
 	}()
-	err = gp.Run(runCtx)
+	err = errors.Join(gp.Run(runCtx), stopCache())
 	if rt := p.cfg.runtime; rt != nil {
 		rt.tally.FlushLog()
 		if f := rt.Failure(); f != nil {
@@ -378,7 +391,14 @@ func (p *Processor) runOnce(ctx context.Context, gp *goka.Processor, log *slog.L
 	for _, c := range p.cfg.coalescers {
 		c.discard()
 	}
-	return <-readyCh, errors.Join(append(flushErrs, err)...)
+	err = errors.Join(append(flushErrs, err)...)
+	if err != nil && p.cache != nil {
+		// The next processor consumes the records behind the updates the
+		// cache still holds again (they were never committed), against
+		// the store.
+		p.cache.discard()
+	}
+	return <-readyCh, err
 }
 
 // newGoka builds a goka processor for the graph (each can run only once).

@@ -42,6 +42,12 @@ type File struct {
 	OnError string
 	// SampleRatio is tracing.sample_ratio (nil: not set).
 	SampleRatio *float64
+	// CacheMaxBytes is cache_max_bytes, the record cache budget of each
+	// group's table (nil: not set; 0 turns the cache off; see
+	// processors.WithRecordCache); CommitInterval is commit_interval, how
+	// often the cache flushes (0: not set).
+	CacheMaxBytes  *int64
+	CommitInterval time.Duration
 	// Streams and Tables are the declared inputs, in file order.
 	Streams []Source
 	Tables  []Source
@@ -125,7 +131,7 @@ var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "streams", "tables", "pipelines"}
+	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "cache_max_bytes", "commit_interval", "streams", "tables", "pipelines"}
 	sourceKeys   = []string{"topic", "codec", "timestamp", "sample_ratio"}
 	pipelineKeys = []string{"name", "from", "steps"}
 	saslKeys     = []string{"mechanism", "user", "password"}
@@ -305,6 +311,12 @@ func (l *loader) load() *File {
 			f.SampleRatio = l.ratio(e)
 		}
 	}
+	if e, ok := top["cache_max_bytes"]; ok {
+		f.CacheMaxBytes = l.byteSize(e, "cache_max_bytes")
+	}
+	if e, ok := top["commit_interval"]; ok {
+		f.CommitInterval = l.duration(e, "commit_interval", true)
+	}
 	if e, ok := top["streams"]; ok {
 		b.streams = l.sources(e, "stream")
 		topics := map[string]*sourceSpec{}
@@ -345,6 +357,32 @@ func (l *loader) load() *File {
 		return nil
 	}
 	return l.buildTopology(b)
+}
+
+// byteSize reads a number of bytes: an integer, optionally with the
+// suffix KiB, MiB or GiB.
+func (l *loader) byteSize(e kv, what string) *int64 {
+	s, ok := l.str(e, what)
+	if !ok {
+		return nil
+	}
+	num, mult := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, found := strings.CutSuffix(s, u.suffix); found {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		l.errf(e.v, "%s must be a number of bytes (e.g. 10485760 or 10MiB; 0 turns the cache off), not %q", what, s)
+		return nil
+	}
+	n *= mult
+	return &n
 }
 
 // ratio reads a sample ratio (a number from 0 to 1).

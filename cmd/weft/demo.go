@@ -142,7 +142,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, c
 		produced, bank.Table(bank.DefaultGroup), time.Since(start).Round(time.Millisecond), tally.Rejected())
 
 	get := func(key string) (*bank.Account, error) {
-		v, err := p.Goka().Get(key)
+		v, err := p.Get(key) // the record cache's values included
 		if v == nil || err != nil {
 			return nil, err
 		}

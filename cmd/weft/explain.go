@@ -166,8 +166,12 @@ type versionJSON struct {
 	Writer    string                    `json:"writer_traceparent,omitempty"`
 	Source    *statestore.SourceOffset  `json:"source,omitempty"`
 	Sources   []statestore.SourceOffset `json:"sources,omitempty"`
-	Value     json.RawMessage           `json:"value,omitempty"`
-	ValueText string                    `json:"value_text,omitempty"`
+	// Contributors are the spans of the records coalesced into the
+	// version (the record cache, suppress), Dropped those beyond the bound.
+	Contributors []string        `json:"contributors,omitempty"`
+	Dropped      uint64          `json:"contributors_dropped,omitempty"`
+	Value        json.RawMessage `json:"value,omitempty"`
+	ValueText    string          `json:"value_text,omitempty"`
 }
 
 func writeVersionsJSON(w io.Writer, versions []statestore.Envelope) error {
@@ -183,6 +187,11 @@ func writeVersionsJSON(w io.Writer, versions []statestore.Envelope) error {
 		if len(v.Sources) > 0 {
 			out.Source = &v.Sources[0]
 		}
+		for _, c := range v.Contributors {
+			sc := processors.SpanContextOf(c)
+			out.Contributors = append(out.Contributors, fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
+		}
+		out.Dropped = v.Dropped
 		if json.Valid(v.Value) {
 			out.Value = v.Value
 		} else if len(v.Value) > 0 {

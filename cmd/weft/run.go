@@ -18,10 +18,37 @@ import (
 )
 
 type runFlags struct {
-	input    string
-	group    string
-	progress time.Duration
-	api      queryAPIFlags
+	input          string
+	group          string
+	progress       time.Duration
+	cacheMaxBytes  int64
+	commitInterval time.Duration
+	api            queryAPIFlags
+}
+
+// recordCache returns the record cache option of the groups: the flags
+// where set, else the topology file's settings, else the defaults.
+func (f *runFlags) recordCache(cmd *cobra.Command, file *topology.File) (processors.Option, error) {
+	size, every := int64(processors.DefaultCacheMaxBytes), processors.DefaultCommitInterval
+	if file != nil && file.CacheMaxBytes != nil {
+		size = *file.CacheMaxBytes
+	}
+	if file != nil && file.CommitInterval > 0 {
+		every = file.CommitInterval
+	}
+	if cmd.Flags().Changed("cache-max-bytes") {
+		if f.cacheMaxBytes < 0 {
+			return nil, &usageError{fmt.Errorf("--cache-max-bytes must be at least 0 (0 turns the record cache off), not %d", f.cacheMaxBytes)}
+		}
+		size = f.cacheMaxBytes
+	}
+	if cmd.Flags().Changed("commit-interval") {
+		if f.commitInterval <= 0 {
+			return nil, &usageError{fmt.Errorf("--commit-interval must be positive, not %s", f.commitInterval)}
+		}
+		every = f.commitInterval
+	}
+	return processors.WithRecordCache(size, every), nil
 }
 
 func newRunCommand(g *globalFlags) *cobra.Command {
@@ -90,20 +117,28 @@ closes the state stores; a restart resumes where it stopped.`,
 				return &usageError{fmt.Errorf("--give-up-after %s: use a positive duration, or 0 to keep reconnecting", g.giveUpAfter)}
 			}
 			reconnect := processors.WithGiveUpAfter(g.giveUpAfter)
+			cache, err := f.recordCache(cmd, file)
+			if err != nil {
+				return err
+			}
 			k, stopBroker, err := g.serverKafka(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
 			defer stopBroker()
 			if file != nil {
-				return runTopology(cmd.Context(), log, k, g.stateDir, file, f, reconnect)
+				return runTopology(cmd.Context(), log, k, g.stateDir, file, f, reconnect, cache)
 			}
-			return runBank(cmd.Context(), log, k, g.stateDir, f, reconnect)
+			return runBank(cmd.Context(), log, k, g.stateDir, f, reconnect, cache)
 		},
 	}
 	cmd.Flags().StringVar(&f.input, "input", bank.DefaultInput, "topic of the account events (built-in projection only)")
 	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table) (built-in projection only)")
 	cmd.Flags().DurationVar(&f.progress, "progress-interval", 10*time.Second, "how often to log progress (0: never)")
+	cmd.Flags().Int64Var(&f.cacheMaxBytes, "cache-max-bytes", processors.DefaultCacheMaxBytes,
+		"record cache budget of each group's table, in bytes (0: off; default: the topology file's cache_max_bytes, else 10 MiB)")
+	cmd.Flags().DurationVar(&f.commitInterval, "commit-interval", processors.DefaultCommitInterval,
+		"how often the record cache flushes to the store and changelog and inputs are committed (default: the topology file's commit_interval, else 1s)")
 	f.api.register(cmd.Flags())
 	return cmd
 }

@@ -183,6 +183,15 @@ func (a *app) waitHandled(want int64, groups ...goka.Group) {
 	if got := a.handled(groups...); got != want {
 		a.t.Fatalf("handled %d records, want %d", got, want)
 	}
+	// What the groups' tables hold reaches their changelogs (read by the
+	// groups that join them) when their record caches flush.
+	for g, p := range a.procs {
+		if len(groups) == 0 || contains(groups, g) {
+			if err := p.Flush(); err != nil {
+				a.t.Fatalf("flush %s: %v", g, err)
+			}
+		}
+	}
 }
 
 func contains(gs []goka.Group, g goka.Group) bool {
@@ -237,7 +246,7 @@ func (a *app) get(pipeline, key string) *processors.Stored {
 	if p == nil {
 		a.t.Fatalf("no running processor for the table of %s", pipeline)
 	}
-	v, err := p.Goka().Get(key)
+	v, err := p.Get(key) // the record cache's values included
 	if err != nil {
 		a.t.Fatalf("get %s %s: %v", pipeline, key, err)
 	}

@@ -1,0 +1,399 @@
+package processors
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/tracing"
+)
+
+// Record cache defaults (see WithRecordCache).
+const (
+	// DefaultCacheMaxBytes is the record cache budget of a processor
+	// instance: Kafka Streams' statestore.cache.max.bytes default.
+	DefaultCacheMaxBytes = 10 << 20
+	// DefaultCommitInterval is how often the record cache flushes. Kafka
+	// Streams commits every 30 s; weft's tables are read models (views,
+	// weft get, downstream groups reading the changelog), which see a
+	// cached update only when it is flushed, so weft flushes every second:
+	// a read model lags by at most about a second, and a key updated more
+	// than once a second still gets one changelog record per second
+	// instead of one per update.
+	DefaultCommitInterval = time.Second
+)
+
+// WithRecordCache sets the record cache of a processor's group table
+// (NewProcessor with WithRuntime): a budget of maxBytes per processor
+// instance (0 turns the cache off: every update is written to the store
+// and the changelog at once) and the interval at which it flushes (zero or
+// less: DefaultCommitInterval). The cache is on by default with
+// DefaultCacheMaxBytes and DefaultCommitInterval.
+//
+// With the cache, Context.SetValue and Delete update the key in memory;
+// Value, Stored and the effectively-once check read it there. A flush,
+// every interval, when the budget is exceeded and when a partition stops
+// (revoked, or the processor stops), writes one table record per changed
+// key, to the store and the changelog, in a span "flush <table>" linked
+// (coalesced) to every sampled span that contributed since the previous
+// flushed version and (previous_value) to the writer of that version; the
+// value's envelope names the contributors (statestore.Envelope
+// Contributors, bounded, with Dropped). Unsampled contributors cost only
+// their span reference in the envelope: the flush span links to sampled
+// ones only (the others, and those beyond the bound, are counted in
+// weft.links.dropped), it is started only if one of them was sampled (as a
+// child of the last one), and otherwise the changelog record carries the
+// writer's traceparent, as without the cache. Every input record of the
+// partition is committed only after the flush that follows it has been
+// acknowledged, so state stays effectively-once across crashes: records
+// whose updates were never flushed are consumed again. The store is never
+// ahead of the changelog: the store commits a write when the changelog
+// acknowledges it. Downstream emits are not delayed.
+func WithRecordCache(maxBytes int64, commitInterval time.Duration) Option {
+	return func(c *config) {
+		c.cacheMaxBytes = max(maxBytes, 0)
+		c.commitInterval = commitInterval
+	}
+}
+
+// Size estimates of cache entries for the byte budget: a value's encoded
+// size is known once it has been flushed; before, it is assumed.
+const (
+	cacheEntryOverhead = 160 // entry, Stored, map slot
+	cacheValueGuess    = 64
+	cacheSourceBytes   = 48
+	cacheSpanRefBytes  = 25
+)
+
+// recordCache is the record cache of one processor's group table.
+type recordCache struct {
+	table    string
+	codec    goka.Codec
+	builder  *statestore.Builder
+	tracer   *tracing.Tracer
+	sc       *sarama.Config
+	brokers  []string
+	maxBytes int64
+	interval time.Duration
+
+	bytes atomic.Int64
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	err   error // of the flusher, read after done
+
+	mu      sync.Mutex
+	parts   map[int32]*cachePart
+	retired []*cachePart // parts whose partition stopped or was assigned again
+
+	flushMu  sync.Mutex // one flush at a time
+	producer sarama.AsyncProducer
+	flushes  atomic.Int64
+}
+
+// cachePart is the cache of one partition of the table as long as one
+// partition processor of goka runs it.
+type cachePart struct {
+	partition int32
+	done      <-chan struct{} // the partition processor's context
+	store     *statestore.Store
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	// The entries changed since the last flush, least recently changed
+	// first: a flush writes them in the order of their last updates, so
+	// that a reader of the changelog sees event time advance as the input
+	// did (a key's record comes where its last contributor came).
+	dirtyHead, dirtyTail *cacheEntry
+	dirtyLen             int
+	commits              []func(error) // input records waiting for the next flush
+	clean                int           // entries not dirty (evictable)
+	current              *cacheEntry   // entry of the record being processed: not evicted
+}
+
+// cacheEntry is the cached state of a key. value is written only by the
+// partition's goroutine; the other fields are guarded by the part's mutex.
+type cacheEntry struct {
+	key        string
+	value      *Stored // nil: no value
+	dirty      bool
+	prev, next *cacheEntry // in the part's dirty list
+	// flushing: a flush took the value and has not written it to the
+	// store yet; evicting the entry would let a read miss it.
+	flushing bool
+	size     int64
+	// encoded is the encoded size of the last flushed version (0: unknown).
+	encoded int
+	// The writer and version of the last version written to the changelog.
+	baseWriter  statestore.SpanRef
+	baseVersion uint64
+	// replay is the state of the key as re-runs of redelivered records
+	// rebuild it (see replayBase); replayBroken: a redelivered record of
+	// the key could not be re-run, so the later ones cannot either.
+	replay       *Stored
+	replayBroken bool
+}
+
+type flushedRecord struct {
+	e      *cacheEntry
+	value  *Stored
+	writer statestore.SpanRef
+	ver    uint64
+}
+
+func newRecordCache(table string, codec goka.Codec, builder *statestore.Builder, tracer *tracing.Tracer,
+	sc *sarama.Config, brokers []string, maxBytes int64, interval time.Duration) *recordCache {
+	if interval <= 0 {
+		interval = DefaultCommitInterval
+	}
+	return &recordCache{table: table, codec: codec, builder: builder, tracer: tracer, sc: sc, brokers: brokers,
+		maxBytes: maxBytes, interval: interval, wake: make(chan struct{}, 1), parts: map[int32]*cachePart{}}
+}
+
+// hold returns the cache of the record's partition and defers the
+// commit of the record until the next flush is acknowledged.
+func (c *recordCache) hold(g goka.Context) *cachePart {
+	p := c.part(g.Partition(), g.Context().Done())
+	commit := g.DeferCommit()
+	p.mu.Lock()
+	p.commits = append(p.commits, commit)
+	p.mu.Unlock()
+	return p
+}
+
+func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.parts[partition]
+	if p != nil && p.done == done {
+		return p
+	}
+	if p != nil {
+		c.retired = append(c.retired, p)
+	}
+	p = &cachePart{partition: partition, done: done, store: c.builder.Store(c.table, partition),
+		entries: map[string]*cacheEntry{}}
+	c.parts[partition] = p
+	if c.stop != nil {
+		stop := c.stop
+		go func() {
+			select {
+			case <-done:
+				c.poke()
+			case <-stop:
+			}
+		}()
+	}
+	return p
+}
+
+// poke asks the flusher for a flush.
+func (c *recordCache) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lookup returns the entry of key, or nil.
+func (p *cachePart) lookup(key string) *cacheEntry {
+	p.mu.Lock()
+	e := p.entries[key]
+	p.current = e
+	p.mu.Unlock()
+	return e
+}
+
+// insert caches v, read from the store, as the clean value of key.
+func (c *recordCache) insert(p *cachePart, key string, v *Stored) *cacheEntry {
+	e := &cacheEntry{key: key, value: v}
+	if v != nil {
+		e.baseWriter, e.baseVersion = v.Meta.Writer, v.Meta.Version
+	}
+	p.mu.Lock()
+	if old := p.entries[key]; old != nil { // not expected: one goroutine per partition
+		p.mu.Unlock()
+		return old
+	}
+	p.entries[key] = e
+	p.clean++
+	p.current = e
+	c.resize(e)
+	p.mu.Unlock()
+	c.checkBudget(p)
+	return e
+}
+
+// update makes v (nil: deleted) the value of e. collect is setValue's: the
+// contributors of v continue those of the flushed version.
+func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
+	p.mu.Lock()
+	if v != nil {
+		switch {
+		case e.dirty && e.value != nil:
+			// The chain of updates since the last flush: e.value is not
+			// flushed yet, so its contributors can be extended in place
+			// (a flush encodes only up to the length it took).
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(e.value.Meta.Contributors, e.value.Meta.Dropped, w)
+		case collect:
+			v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
+		default:
+			// A key updated once per flush needs one slot; a hot key
+			// grows the slice in place up to MaxContributors.
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(make([]statestore.SpanRef, 0, 4), 0, w)
+		}
+	}
+	e.value = v
+	e.replay, e.replayBroken = nil, false
+	if e.dirty {
+		p.unlinkDirty(e)
+	} else {
+		e.dirty = true
+		p.clean--
+	}
+	p.appendDirty(e)
+	c.resize(e)
+	p.mu.Unlock()
+	c.checkBudget(p)
+}
+
+// appendDirty puts e at the end of the dirty list; p.mu is held.
+func (p *cachePart) appendDirty(e *cacheEntry) {
+	e.prev, e.next = p.dirtyTail, nil
+	if p.dirtyTail != nil {
+		p.dirtyTail.next = e
+	} else {
+		p.dirtyHead = e
+	}
+	p.dirtyTail = e
+	p.dirtyLen++
+}
+
+// unlinkDirty takes e out of the dirty list; p.mu is held.
+func (p *cachePart) unlinkDirty(e *cacheEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		p.dirtyHead = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		p.dirtyTail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	p.dirtyLen--
+}
+
+func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
+	if !w.IsValid() {
+		return have, dropped
+	}
+	if len(have) >= statestore.MaxContributors {
+		return have, dropped + 1
+	}
+	return append(have, w), dropped
+}
+
+// resize updates the budget's account of e; p.mu is held.
+func (c *recordCache) resize(e *cacheEntry) {
+	n := int64(cacheEntryOverhead + len(e.key))
+	if e.encoded > 0 {
+		n += int64(e.encoded)
+	} else {
+		n += cacheValueGuess
+	}
+	if e.value != nil {
+		n += int64(len(e.value.Meta.Sources)*cacheSourceBytes + len(e.value.Meta.Contributors)*cacheSpanRefBytes)
+	}
+	c.bytes.Add(n - e.size)
+	e.size = n
+}
+
+// checkBudget evicts clean entries, of p first, while the cache is over
+// its budget, and asks for a flush if that is not enough. The entry each
+// partition is processing (current) is never evicted: its goroutine
+// holds it.
+func (c *recordCache) checkBudget(p *cachePart) {
+	if c.bytes.Load() <= c.maxBytes {
+		return
+	}
+	target := c.maxBytes - c.maxBytes/8
+	if c.evict(p, target) {
+		return
+	}
+	c.mu.Lock()
+	parts := mapValues(c.parts)
+	c.mu.Unlock()
+	for _, o := range parts {
+		if o != p && c.evict(o, target) {
+			return
+		}
+	}
+	if c.bytes.Load() > c.maxBytes {
+		c.poke()
+	}
+}
+
+// evict drops clean entries of p until the cache holds at most target
+// bytes; it reports whether it got there.
+func (c *recordCache) evict(p *cachePart, target int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clean == 0 {
+		return c.bytes.Load() <= target
+	}
+	for k, e := range p.entries {
+		if e.dirty || e.flushing || e.replay != nil || e == p.current {
+			continue
+		}
+		delete(p.entries, k)
+		p.clean--
+		if c.bytes.Add(-e.size) <= target {
+			return true
+		}
+		if p.clean == 0 {
+			break
+		}
+	}
+	return c.bytes.Load() <= target
+}
+
+// Get returns the value of key in the group table as the processor's
+// callbacks see it: the record cache's, if it holds the key (nil for a
+// deleted key), else the store's (goka's Processor.Get). The value is a
+// *Stored.
+func (p *Processor) Get(key string) (any, error) {
+	if c := p.cache; c != nil {
+		if v, ok := c.get(key); ok {
+			if v == nil {
+				return nil, nil
+			}
+			return v, nil
+		}
+	}
+	return p.goka.Get(key)
+}
+
+// get returns the cached value of key from whichever partition holds it.
+func (c *recordCache) get(key string) (*Stored, bool) {
+	c.mu.Lock()
+	parts := mapValues(c.parts)
+	c.mu.Unlock()
+	for _, p := range parts {
+		p.mu.Lock()
+		e := p.entries[key]
+		var v *Stored
+		if e != nil {
+			v = e.value
+		}
+		p.mu.Unlock()
+		if e != nil {
+			return v, true
+		}
+	}
+	return nil, false
+}

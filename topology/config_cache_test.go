@@ -1,0 +1,58 @@
+package topology_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftstream/weft/topology"
+)
+
+const cacheTopology = `app: cached
+%s
+streams:
+  in: {topic: in, codec: string}
+pipelines:
+  - {name: out, from: in, steps: [{to: {topic: out, codec: string}}]}
+`
+
+func TestRecordCacheSettings(t *testing.T) {
+	for _, c := range []struct {
+		settings string
+		size     int64 // -1: not set
+		every    time.Duration
+	}{
+		{"", -1, 0},
+		{"cache_max_bytes: 1048576\ncommit_interval: 30s", 1 << 20, 30 * time.Second},
+		{"cache_max_bytes: 10MiB", 10 << 20, 0},
+		{"cache_max_bytes: 64KiB\ncommit_interval: 250ms", 64 << 10, 250 * time.Millisecond},
+		{"cache_max_bytes: 0", 0, 0},
+	} {
+		f, err := topology.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", c.settings, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", c.settings, err)
+		}
+		size := int64(-1)
+		if f.CacheMaxBytes != nil {
+			size = *f.CacheMaxBytes
+		}
+		if size != c.size || f.CommitInterval != c.every {
+			t.Errorf("%q: cache_max_bytes %d, commit_interval %s; want %d, %s", c.settings, size, f.CommitInterval, c.size, c.every)
+		}
+	}
+}
+
+func TestRecordCacheSettingsErrors(t *testing.T) {
+	for settings, want := range map[string]string{
+		"cache_max_bytes: -1":   "cache.yaml:2:18: cache_max_bytes must be a number of bytes",
+		"cache_max_bytes: 10MB": "cache.yaml:2:18: cache_max_bytes must be a number of bytes",
+		"commit_interval: 0s":   "cache.yaml:2:18: commit_interval: the duration must be positive",
+		"commit_interval: soon": "cache.yaml:2:18: commit_interval: bad duration",
+		"cache_max_byte: 10":    "cache_max_byte",
+	} {
+		_, err := topology.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", settings, 1)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", settings, err, want)
+		}
+	}
+}
