@@ -16,7 +16,8 @@ import (
 // weft run serves the read model it builds over HTTP: the README's
 // account acc-0001 ends with the balance the independent implementation
 // computed (testdata/bank/expected.jsonl), and the answer names its
-// writer.
+// writer. The record cache is off, so that the lineage keeps one version
+// per event (with it, updates between flushes are one version).
 func TestIntegrationRunServesQueries(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
@@ -28,7 +29,8 @@ func TestIntegrationRunServesQueries(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := weft(ctx, append([]string{"run", "--input", input, "--group", group, "--state-dir", t.TempDir(), "--http-addr", addr}, common...)...)
+		_, err := weft(ctx, append([]string{"run", "--input", input, "--group", group, "--state-dir", t.TempDir(), "--http-addr", addr,
+			"--cache-max-bytes", "0"}, common...)...)
 		done <- err
 	}()
 	defer func() {
