@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real Apache Kafka (KRaft, one combined broker+controller) on loopback, for
-# test tier 3 (see shared/DESIGN.md, "Test tiers").
+# test tier 3 (see docs/architecture.md, "Test tiers").
 #
 #   bash .ci/kafka.sh start WORKDIR   fetch jars (Maven Central, reusing ~/.m2),
 #                                     format storage, start broker, wait for it;

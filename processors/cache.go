@@ -375,7 +375,7 @@ func (p *Processor) Get(key string) (any, error) {
 			return v, nil
 		}
 	}
-	return p.goka.Get(key)
+	return p.Goka().Get(key)
 }
 
 // get returns the cached value of key from whichever partition holds it.

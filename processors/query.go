@@ -25,6 +25,10 @@ type TableReader struct {
 	topic      string
 	builder    *statestore.Builder
 	partitions int32
+	// cache is the processor's record cache (nil without one): Get reads
+	// through it, as the processor's own Value does.
+	cache *recordCache
+	codec goka.Codec
 }
 
 // TableReader returns the reader of the processor's group table, or nil
@@ -34,7 +38,7 @@ func (p *Processor) TableReader() *TableReader {
 		return nil
 	}
 	return &TableReader{group: p.graph.Group(), topic: string(goka.GroupTable(p.graph.Group())),
-		builder: p.builder, partitions: p.partitions}
+		builder: p.builder, partitions: p.partitions, cache: p.cache, codec: p.graph.GroupTable().Codec()}
 }
 
 // Group returns the processor group; the table is named after it.
@@ -88,6 +92,20 @@ func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err err
 	if err != nil {
 		return env, false, err
 	}
+	if r.cache != nil {
+		// The newest value is in the record cache until it is flushed.
+		if v, ok := r.cache.get(key); ok {
+			if v == nil {
+				return env, false, nil // deleted, not flushed yet
+			}
+			data, err := r.codec.Encode(v)
+			if err != nil {
+				return env, false, fmt.Errorf("encode the cached value of %q: %w", key, err)
+			}
+			env, err = decodeEnvelope(data)
+			return env, err == nil, err
+		}
+	}
 	data, err := st.Get(key)
 	if errors.Is(err, statestore.ErrClosed) {
 		return env, false, ErrNotServed
@@ -99,7 +117,9 @@ func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err err
 	return env, err == nil, err
 }
 
-// Lineage returns the recorded versions of key, newest first.
+// Lineage returns the recorded versions of key, newest first: the
+// versions written to the store and changelog (with a record cache, a
+// value still in the cache is not a version yet; Get returns it).
 func (r *TableReader) Lineage(key string) ([]statestore.Envelope, error) {
 	st, err := r.store(r.Partition(key))
 	if err != nil {

@@ -79,8 +79,10 @@ func TestIntegrationWebPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	grp := c.Groups[0]
+	// Without the record cache: the page shows one version per event.
 	p, err := processors.NewProcessor(t.Context(), grp.Graph,
-		append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(t.TempDir())}, grp.Options()...)...)
+		append(append([]processors.Option{processors.WithKafka(k), processors.WithStateDir(t.TempDir())}, grp.Options()...),
+			processors.WithRecordCache(0, 0))...)
 	if err != nil {
 		t.Fatal(err)
 	}

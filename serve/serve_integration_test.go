@@ -39,6 +39,14 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, opts ...serve.Option) *fixture {
+	// Without the record cache: the tests check one version (and one
+	// change notification) per update.
+	return newCachedFixture(t, processors.WithRecordCache(0, 0), opts...)
+}
+
+// newCachedFixture is newFixture with the processor's record cache set by
+// cache.
+func newCachedFixture(t *testing.T, cache processors.Option, opts ...serve.Option) *fixture {
 	t.Helper()
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(spans))
@@ -60,7 +68,7 @@ func newFixture(t *testing.T, opts ...serve.Option) *fixture {
 			})),
 		processors.Persist(new(codec.Int64)),
 	)
-	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(t.TempDir()), processors.WithRuntime(f.rt))
+	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(t.TempDir()), processors.WithRuntime(f.rt), cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,5 +312,22 @@ func TestIntegrationQueryOverTLS(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// With the record cache, a value is served from the cache before it is
+// flushed: current, not the store's older one.
+func TestIntegrationQueryReadsThroughTheRecordCache(t *testing.T) {
+	f := newCachedFixture(t, processors.WithRecordCache(10<<20, time.Hour)) // no flush during the test
+	for key, n := range f.counts {
+		var v value
+		if resp := f.get("/tables/"+f.group+"/"+key, nil, &v); resp.StatusCode != 200 || string(v.Value) != fmt.Sprint(n) || v.Version != uint64(n) {
+			t.Fatalf("%s: %d %+v, want count and version %d from the cache", key, resp.StatusCode, v, n)
+		}
+	}
+	// Not flushed: no version is in the store's lineage yet.
+	var p problem
+	if resp := f.get("/tables/"+f.group+"/k00/lineage", nil, &p); resp.StatusCode != 404 {
+		t.Fatalf("lineage before a flush: %d %+v, want 404", resp.StatusCode, p)
 	}
 }

@@ -138,7 +138,7 @@ func TestIntegrationWindowStreamTimeSurvivesRestart(t *testing.T) {
 		t.Errorf("the suppressor rejected %d updates: %v", n, supTally.RejectedByReason())
 	}
 	for key, want := range map[string]int64{"ann@2026-03-01T10:00:00Z": 1, "ann@2026-03-01T10:01:00Z": 2} {
-		v, err := procs[agg].Goka().Get(key)
+		v, err := procs[agg].Get(key)
 		if st, _ := v.(*processors.Stored); err != nil || st == nil || st.Value != want {
 			t.Errorf("table %s = %+v (%v), want %d", key, v, err, want)
 		}
@@ -221,7 +221,7 @@ func TestIntegrationWindowFinalsWithSkewedPartitions(t *testing.T) {
 	table := map[string]int64{}
 	for w, n := range inWindow {
 		want := n - late[w]
-		v, err := procs[agg].Goka().Get(w)
+		v, err := procs[agg].Get(w)
 		if err != nil {
 			t.Fatal(err)
 		}
