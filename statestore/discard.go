@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // DiscardTopic deletes the local stores of every partition of topic under
@@ -42,3 +44,27 @@ func (b *Builder) DiscardTopic(topic string) error {
 
 // Dir returns the directory the builder keeps its stores under.
 func (b *Builder) Dir() string { return b.dir }
+
+// corrupt reports whether err from pebble.Open says the database's files
+// are damaged (a torn or overwritten MANIFEST, a bad checksum).
+func corrupt(err error) bool {
+	return pebble.IsCorruptionError(err) || strings.Contains(err.Error(), "malformed manifest")
+}
+
+// discardContents removes everything in dir but the directory lock the
+// caller holds.
+func discardContents(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("discard corrupt state in %s: %w", dir, err)
+	}
+	for _, n := range names {
+		if n == "LOCK" {
+			continue
+		}
+		if err := fs.RemoveAll(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("discard corrupt state in %s: %w", dir, err)
+		}
+	}
+	return nil
+}

@@ -131,6 +131,16 @@ func (s *Store) Open() error {
 	}
 	popts.Lock = lock
 	db, err := pebble.Open(s.dir, popts)
+	if err != nil && corrupt(err) {
+		// The store is a copy of the changelog: a corrupt one is
+		// discarded and restored from it, not a reason to stop.
+		s.opts.logger.Warn("local state is corrupt: discarding it; it is restored from the changelog", "dir", s.dir, "error", err)
+		if derr := discardContents(s.opts.fs, s.dir); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			db, err = pebble.Open(s.dir, popts)
+		}
+	}
 	s.cache.release(popts.Cache)
 	if err != nil {
 		_ = lock.Close()
