@@ -11,6 +11,7 @@
 //	GET /topology                               the running topology (topology.DescribeJSON)
 //	GET /                                       the web page: topology graph, tables, key lookup, lineage
 //	GET /healthz, GET /readyz                   liveness, and readiness (every table restored)
+//	GET /metrics                                Prometheus text (WithMetrics; see Metrics)
 //
 // Watch streams carry one event per change the changelog has
 // acknowledged (data: a Value; a delete has "deleted": true and value

@@ -53,6 +53,7 @@ type config struct {
 	readTimeout, writeTimeout time.Duration
 	topology                  *topology.Compiled
 	traceURL                  string
+	metrics                   http.Handler // GET /metrics, nil without WithMetrics
 }
 
 // WithLogger sets the logger (default: discard).
@@ -78,6 +79,11 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // /healthz and /readyz (401 without a token, 403 with a wrong one). An
 // empty token (the default) serves without authentication.
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithMetrics serves h (see Metrics.Handler) on GET /metrics, under the
+// same bearer token as the tables: Prometheus sends it with
+// authorization: {credentials_file: ...} in the scrape config.
+func WithMetrics(h http.Handler) Option { return func(c *config) { c.metrics = h } }
 
 // WithReadiness sets what /readyz asks: nil means ready. By default the
 // server is ready when every partition of every table it serves is
@@ -153,6 +159,9 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /tables", s.auth(s.listTables))
 	s.mux.Handle("GET /topology", s.auth(s.getTopology))
 	s.uiRoutes()
+	if s.cfg.metrics != nil {
+		s.mux.Handle("GET /metrics", s.auth(s.cfg.metrics.ServeHTTP))
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

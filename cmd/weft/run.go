@@ -144,7 +144,13 @@ closes the state stores; a restart resumes where it stopped.`,
 }
 
 func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *runFlags, extra ...processors.Option) error {
-	p, tally, tp, shutdown, err := newBankProcessor(ctx, log, k, stateDir, f.input, f.group, extra...)
+	defer f.api.stopMetrics(log) // after the traces are flushed
+	mp, err := f.api.meterProvider(ctx)
+	if err != nil {
+		return err
+	}
+	p, tally, tp, shutdown, err := newBankProcessorWith(ctx, log, k, stateDir, f.input, f.group,
+		[]tracing.SetupOption{tracing.WithMeterProvider(mp)}, extra...)
 	if err != nil {
 		return err
 	}
@@ -170,7 +176,14 @@ func runBank(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateD
 // shutdown flushes the traces.
 func newBankProcessor(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string, extra ...processors.Option) (
 	p *processors.Processor, tally *processors.Tally, tp trace.TracerProvider, shutdown func(), err error) {
-	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
+	return newBankProcessorWith(ctx, log, k, stateDir, input, group, nil, extra...)
+}
+
+// newBankProcessorWith is newBankProcessor with options of tracing.Setup.
+func newBankProcessorWith(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir, input, group string,
+	topts []tracing.SetupOption, extra ...processors.Option) (
+	p *processors.Processor, tally *processors.Tally, tp trace.TracerProvider, shutdown func(), err error) {
+	prov, err := tracing.Setup(ctx, append([]tracing.SetupOption{tracing.WithLogger(log)}, topts...)...)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -228,7 +241,12 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 // options go to every group's processor.
 func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, rf *runFlags, extra ...processors.Option) error {
 	progress := rf.progress
-	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
+	defer rf.api.stopMetrics(log) // after the traces are flushed
+	mp, err := rf.api.meterProvider(ctx)
+	if err != nil {
+		return err
+	}
+	prov, err := tracing.Setup(ctx, tracing.WithLogger(log), tracing.WithMeterProvider(mp))
 	if err != nil {
 		return err
 	}

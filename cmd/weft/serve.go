@@ -32,6 +32,8 @@ type queryAPIFlags struct {
 	// topology is the compiled topology the processors run, for GET
 	// /topology (nil for the built-in projection).
 	topology *topology.Compiled
+	// metrics are served on GET /metrics (see meterProvider, metrics.go).
+	metrics *serve.Metrics
 }
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
@@ -70,8 +72,9 @@ func (q *queryAPIFlags) tls() (*tls.Config, error) {
 	return serve.TLSConfig(q.certFile, q.keyFile)
 }
 
-// start serves the tables of procs until ctx ends; wait waits for the
-// server to stop.
+// start serves the tables of procs, and their metrics, until ctx ends;
+// wait waits for the server to stop. The caller stops the metrics
+// (stopMetrics) once the processors and tracing have stopped.
 func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.TracerProvider, procs ...*processors.Processor) (wait func(), err error) {
 	nothing := func() {}
 	if q.addr == "" {
@@ -89,8 +92,15 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 			readers = append(readers, r)
 		}
 	}
+	metrics, err := q.ensureMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.Observe(procs...); err != nil {
+		return nil, err
+	}
 	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
-		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL))
+		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()))
 	if err != nil {
 		return nil, err
 	}

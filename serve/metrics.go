@@ -1,0 +1,187 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// Metric names (OTel); Prometheus sees them with dots as underscores and
+// counters with the suffix _total (weft_records_processed_total).
+const (
+	MetricRecordsProcessed   = "weft.records.processed"
+	MetricRecordsRejected    = "weft.records.rejected"
+	MetricRecordsReplayed    = "weft.records.replayed"
+	MetricPartitionsAssigned = "weft.table.partitions.assigned"
+	MetricPartitionsReady    = "weft.table.partitions.ready"
+	MetricCacheFlushes       = "weft.cache.flushes"
+	MetricConsumerLag        = "weft.consumer.lag"
+)
+
+// Metrics is the OpenTelemetry meter provider of a weft process, exported
+// in the Prometheus text format through a registry of its own (no global
+// state): serve its Handler with WithMetrics. Make one per process, give
+// its MeterProvider to tracing.Setup (tracing.WithMeterProvider) so that
+// weft.spans.dropped is exported too, and Observe the processors.
+//
+// Every weft metric is observed when scraped from counts the processors
+// keep anyway: nothing is added to the path of a record.
+type Metrics struct {
+	provider *sdkmetric.MeterProvider
+	handler  http.Handler
+	regs     []metric.Registration
+}
+
+// NewMetrics returns the meter provider and its Prometheus handler; extra
+// readers (e.g. the one OTEL_METRICS_EXPORTER names) read the same
+// metrics. res describes the process (nil: resource.Default()).
+func NewMetrics(res *resource.Resource, extra ...sdkmetric.Reader) (*Metrics, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("create the Prometheus exporter: %w", err)
+	}
+	opts := []sdkmetric.Option{sdkmetric.WithReader(exp)}
+	for _, r := range extra {
+		opts = append(opts, sdkmetric.WithReader(r))
+	}
+	if res != nil {
+		opts = append(opts, sdkmetric.WithResource(res))
+	}
+	return &Metrics{
+		provider: sdkmetric.NewMeterProvider(opts...),
+		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
+	}, nil
+}
+
+// MeterProvider returns the provider whose metrics Handler serves.
+func (m *Metrics) MeterProvider() metric.MeterProvider { return m.provider }
+
+// Handler serves the metrics in the Prometheus text exposition format.
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// Shutdown stops observing and shuts the provider (and its readers) down.
+func (m *Metrics) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, r := range m.regs {
+		errs = append(errs, r.Unregister())
+	}
+	m.regs = nil
+	errs = append(errs, m.provider.Shutdown(ctx))
+	return errors.Join(errs...)
+}
+
+// observed is one processor and the attributes of its series.
+type observed struct {
+	p      *processors.Processor
+	tally  *processors.Tally
+	table  *processors.TableReader // nil for a stateless group
+	group  string
+	attrs  metric.MeasurementOption // group
+	tattrs metric.MeasurementOption // group, table
+}
+
+// Observe registers the metrics of procs, read when scraped:
+//
+//   - weft.records.processed, weft.records.replayed (group) and
+//     weft.records.rejected (group, reason): the processor's Tally;
+//   - weft.table.partitions.assigned and weft.table.partitions.ready
+//     (group, table): the table partitions this instance holds, and those
+//     restored and answering queries;
+//   - weft.cache.flushes (group, table): the record cache's flush cycles;
+//   - weft.consumer.lag (group, topic, partition): records of an input
+//     partition not processed yet, from goka's stats (the high watermark
+//     is sampled by goka every few seconds).
+func (m *Metrics) Observe(procs ...*processors.Processor) error {
+	meter := m.provider.Meter(tracing.ScopeName)
+	processed, err1 := meter.Int64ObservableCounter(MetricRecordsProcessed, metric.WithUnit("{record}"),
+		metric.WithDescription("Input records processed"))
+	rejected, err2 := meter.Int64ObservableCounter(MetricRecordsRejected, metric.WithUnit("{record}"),
+		metric.WithDescription("Input records rejected (sent to the dead-letter topic), by reason"))
+	replayed, err3 := meter.Int64ObservableCounter(MetricRecordsReplayed, metric.WithUnit("{record}"),
+		metric.WithDescription("Redelivered input records skipped because the state already includes them"))
+	assigned, err4 := meter.Int64ObservableGauge(MetricPartitionsAssigned, metric.WithUnit("{partition}"),
+		metric.WithDescription("Table partitions assigned to this instance (restored or restoring)"))
+	ready, err5 := meter.Int64ObservableGauge(MetricPartitionsReady, metric.WithUnit("{partition}"),
+		metric.WithDescription("Table partitions restored on this instance and answering queries"))
+	flushes, err6 := meter.Int64ObservableCounter(MetricCacheFlushes, metric.WithUnit("{flush}"),
+		metric.WithDescription("Flush cycles of the record cache to the store and changelog"))
+	lag, err7 := meter.Int64ObservableGauge(MetricConsumerLag, metric.WithUnit("{record}"),
+		metric.WithDescription("Records of an input partition not processed yet"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
+		return fmt.Errorf("create the metrics: %w", err)
+	}
+	var obs []observed
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		o := observed{p: p, tally: p.Tally(), table: p.TableReader(), group: string(p.Group())}
+		o.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("group", o.group)))
+		if o.table != nil {
+			o.tattrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("group", o.group), attribute.String("table", o.table.Topic())))
+		}
+		obs = append(obs, o)
+	}
+	reg, err := meter.RegisterCallback(func(ctx context.Context, ob metric.Observer) error {
+		for _, o := range obs {
+			if t := o.tally; t != nil {
+				ob.ObserveInt64(processed, t.Processed(), o.attrs)
+				ob.ObserveInt64(replayed, t.Replayed(), o.attrs)
+				for reason, n := range t.RejectedByReason() {
+					ob.ObserveInt64(rejected, n, metric.WithAttributes(attribute.String("group", o.group), attribute.String("reason", reason)))
+				}
+			}
+			if o.table != nil {
+				ob.ObserveInt64(assigned, int64(len(o.table.Assigned())), o.tattrs)
+				ob.ObserveInt64(ready, int64(len(o.table.Served())), o.tattrs)
+				ob.ObserveInt64(flushes, o.p.CacheFlushes(), o.tattrs)
+			}
+			observeLag(ctx, ob, lag, o)
+		}
+		return nil
+	}, processed, rejected, replayed, assigned, ready, flushes, lag)
+	if err != nil {
+		return fmt.Errorf("register the metrics callback: %w", err)
+	}
+	m.regs = append(m.regs, reg)
+	return nil
+}
+
+// observeLag observes the lag of every input partition the processor
+// consumes now. goka's OffsetLag is the high watermark (the next offset to
+// be written) minus the offset of the last record processed: one when
+// caught up.
+func observeLag(ctx context.Context, ob metric.Observer, lag metric.Int64ObservableGauge, o observed) {
+	gp := o.p.Goka()
+	if gp == nil {
+		return
+	}
+	stats := gp.StatsWithContext(ctx)
+	if stats == nil {
+		return
+	}
+	for partition, ps := range stats.Group {
+		if ps == nil {
+			continue
+		}
+		for topic, in := range ps.Input {
+			if in == nil {
+				continue
+			}
+			ob.ObserveInt64(lag, max(in.OffsetLag-1, 0), metric.WithAttributes(
+				attribute.String("group", o.group), attribute.String("topic", topic), attribute.Int("partition", int(partition))))
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package serve_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/serve"
+	"github.com/weftstream/weft/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// failingExporter fails every batch: its spans count as dropped.
+type failingExporter struct{}
+
+func (failingExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
+	return errors.New("collector down")
+}
+func (failingExporter) Shutdown(context.Context) error { return nil }
+
+// GET /metrics tells what the processor did with its input: the good
+// records processed, the bad ones rejected by reason (counts written down
+// from the input below), every table partition ready, and the spans the
+// exporter lost, through the same meter provider given to tracing.Setup.
+func TestIntegrationMetrics(t *testing.T) {
+	const partitions = 4
+	metrics, err := serve.NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := metrics.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	prov, err := tracing.Setup(t.Context(), tracing.WithSpanExporter(failingExporter{}),
+		tracing.WithMeterProvider(metrics.MeterProvider()), tracing.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prov.Shutdown(context.Background()) })
+
+	brokers := kafkatest.Brokers(t)
+	k := kafkaclient.Config{Brokers: brokers, Partitions: partitions}
+	input, group := kafkatest.Topic(t, "metrics-in"), kafkatest.Group(t, "metrics")
+	kafkatest.CreateTopic(t, brokers, input, partitions)
+	// Every record adds its value (a decimal number) to its key's sum; a
+	// value that is no number is rejected by the decoder (reason decode),
+	// a negative one by the handler (reason negative).
+	rt := processors.NewRuntime(processors.WithTracerProvider(prov.Tracer))
+	decode := func(b []byte) (int64, error) { return strconv.ParseInt(string(b), 10, 64) }
+	g := processors.DefineGroup(rt, goka.Group(group),
+		goka.Input(goka.Stream(input), new(codec.Bytes), processors.Handle(rt, decode,
+			func(ctx goka.Context, n int64) error {
+				if n < 0 {
+					return processors.Reject("negative", "%d is below zero", n)
+				}
+				var sum int64
+				if v := ctx.Value(); v != nil {
+					sum = v.(int64)
+				}
+				ctx.SetValue(sum + n)
+				return nil
+			})),
+		processors.Persist(new(codec.Int64)),
+	)
+	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(t.TempDir()),
+		processors.WithRuntime(rt), processors.WithTracerProvider(prov.Tracer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	if err := metrics.Observe(p); err != nil {
+		t.Fatal(err)
+	}
+	s, err := serve.New([]*processors.TableReader{p.TableReader()}, serve.WithMetrics(metrics.Handler()), serve.WithToken("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	// 17 good records, 3 that are no number, 2 negative ones.
+	em, err := processors.NewEmitter(t.Context(), input, processors.WithKafka(k), processors.WithTracerProvider(prov.Tracer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 17 {
+		em.Emit(fmt.Sprintf("k%d", i%5), []byte(strconv.Itoa(i)), nil)
+	}
+	for _, v := range []string{"x", "1.5", ""} {
+		em.Emit("k0", []byte(v), nil)
+	}
+	em.Emit("k1", []byte("-3"), nil)
+	em.Emit("k2", []byte("-4"), nil)
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitFor(t, 2*time.Minute, "22 records handled", func() bool {
+		return rt.Tally().Processed()+rt.Tally().Rejected() == 22
+	})
+	kafkatest.WaitFor(t, time.Minute, "every partition ready", func() bool {
+		return len(p.TableReader().Served()) == partitions
+	})
+	// The spans end (and their export fails) asynchronously: flush them.
+	if err := prov.Tracer.(*sdktrace.TracerProvider).ForceFlush(t.Context()); err == nil {
+		t.Fatal("flushing through the failing exporter succeeded")
+	}
+	if prov.DroppedSpans() == 0 {
+		t.Fatal("no span counted as dropped by the failing exporter")
+	}
+
+	// /metrics needs the bearer token, as the tables do.
+	if resp, err := http.Get(srv.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics without a token: %v %v", resp.StatusCode, err)
+	}
+	fams := scrape(t, srv.URL+"/metrics", "s3cret")
+	want := []struct {
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{"weft_records_processed_total", map[string]string{"group": group}, 17},
+		{"weft_records_replayed_total", map[string]string{"group": group}, 0},
+		{"weft_records_rejected_total", map[string]string{"group": group, "reason": "decode"}, 3},
+		{"weft_records_rejected_total", map[string]string{"group": group, "reason": "negative"}, 2},
+		{"weft_table_partitions_assigned", map[string]string{"group": group, "table": group + "-table"}, partitions},
+		{"weft_table_partitions_ready", map[string]string{"group": group, "table": group + "-table"}, partitions},
+	}
+	for _, w := range want {
+		got, ok := sample(fams, w.name, w.labels)
+		if !ok || got != w.value {
+			t.Errorf("%s%v = %v (found: %v), want %v", w.name, w.labels, got, ok, w.value)
+		}
+	}
+	// Spans dropped, as the span queue counts them (the flush spans of the
+	// record cache may still be ending: wait for the two to agree).
+	kafkatest.WaitFor(t, 30*time.Second, "weft_spans_dropped_total to match the span queue's count", func() bool {
+		n, ok := sample(scrape(t, srv.URL+"/metrics", "s3cret"), "weft_spans_dropped_total", map[string]string{"error_type": tracing.DropExportFailed})
+		return ok && n > 0 && n == float64(prov.DroppedSpans())
+	})
+	if n := len(fams["weft_records_rejected_total"].GetMetric()); n != 2 {
+		t.Errorf("%d series of weft_records_rejected_total, want 2 (decode, negative)", n)
+	}
+	// The record cache flushes every second (the default commit interval).
+	kafkatest.WaitFor(t, 30*time.Second, "a record cache flush counted", func() bool {
+		n, ok := sample(scrape(t, srv.URL+"/metrics", "s3cret"), "weft_cache_flushes_total", map[string]string{"group": group})
+		return ok && n >= 1 && n <= float64(p.CacheFlushes())
+	})
+	// A lag series for every input partition; everything was processed,
+	// so none is behind.
+	for i := range partitions {
+		lag, ok := sample(fams, "weft_consumer_lag", map[string]string{"group": group, "topic": input, "partition": strconv.Itoa(i)})
+		if !ok || lag != 0 {
+			t.Errorf("lag of %s/%d = %v (found: %v), want 0", input, i, lag, ok)
+		}
+	}
+}
+
+// scrape GETs url with a bearer token and parses the Prometheus text.
+func scrape(t *testing.T, url, token string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: not Prometheus text: %v", url, err)
+	}
+	return fams
+}
+
+// sample returns the value of the series of name whose labels include
+// labels.
+func sample(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	for _, m := range fams[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			match = match && have[k] == v
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
