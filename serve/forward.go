@@ -83,9 +83,14 @@ const (
 // serve to the instance that does, found in the consumer group of the
 // key's table on the cluster k describes; self is this instance's
 // advertised URL (may be empty when it advertises none). Without it
-// (the default) such requests are answered 503.
+// (the default), or with no brokers in k, such requests are answered 503.
 func WithForwarding(k kafkaclient.Config, self string) Option {
-	return func(c *config) { c.forward = &forwardConfig{kafka: k, self: self} }
+	return func(c *config) {
+		c.forward = nil
+		if len(k.Brokers) > 0 {
+			c.forward = &forwardConfig{kafka: k, self: self}
+		}
+	}
 }
 
 type forwardConfig struct {
