@@ -30,7 +30,7 @@ type queryAPIFlags struct {
 	keyFile   string
 	traceURL  string
 	advertise string // --http-advertise
-	changed   bool // --http-addr was set (an address in use is then an error)
+	changed   bool   // --http-addr was set (an address in use is then an error)
 	// topology is the compiled topology the processors run, for GET
 	// /topology (nil for the built-in projection).
 	topology *topology.Compiled
