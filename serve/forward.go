@@ -22,6 +22,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -104,6 +106,7 @@ type forwarder struct {
 	cl        *kgo.Client
 	adm       *kadm.Client
 	transport http.RoundTripper
+	errorLog  *log.Logger // of the proxies: what their ErrorHandler does not see
 	s         *Server
 
 	mu     sync.Mutex // held while describing: concurrent misses wait for one answer
@@ -137,7 +140,8 @@ func newForwarder(s *Server, fc *forwardConfig) (*forwarder, error) {
 	tr := otelhttp.NewTransport(base, otelhttp.WithTracerProvider(s.cfg.tracerProvider),
 		otelhttp.WithPropagators(tracing.Propagator()), otelhttp.WithMeterProvider(noop.NewMeterProvider()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "forward " + r.URL.Host }))
-	return &forwarder{self: fc.self, cl: cl, adm: kadm.NewClient(cl), transport: tr, s: s, owners: map[string]*owners{}}, nil
+	return &forwarder{self: fc.self, cl: cl, adm: kadm.NewClient(cl), transport: tr, s: s,
+		errorLog: slog.NewLogLogger(s.cfg.logger.Handler(), slog.LevelDebug), owners: map[string]*owners{}}, nil
 }
 
 func (f *forwarder) close() { f.cl.Close() }
@@ -256,6 +260,7 @@ func (s *Server) notServed(w http.ResponseWriter, r *http.Request, t *processors
 			pr.Out.Header.Set(HeaderForwardedBy, by)
 		},
 		Transport: f.transport,
+		ErrorLog:  f.errorLog,
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Header.Set(HeaderServedBy, owner)
 			if resp.StatusCode == http.StatusServiceUnavailable {

@@ -34,7 +34,7 @@ const forwardToken = "s3cret"
 // startInstance runs a counting processor of group on input (state in its
 // own dir) and its query API with forwarding. advertise says whether the
 // member advertises its API in the group.
-func startInstance(t *testing.T, brokers []string, input, group string, advertise bool, tp *sdktrace.TracerProvider) *instance {
+func startInstance(t testing.TB, brokers []string, input, group string, advertise bool, tp *sdktrace.TracerProvider) *instance {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
