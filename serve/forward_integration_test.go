@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,8 @@ type instance struct {
 	url    string // advertised URL, "" for a member that advertises nothing
 	rt     *processors.Runtime
 	reader *processors.TableReader
+	// stopAPI stops the query API (the processor keeps running).
+	stopAPI func()
 }
 
 const forwardToken = "s3cret"
@@ -70,14 +74,22 @@ func startInstance(t testing.TB, brokers []string, input, group string, advertis
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	apiCtx, stopAPI := context.WithCancel(ctx)
 	done, served := make(chan error, 1), make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	go func() { served <- s.Run(ctx, ln, nil) }()
+	go func() { served <- s.Run(apiCtx, ln, nil) }()
+	var once sync.Once
+	in.stopAPI = func() {
+		once.Do(func() {
+			stopAPI()
+			if err := <-served; err != nil {
+				t.Errorf("query API: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
+		in.stopAPI()
 		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("query API: %v", err)
-		}
 		if err := <-done; err != nil {
 			t.Errorf("processor: %v", err)
 		}
@@ -121,8 +133,9 @@ func forwardGet(t *testing.T, url string, header http.Header) (*http.Response, [
 // APIs, C advertises none. Asked for every key, A answers its own keys,
 // forwards B's to B (200, the independent count, Weft-Served-By), and
 // answers C's with 503 and Retry-After (no known owner). A forwarded
-// request is not forwarded again, ?redirect=true answers 307, and the
-// trace of a forwarded query holds the query spans of both instances.
+// request is not forwarded again, ?redirect=true answers 307, the trace
+// of a forwarded query holds the query spans of both instances, and once
+// B's API is down (B still holds its partitions) A answers 503.
 func TestIntegrationForwardAnyInstanceAnswersAnyKey(t *testing.T) {
 	const partitions = 6
 	brokers := kafkatest.Brokers(t)
@@ -241,4 +254,11 @@ func TestIntegrationForwardAnyInstanceAnswersAnyKey(t *testing.T) {
 		}
 		return queries == 2 && hops == 1
 	})
+
+	// B's API stops; B keeps its partitions: A cannot forward and says so.
+	b.stopAPI()
+	resp, body = forwardGet(t, a.url+"/tables/"+group+"/"+bKey, nil)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "did not answer") {
+		t.Fatalf("B's key with B's API down: %d %s, want 503 saying B did not answer", resp.StatusCode, body)
+	}
 }
