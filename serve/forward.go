@@ -159,14 +159,22 @@ func (f *forwarder) owner(ctx context.Context, group string, p int32) (string, e
 			return f.notSelf(u), nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	// Other requests wait for this answer: a client that leaves does not
+	// cut it short.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), describeTimeout)
 	defer cancel()
-	o, err := f.describe(ctx, group)
+	fresh, err := f.describe(ctx, group)
 	if err != nil {
-		return "", err
+		// Keep what was known (an owner that no longer holds the key
+		// answers 503) for a while rather than asking on every request.
+		if o == nil {
+			o = &owners{}
+		}
+		f.owners[group] = &owners{at: time.Now(), byPartition: o.byPartition}
+		return f.notSelf(o.byPartition[p]), err
 	}
-	f.owners[group] = o
-	return f.notSelf(o.byPartition[p]), nil
+	f.owners[group] = fresh
+	return f.notSelf(fresh.byPartition[p]), nil
 }
 
 func (f *forwarder) notSelf(u string) string {
@@ -232,7 +240,7 @@ func (s *Server) notServed(w http.ResponseWriter, r *http.Request, t *processors
 	group, p := string(t.Group()), t.Partition(key)
 	owner, err := f.owner(r.Context(), group, p)
 	if err != nil {
-		s.cfg.logger.Warn("finding the owner of a partition failed", "table", t.Topic(), "partition", p, "error", err)
+		s.cfg.logger.Warn("finding the owner of a partition failed", "table", t.Topic(), "partition", p, "owner_known", owner, "error", err)
 	}
 	target, perr := url.Parse(owner)
 	if owner == "" || perr != nil || target.Host == "" {
