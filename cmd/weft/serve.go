@@ -29,11 +29,12 @@ type queryAPIFlags struct {
 	certFile  string
 	keyFile   string
 	traceURL  string
-	advertise string // --http-advertise
-	changed   bool   // --http-addr was set (an address in use is then an error)
+	changed   bool // --http-addr was set (an address in use is then an error)
 	// topology is the compiled topology the processors run, for GET
 	// /topology (nil for the built-in projection).
 	topology *topology.Compiled
+	// advertise is --http-advertise (see advertisedURL).
+	advertise string
 	// kafka is the cluster of the processors' groups, where the API finds
 	// which instance owns a key it does not hold (no forwarding without).
 	kafka kafkaclient.Config
