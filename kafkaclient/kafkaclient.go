@@ -68,6 +68,11 @@ type Config struct {
 	// UnreachableHint is added to the error when no broker answers, e.g.
 	// "start one with 'weft broker'".
 	UnreachableHint string
+	// GroupUserData is sent as the user data of this client's consumer
+	// group subscriptions (JoinGroup member metadata), where the other
+	// members and admin tools read it (DescribeGroups): weft run puts the
+	// address of its query API there (serve.AdvertiseUserData).
+	GroupUserData []byte
 }
 
 // SASL holds SASL credentials.
@@ -189,6 +194,7 @@ func (c Config) base() *sarama.Config {
 	sc.Consumer.Group.Session.Timeout = SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = RebalanceTimeout
+	sc.Consumer.Group.Member.UserData = c.GroupUserData
 
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Idempotent = true

@@ -36,5 +36,8 @@
 // details (application/problem+json): 404 for an unknown table or key,
 // 400 for bad parameters, 401/403 without the right bearer token, 503 with
 // Retry-After while the key's partition is restoring or held by another
-// instance (never a stale or empty value presented as current).
+// instance that cannot be reached (never a stale or empty value presented
+// as current). With WithForwarding, a key held by another instance is
+// forwarded to it (see forward.go; Weft-Served-By names it), or
+// redirected with ?redirect=true.
 package serve

@@ -34,6 +34,8 @@ type Server struct {
 	stops    []func() // remove the hubs' hooks
 	watchers atomic.Int64
 	topology []byte // GET /topology, nil without WithTopology
+	// forwarder proxies keys this instance does not serve (WithForwarding).
+	forwarder *forwarder
 }
 
 // Option configures New.
@@ -54,6 +56,7 @@ type config struct {
 	topology                  *topology.Compiled
 	traceURL                  string
 	metrics                   http.Handler // GET /metrics, nil without WithMetrics
+	forward                   *forwardConfig
 }
 
 // WithLogger sets the logger (default: discard).
@@ -133,6 +136,13 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 	}
 	if s.cfg.ready == nil {
 		s.cfg.ready = s.restored
+	}
+	if cfg.forward != nil {
+		f, err := newForwarder(s, cfg.forward)
+		if err != nil {
+			return nil, err
+		}
+		s.forwarder = f
 	}
 	s.routes()
 	return s, nil
@@ -246,14 +256,18 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsConfig *tls.Config
 	return nil
 }
 
-// Close ends the watch streams, refuses new ones and stops recording
-// changes. The other endpoints keep answering.
+// Close ends the watch streams, refuses new ones, stops recording
+// changes and closes the Kafka client of WithForwarding (owners not
+// cached are then unknown: 503). The other endpoints keep answering.
 func (s *Server) Close() {
 	for _, stop := range s.stops {
 		stop()
 	}
 	for _, h := range s.hubs {
 		h.close()
+	}
+	if s.forwarder != nil {
+		s.forwarder.close()
 	}
 }
 

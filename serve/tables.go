@@ -60,7 +60,7 @@ func unavailable(w http.ResponseWriter, t *processors.TableReader, key string) {
 // failed answers a read error: 503 if not served here, else 500.
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, t *processors.TableReader, key string, err error) {
 	if errors.Is(err, processors.ErrNotServed) {
-		unavailable(w, t, key)
+		s.notServed(w, r, t, key)
 		return
 	}
 	s.cfg.logger.Warn("query failed", "table", t.Topic(), "key", key, "error", err)

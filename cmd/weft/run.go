@@ -11,6 +11,7 @@ import (
 	"github.com/weftstream/weft/examples/bank"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/serve"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -126,6 +127,8 @@ closes the state stores; a restart resumes where it stopped.`,
 				return err
 			}
 			defer stopBroker()
+			k.GroupUserData = serve.AdvertiseUserData(f.api.advertisedURL())
+			f.api.kafka = k
 			if file != nil {
 				return runTopology(cmd.Context(), log, k, g.stateDir, file, f, reconnect, cache)
 			}

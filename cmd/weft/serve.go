@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve"
 	"github.com/weftstream/weft/topology"
@@ -34,6 +35,11 @@ type queryAPIFlags struct {
 	topology *topology.Compiled
 	// metrics are served on GET /metrics (see meterProvider, metrics.go).
 	metrics *serve.Metrics
+	// advertise is --http-advertise (see advertisedURL).
+	advertise string
+	// kafka is the cluster of the processors' groups, where the API finds
+	// which instance owns a key it does not hold (no forwarding without).
+	kafka kafkaclient.Config
 }
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
@@ -42,6 +48,7 @@ func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&q.tokenFile, "http-token-file", "", "file holding the bearer token the query API requires")
 	fs.StringVar(&q.certFile, "http-tls-cert", "", "TLS certificate file: serve the query API over HTTPS")
 	fs.StringVar(&q.keyFile, "http-tls-key", "", "TLS key file, with --http-tls-cert")
+	fs.StringVar(&q.advertise, "http-advertise", "", "host:port at which the other instances reach this query API, to forward keys they do not hold (default: --http-addr unless it is a wildcard)")
 	fs.StringVar(&q.traceURL, "trace-url-template", "", "link of a trace in your tracing UI, for the web page, e.g. http://localhost:16686/trace/{trace_id}")
 }
 
@@ -50,6 +57,11 @@ func (q *queryAPIFlags) check() error {
 	if q.addr != "" {
 		if _, _, err := net.SplitHostPort(q.addr); err != nil {
 			return &usageError{fmt.Errorf("--http-addr %q: give host:port, e.g. 127.0.0.1:7070, or empty for no query API", q.addr)}
+		}
+	}
+	if q.advertise != "" {
+		if h, p, err := net.SplitHostPort(q.advertise); err != nil || h == "" || p == "" || p == "0" {
+			return &usageError{fmt.Errorf("--http-advertise %q: give the host:port other instances reach this one at, e.g. 10.0.0.5:7070", q.advertise)}
 		}
 	}
 	if q.token != "" && q.tokenFile != "" {
@@ -62,6 +74,30 @@ func (q *queryAPIFlags) check() error {
 		return &usageError{fmt.Errorf("--trace-url-template: %w", err)}
 	}
 	return nil
+}
+
+// advertisedURL is the URL of the query API that this instance advertises
+// in its consumer groups (kafkaclient.Config.GroupUserData), so that the
+// other instances forward to it the keys of the partitions it holds:
+// --http-advertise, else --http-addr when it names a host and a port
+// (a loopback address reaches only instances on the same host); "" (no
+// advertisement) without an API or for a wildcard address.
+func (q *queryAPIFlags) advertisedURL() string {
+	if q.addr == "" {
+		return ""
+	}
+	hostPort := q.advertise
+	if hostPort == "" {
+		h, p, err := net.SplitHostPort(q.addr)
+		if err != nil || p == "0" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
+			return ""
+		}
+		hostPort = q.addr
+	}
+	if q.certFile != "" {
+		return "https://" + hostPort
+	}
+	return "http://" + hostPort
 }
 
 // tls returns the TLS configuration of the flags, or nil for plain HTTP.
@@ -100,9 +136,13 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 		return nil, err
 	}
 	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
-		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()))
+		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()),
+		serve.WithForwarding(q.kafka, q.advertisedURL()))
 	if err != nil {
 		return nil, err
+	}
+	if self := q.advertisedURL(); self != "" {
+		log.Info("query API advertised to the group", "url", self)
 	}
 	ln, err := net.Listen("tcp", q.addr)
 	if err != nil {
