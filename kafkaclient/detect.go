@@ -76,12 +76,20 @@ func detectOneCtx(ctx context.Context, addr string, sc *sarama.Config) (sarama.K
 }
 
 func detectOne(ctx context.Context, addr string, sc *sarama.Config) (sarama.KafkaVersion, error) {
-	d := net.Dialer{Timeout: sc.Net.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return sarama.KafkaVersion{}, fmt.Errorf("connect to %s: %w", addr, err)
+	if sc.Net.TLS.Enable {
+		// sarama's handshake waits for its read timeout (30s) when the
+		// broker does not speak TLS.
+		if err := handshakeTLS(addr, sc.Net.TLS.Config, sc.Net.DialTimeout); err != nil {
+			return sarama.KafkaVersion{}, err
+		}
+	} else {
+		d := net.Dialer{Timeout: sc.Net.DialTimeout}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return sarama.KafkaVersion{}, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		_ = conn.Close()
 	}
-	_ = conn.Close()
 
 	b := sarama.NewBroker(addr)
 	if err := b.Open(sc); err != nil {
@@ -124,13 +132,23 @@ func (c Config) Explain(err error) error {
 	if err == nil {
 		return nil
 	}
+	var explained *UserError
+	if errors.As(err, &explained) {
+		return err
+	}
 	brokers := strings.Join(c.Brokers, ",")
 	var kerr sarama.KError
-	switch {
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed),
-		errors.As(err, &kerr) && kerr == sarama.ErrSASLAuthenticationFailed,
-		strings.Contains(err.Error(), "SASL Authentication failed"):
+	if errors.Is(err, sarama.ErrSASLAuthenticationFailed) ||
+		errors.As(err, &kerr) && kerr == sarama.ErrSASLAuthenticationFailed ||
+		strings.Contains(err.Error(), "SASL Authentication failed") {
 		return &UserError{Msg: fmt.Sprintf("Kafka at %s rejected the credentials of user %q (SASL %s): check --sasl-user and --sasl-password", brokers, c.SASL.User, c.SASL.Mechanism), Err: err}
+	}
+	// A listener that wants TLS or SASL, or does not speak TLS, closes
+	// the connection or does not answer: say which setting to change.
+	if msg := c.explainSecurity(err); msg != "" {
+		return &UserError{Msg: msg, Err: err}
+	}
+	switch {
 	case c.SASL.Mechanism != "" && errors.Is(err, io.EOF):
 		return &UserError{Msg: fmt.Sprintf("Kafka at %s closed the connection while authenticating user %q (SASL %s): the credentials are probably wrong, or the mechanism is not enabled; check --sasl-user and --sasl-password", brokers, c.SASL.User, c.SASL.Mechanism), Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, sarama.ErrOutOfBrokers), isDialError(err):

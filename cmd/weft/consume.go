@@ -74,7 +74,7 @@ sources, as 'weft get --meta' prints them.`,
 	cmd.Flags().IntVarP(&f.count, "count", "n", 0, "stop after this many records (0: no limit)")
 	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep waiting for new records (until Ctrl-C)")
 	cmd.Flags().BoolVar(&f.envelope, "envelope", false, "decode weft table envelopes (values of <group>-table topics)")
-	return cmd
+	return withTimeout(cmd, func() bool { return f.follow })
 }
 
 // fromSpec is where --from starts each partition.
@@ -187,7 +187,7 @@ func partitionRange(ctx context.Context, adm *kadm.Client, topic string, from fr
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	list := func(what string, l func() (kadm.ListedOffsets, error)) (map[int32]int64, error) {
-		listed, err := l()
+		listed, err := listCtx(lctx, l)
 		if err == nil {
 			err = listed.Error()
 		}
@@ -275,4 +275,26 @@ func explainFranz(err error) error {
 		return fmt.Errorf("the topic does not exist: %w", err)
 	}
 	return err
+}
+
+// listCtx runs l and returns as soon as ctx ends (Ctrl-C, --timeout):
+// franz-go's first metadata request on a connection that a broker accepted
+// but does not answer waits for its dial timeout, whatever the context. l
+// itself ends when the client is closed.
+func listCtx(ctx context.Context, l func() (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+	type result struct {
+		listed kadm.ListedOffsets
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		listed, err := l()
+		done <- result{listed, err}
+	}()
+	select {
+	case r := <-done:
+		return r.listed, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -183,7 +183,9 @@ func printAndCheck(out io.Writer, f *demoFlags, get func(string) (*bank.Account,
 	}
 	slices.Sort(ids)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tOWNER\tBALANCE\tSTATUS\tEVENTS")
+	// Balances in cents, as the table stores them and 'weft get' prints
+	// them.
+	fmt.Fprintln(tw, "ACCOUNT\tOWNER\tBALANCE (CENTS)\tSTATUS\tEVENTS")
 	var mismatches []string
 	for i, id := range ids {
 		got, err := get(id)
@@ -196,7 +198,7 @@ func printAndCheck(out io.Writer, f *demoFlags, get func(string) (*bank.Account,
 			continue
 		}
 		if i < 8 {
-			fmt.Fprintf(tw, "%s\t%s\t%d.%02d\t%s\t%d\n", got.Account, got.Owner, got.Balance/100, got.Balance%100, got.Status, got.Events)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", got.Account, got.Owner, got.Balance, got.Status, got.Events)
 		}
 	}
 	fmt.Fprintf(tw, "...\t\t\t\t\n")

@@ -62,7 +62,7 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
 	sf.register(cmd.Flags())
-	return cmd
+	return withTimeout(cmd, nil)
 }
 
 // history returns the lineage of key: from the query API of a running

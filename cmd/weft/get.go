@@ -124,7 +124,7 @@ the lineage index recorded it (see 'weft explain').`,
 	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
-	return cmd
+	return withTimeout(cmd, nil)
 }
 
 // storedValue is the --meta output of get.

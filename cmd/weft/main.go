@@ -20,16 +20,24 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft:", err)
-		var ue *usageError
-		var nv *noValueError
-		switch {
-		case errors.As(err, &ue):
-			os.Exit(2)
-		case errors.As(err, &nv):
-			os.Exit(3)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the process exit code of a command's error: 2 for a usage
+// error, 3 for a key without a value, 1 for anything else.
+func exitCode(err error) int {
+	var ue *usageError
+	var nv *noValueError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &nv):
+		return 3
+	}
+	return 1
 }
 
 // usageError marks a mistake in the command line (exit code 2).

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -34,10 +35,15 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"produced 5006 account events", "projected 5006 events", "acc-0001  Alice Smith", "all 300 accounts match"} {
+	for _, want := range []string{"produced 5006 account events", "projected 5006 events", "acc-0001  Alice Smith", "all 300 accounts match", "BALANCE (CENTS)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// One unit for balances: cents, as 'weft get' prints them
+	// (testdata/bank/expected.jsonl).
+	if !regexp.MustCompile(`acc-0001\s+Alice Smith\s+342298\s+open\s+6\n`).MatchString(out) {
+		t.Errorf("demo output lacks acc-0001's balance in cents, 342298:\n%s", out)
 	}
 }
 

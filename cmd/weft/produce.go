@@ -76,7 +76,7 @@ records sent so far and exits non-zero.`,
 	cmd.Flags().StringVar(&f.timestampField, "timestamp-field", "", "JSON field of the value with the event time (RFC 3339 or epoch milliseconds)")
 	cmd.Flags().IntVar(&f.maxMessageBytes, "max-message-bytes", 1000000, "largest key + value + headers of a line (the brokers' message.max.bytes must allow it)")
 	cmd.Flags().StringVar(&f.onError, "on-error", "stop", "a line that cannot be sent: stop, or skip it and go on")
-	return cmd
+	return withTimeout(cmd, nil)
 }
 
 func produce(cmd *cobra.Command, g *globalFlags, f *produceFlags, topic, path string) error {

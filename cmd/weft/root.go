@@ -95,16 +95,17 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newGetCommand(g),
 		newExplainCommand(g),
 		newValidateCommand(g),
-		newDescribeCommand(g),
-		newTestCommand(g),
+		markOffline(newDescribeCommand(g)),
+		markOffline(newTestCommand(g)),
 		newReplayCommand(g), newResetCommand(g),
-		newVersionCommand(),
+		markOffline(newVersionCommand()),
 	)
 	// weft --version prints what weft version prints.
 	root.Version = versionText()
 	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	annotateEnv(root)
+	hideKafkaFlagsInHelp(root)
 	return root
 }
 

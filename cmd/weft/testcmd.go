@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 func newTestCommand(_ *globalFlags) *cobra.Command {
 	var tests string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "test <topology.yaml>",
 		Short: "Run the test cases of a topology file, without a broker",
@@ -27,7 +29,11 @@ The cases are read from --tests, by default the topology file's name with
 described in docs/topology-format.md, section "Test cases".
 
 Prints PASS or FAIL per case, with a diff of every failed expectation, then
-a summary. Exits with 1 if any case failed.`,
+a summary. Exits with 1 if any case failed.
+
+With --json the output is JSON lines: one per case
+({"kind":"case","name","passed","diff"}, diff being the failed
+expectations), then {"kind":"summary","cases","failed"}.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{fmt.Errorf("test needs one topology file, got %d arguments", len(args))}
@@ -39,10 +45,11 @@ a summary. Exits with 1 if any case failed.`,
 			if path == "" {
 				path = defaultTestsPath(args[0])
 			}
-			return runTests(cmd.Context(), args[0], path, cmd.OutOrStdout())
+			return runTests(cmd.Context(), args[0], path, cmd.OutOrStdout(), asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&tests, "tests", "", "test file (default: the topology file with .yaml replaced by .test.yaml)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines (one per case, then a summary)")
 	return cmd
 }
 
@@ -59,7 +66,7 @@ func defaultTestsPath(topologyPath string) string {
 
 // runTests runs the cases of testsPath on the topology file at
 // topologyPath and reports to w; the error says how many cases failed.
-func runTests(ctx context.Context, topologyPath, testsPath string, w io.Writer) error {
+func runTests(ctx context.Context, topologyPath, testsPath string, w io.Writer, asJSON bool) error {
 	f, err := topology.LoadFile(topologyPath)
 	if err != nil {
 		return err
@@ -72,7 +79,14 @@ func runTests(ctx context.Context, topologyPath, testsPath string, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	failed := reportTests(w, results)
+	report := reportTests
+	if asJSON {
+		report = reportTestsJSON
+	}
+	failed, err := report(w, results)
+	if err != nil {
+		return err
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d test cases failed", failed, len(results))
 	}
@@ -81,7 +95,7 @@ func runTests(ctx context.Context, topologyPath, testsPath string, w io.Writer) 
 
 // reportTests prints PASS/FAIL per case, the failures indented, and a
 // summary; it returns the number of failed cases.
-func reportTests(w io.Writer, results []topotest.Result) int {
+func reportTests(w io.Writer, results []topotest.Result) (int, error) {
 	failed := 0
 	for _, r := range results {
 		if r.Passed {
@@ -96,6 +110,32 @@ func reportTests(w io.Writer, results []topotest.Result) int {
 			}
 		}
 	}
-	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
-	return failed
+	_, err := fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
+	return failed, err
+}
+
+// testLine is a JSON line of weft test --json.
+type testLine struct {
+	Kind   string   `json:"kind"`
+	Name   string   `json:"name,omitempty"`
+	Passed *bool    `json:"passed,omitempty"`
+	Diff   []string `json:"diff,omitempty"`
+	Cases  *int     `json:"cases,omitempty"`
+	Failed *int     `json:"failed,omitempty"`
+}
+
+// reportTestsJSON is reportTests as JSON lines.
+func reportTestsJSON(w io.Writer, results []topotest.Result) (int, error) {
+	enc := json.NewEncoder(w)
+	failed := 0
+	for _, r := range results {
+		if !r.Passed {
+			failed++
+		}
+		if err := enc.Encode(testLine{Kind: "case", Name: r.Case, Passed: &r.Passed, Diff: r.Failures}); err != nil {
+			return failed, err
+		}
+	}
+	cases := len(results)
+	return failed, enc.Encode(testLine{Kind: "summary", Cases: &cases, Failed: &failed})
 }

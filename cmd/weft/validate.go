@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,8 @@ import (
 )
 
 func newValidateCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:           "validate <file>...",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -33,7 +35,14 @@ that cluster: the topics a consumer group reads together (its input, the
 tables it joins, its own table; both tables of a join_table) must have the
 same number of partitions. Missing topics count with --partitions, the
 number weft creates them with. 'weft run' makes the same check before it
-starts.`,
+starts.
+
+With --json the output is JSON lines on stdout, one per mistake
+({"kind":"error","file","line","column","message"}; line and column are
+left out when the mistake has no position), one per good file
+({"kind":"ok","file","pipelines","groups"}) or skipped file
+({"kind":"skipped","file"}), then {"kind":"summary","files","ok","failed",
+"skipped","errors"}.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &usageError{errors.New("validate needs at least one topology file")}
@@ -51,24 +60,28 @@ starts.`,
 					return checkPartitions(cmd.Context(), k, f, c)
 				}
 			}
-			bad := 0
+			out := validateOutput{w: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(), json: asJSON}
 			for _, path := range args {
 				if strings.HasSuffix(path, ".test.yaml") || strings.HasSuffix(path, ".test.yml") {
 					// Test cases (weft test) often sit beside the topologies a
 					// glob names; they are not topology files.
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: skipped (test cases: run 'weft test' on its topology)\n", path)
+					out.skipped(path)
 					continue
 				}
-				if !validateFile(path, cmd.OutOrStdout(), cmd.ErrOrStderr(), check) {
-					bad++
-				}
+				pipelines, groups, diags := validateFile(path, check)
+				out.file(path, pipelines, groups, diags)
 			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d topology files have errors", bad, len(args))
+			if err := out.summary(); err != nil {
+				return err
+			}
+			if out.bad > 0 {
+				return fmt.Errorf("%d of %d topology files have errors", out.bad, len(args))
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines (mistakes, good files, a summary) on stdout")
+	return cmd
 }
 
 // partitionCheck checks the topics of a compiled file on a cluster.
@@ -87,42 +100,133 @@ func checkPartitions(ctx context.Context, k kafkaclient.Config, f *topology.File
 	}, k.DefaultPartitions())
 }
 
-// validateFile checks one topology file (and its topics, with check),
-// printing its errors on stderr or a summary on stdout; it reports whether
-// the file is good.
-func validateFile(path string, stdout, stderr io.Writer, check partitionCheck) bool {
+// diagnostic is one mistake in a topology file.
+type diagnostic struct {
+	File    string
+	Line    int // 0: no position
+	Column  int
+	Message string
+}
+
+// String is "file:line:col: message", or "file: message" without a
+// position.
+func (d diagnostic) String() string {
+	if d.Line == 0 {
+		return fmt.Sprintf("%s: %s", d.File, d.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Column, d.Message)
+}
+
+func configDiagnostics(ces topology.ConfigErrors) []diagnostic {
+	out := make([]diagnostic, 0, len(ces))
+	for _, e := range ces {
+		out = append(out, diagnostic{File: e.File, Line: e.Line, Column: e.Col, Message: e.Msg})
+	}
+	return out
+}
+
+// validateFile checks one topology file (and its topics, with check): its
+// pipelines and groups when it is good, else its mistakes.
+func validateFile(path string, check partitionCheck) (pipelines, groups int, diags []diagnostic) {
 	f, err := topology.LoadFile(path)
 	if err != nil {
 		var ces topology.ConfigErrors
 		if errors.As(err, &ces) {
-			for _, e := range ces {
-				fmt.Fprintln(stderr, e.Error())
-			}
+			return 0, 0, configDiagnostics(ces)
 		} else if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-			fmt.Fprintf(stderr, "%s: %v\n", path, pe.Err)
-		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+			return 0, 0, []diagnostic{{File: path, Message: pe.Err.Error()}}
 		}
-		return false
+		return 0, 0, []diagnostic{{File: path, Message: err.Error()}}
 	}
 	c, err := topology.Compile(f.Topology)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s:1:1: %v\n", path, err)
-		return false
+		return 0, 0, []diagnostic{{File: path, Line: 1, Column: 1, Message: err.Error()}}
 	}
 	if check != nil {
 		if err := check(f, c); err != nil {
 			var ces topology.ConfigErrors
 			if errors.As(err, &ces) {
-				for _, e := range ces {
-					fmt.Fprintln(stderr, e.Error())
-				}
-			} else {
-				fmt.Fprintf(stderr, "%s: check the topics: %v\n", path, err)
+				return 0, 0, configDiagnostics(ces)
 			}
-			return false
+			return 0, 0, []diagnostic{{File: path, Message: "check the topics: " + err.Error()}}
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d pipelines, %d groups)\n", path, len(f.Pipelines), len(c.Groups))
-	return true
+	return len(f.Pipelines), len(c.Groups), nil
+}
+
+// validateOutput prints what validate found: text (mistakes on stderr,
+// good files on stdout) or JSON lines on stdout.
+type validateOutput struct {
+	w, errw                         io.Writer
+	json                            bool
+	files, ok, bad, skips, mistakes int
+	err                             error
+}
+
+// validateLine is a JSON line of validate --json.
+type validateLine struct {
+	Kind      string `json:"kind"`
+	File      string `json:"file,omitempty"`
+	Line      int    `json:"line,omitempty"`
+	Column    int    `json:"column,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Pipelines *int   `json:"pipelines,omitempty"`
+	Groups    *int   `json:"groups,omitempty"`
+	Files     *int   `json:"files,omitempty"`
+	OK        *int   `json:"ok,omitempty"`
+	Failed    *int   `json:"failed,omitempty"`
+	Skipped   *int   `json:"skipped,omitempty"`
+	Errors    *int   `json:"errors,omitempty"`
+}
+
+func (o *validateOutput) line(l validateLine) {
+	if o.err != nil {
+		return
+	}
+	b, err := json.Marshal(l)
+	if err == nil {
+		_, err = fmt.Fprintf(o.w, "%s\n", b)
+	}
+	o.err = err
+}
+
+func (o *validateOutput) skipped(path string) {
+	o.files++
+	o.skips++
+	if o.json {
+		o.line(validateLine{Kind: "skipped", File: path})
+		return
+	}
+	fmt.Fprintf(o.w, "%s: skipped (test cases: run 'weft test' on its topology)\n", path)
+}
+
+func (o *validateOutput) file(path string, pipelines, groups int, diags []diagnostic) {
+	o.files++
+	if len(diags) == 0 {
+		o.ok++
+		if o.json {
+			o.line(validateLine{Kind: "ok", File: path, Pipelines: &pipelines, Groups: &groups})
+			return
+		}
+		fmt.Fprintf(o.w, "%s: ok (%d pipelines, %d groups)\n", path, pipelines, groups)
+		return
+	}
+	o.bad++
+	o.mistakes += len(diags)
+	for _, d := range diags {
+		if o.json {
+			o.line(validateLine{Kind: "error", File: d.File, Line: d.Line, Column: d.Column, Message: d.Message})
+			continue
+		}
+		fmt.Fprintln(o.errw, d.String())
+	}
+}
+
+// summary ends JSON output with the counts; it returns the first error
+// writing the output.
+func (o *validateOutput) summary() error {
+	if o.json {
+		o.line(validateLine{Kind: "summary", Files: &o.files, OK: &o.ok, Failed: &o.bad, Skipped: &o.skips, Errors: &o.mistakes})
+	}
+	return o.err
 }
