@@ -46,11 +46,13 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 	var tp *sdktrace.TracerProvider
 	opts := []processors.Option{processors.WithKafka(kcfg)}
 	switch s.Engine {
+	// The batch span processor blocks instead of dropping when its queue
+	// is full: every span is exported, and its whole cost is measured.
 	case engineWeft1:
-		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
+		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBlocking()),
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(traceRatio))))
 	case engineWeft100:
-		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBlocking()), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	}
 	if tp != nil {
 		opts = append(opts, processors.WithTracerProvider(tp))
