@@ -110,7 +110,8 @@ type cachePart struct {
 	dirtyHead, dirtyTail *cacheEntry
 	dirtyLen             int
 	commits              []func(error) // input records waiting for the next flush
-	clean                int           // entries not dirty (evictable)
+	clean                int           // entries not dirty (evictable), in the clean list
+	cleanHead, cleanTail *cacheEntry
 	current              *cacheEntry   // entry of the record being processed: not evicted
 }
 
@@ -135,6 +136,11 @@ type cacheEntry struct {
 	// the key could not be re-run, so the later ones cannot either.
 	replay       *Stored
 	replayBroken bool
+	// cprev, cnext link the entry in the part's clean list (least recently
+	// cleaned first) while it is clean and not being flushed (inClean):
+	// eviction takes from its head instead of searching the entries.
+	cprev, cnext *cacheEntry
+	inClean      bool
 }
 
 type flushedRecord struct {
@@ -220,6 +226,7 @@ func (c *recordCache) insert(p *cachePart, key string, v *Stored) *cacheEntry {
 	}
 	p.entries[key] = e
 	p.clean++
+	p.appendClean(e)
 	p.current = e
 	c.resize(e)
 	p.mu.Unlock()
@@ -253,6 +260,7 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 	} else {
 		e.dirty = true
 		p.clean--
+		p.unlinkClean(e)
 	}
 	p.appendDirty(e)
 	c.resize(e)
@@ -270,6 +278,42 @@ func (p *cachePart) appendDirty(e *cacheEntry) {
 	}
 	p.dirtyTail = e
 	p.dirtyLen++
+}
+
+// appendClean puts e at the end of the clean list unless it is there;
+// p.mu is held.
+func (p *cachePart) appendClean(e *cacheEntry) {
+	if e.inClean {
+		return
+	}
+	e.inClean = true
+	e.cprev, e.cnext = p.cleanTail, nil
+	if p.cleanTail != nil {
+		p.cleanTail.cnext = e
+	} else {
+		p.cleanHead = e
+	}
+	p.cleanTail = e
+}
+
+// unlinkClean takes e out of the clean list if it is there; p.mu is
+// held.
+func (p *cachePart) unlinkClean(e *cacheEntry) {
+	if !e.inClean {
+		return
+	}
+	e.inClean = false
+	if e.cprev != nil {
+		e.cprev.cnext = e.cnext
+	} else {
+		p.cleanHead = e.cnext
+	}
+	if e.cnext != nil {
+		e.cnext.cprev = e.cprev
+	} else {
+		p.cleanTail = e.cprev
+	}
+	e.cprev, e.cnext = nil, nil
 }
 
 // unlinkDirty takes e out of the dirty list; p.mu is held.
@@ -338,6 +382,10 @@ func (c *recordCache) checkBudget(p *cachePart) {
 	}
 }
 
+// evictSkipLimit bounds the entries one eviction passes over without
+// evicting them.
+const evictSkipLimit = 64
+
 // evict drops clean entries of p until the cache holds at most target
 // bytes; it reports whether it got there.
 func (c *recordCache) evict(p *cachePart, target int64) bool {
@@ -346,18 +394,25 @@ func (c *recordCache) evict(p *cachePart, target int64) bool {
 	if p.clean == 0 {
 		return c.bytes.Load() <= target
 	}
-	for k, e := range p.entries {
+	// Least recently cleaned first (entries being flushed are not in the
+	// list); entries rebuilt by re-runs or processed now stay. A bounded
+	// number of those is skipped, so that a call costs little even when
+	// nothing can go: a flush is asked for then.
+	skipped := 0
+	for e := p.cleanHead; e != nil && p.clean > 0 && skipped < evictSkipLimit; {
+		next := e.cnext
 		if e.dirty || e.flushing || e.replay != nil || e == p.current {
+			skipped++
+			e = next
 			continue
 		}
-		delete(p.entries, k)
+		p.unlinkClean(e)
+		delete(p.entries, e.key)
 		p.clean--
 		if c.bytes.Add(-e.size) <= target {
 			return true
 		}
-		if p.clean == 0 {
-			break
-		}
+		e = next
 	}
 	return c.bytes.Load() <= target
 }

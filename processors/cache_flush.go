@@ -109,7 +109,7 @@ func (c *recordCache) flush() error {
 			e.prev, e.next = nil, nil
 			recs = append(recs, flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion})
 			e.dirty, e.flushing = false, true
-			p.clean++
+			p.clean++ // evictable again once written (see below)
 			if e.value != nil {
 				e.baseWriter, e.baseVersion = e.value.Meta.Writer, e.value.Meta.Version
 			}
@@ -128,6 +128,9 @@ func (c *recordCache) flush() error {
 			}
 			p.mu.Lock()
 			r.e.flushing = false
+			if !r.e.dirty {
+				p.appendClean(r.e)
+			}
 			p.mu.Unlock()
 		}
 	}
