@@ -112,7 +112,7 @@ type cachePart struct {
 	commits              []func(error) // input records waiting for the next flush
 	clean                int           // entries not dirty (evictable), in the clean list
 	cleanHead, cleanTail *cacheEntry
-	current              *cacheEntry   // entry of the record being processed: not evicted
+	current              *cacheEntry // entry of the record being processed: not evicted
 }
 
 // cacheEntry is the cached state of a key. value is written only by the
