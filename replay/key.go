@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	wt "github.com/weftstream/weft/internal/tester"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 )
@@ -208,9 +208,9 @@ func KeyPartition(key string, n int32) int32 {
 // foldOnTester runs group g on goka's tester, feeds it recs in order and
 // returns the table value of their key (encoded with the table codec).
 func foldOnTester(ctx context.Context, g *topology.Group, recs []*kgo.Record) (value []byte, found bool, err error) {
-	tt := &testerT{}
+	tt := &wt.T{}
 	gt := tester.New(tt)
-	proc, err := goka.NewProcessor(nil, g.Graph, append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(quiet{})}, g.GokaOptions...)...)
+	proc, err := goka.NewProcessor(nil, g.Graph, append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(wt.Quiet{})}, g.GokaOptions...)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("group %s: %w", g.Name, err)
 	}
@@ -224,7 +224,7 @@ func foldOnTester(ctx context.Context, g *topology.Group, recs []*kgo.Record) (v
 		}
 	}()
 	var key string
-	if err := guard(func() {
+	if err := wt.Guard(func() {
 		for _, r := range recs {
 			key = string(r.Key)
 			h := goka.Headers{}
@@ -244,10 +244,10 @@ func foldOnTester(ctx context.Context, g *topology.Group, recs []*kgo.Record) (v
 		return nil, false, nil
 	}
 	var raw any
-	if err := guard(func() { raw = gt.TableValue(goka.GroupTable(g.Name), key) }); err != nil {
+	if err := wt.Guard(func() { raw = gt.TableValue(goka.GroupTable(g.Name), key) }); err != nil {
 		return nil, false, err
 	}
-	if errs := tt.errors(); len(errs) > 0 {
+	if errs := tt.Errors(); len(errs) > 0 {
 		return nil, false, errors.New(strings.Join(errs, "; "))
 	}
 	s, ok := raw.(*processors.Stored)
@@ -264,52 +264,3 @@ func foldOnTester(ctx context.Context, g *topology.Group, recs []*kgo.Record) (v
 	}
 	return env, true, nil
 }
-
-// testerT is goka's tester.T for a fold: errors are collected, fatal ones
-// end the fold.
-type testerT struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-type fatal struct{ msg string }
-
-func (t *testerT) Errorf(format string, args ...any) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.errs = append(t.errs, fmt.Sprintf(format, args...))
-}
-func (t *testerT) Fatalf(format string, args ...any) { panic(fatal{fmt.Sprintf(format, args...)}) }
-func (t *testerT) Fatal(args ...any)                 { panic(fatal{fmt.Sprint(args...)}) }
-
-func (t *testerT) errors() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]string(nil), t.errs...)
-}
-
-// guard runs fn and returns its panic (the tester panics on misuse) as an
-// error.
-func guard(fn func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			switch x := r.(type) {
-			case fatal:
-				err = errors.New(x.msg)
-			case error:
-				err = x
-			default:
-				err = fmt.Errorf("%v", x)
-			}
-		}
-	}()
-	fn()
-	return nil
-}
-
-// quiet drops goka's log lines during a fold.
-type quiet struct{}
-
-func (quiet) Print(...any)          {}
-func (quiet) Println(...any)        {}
-func (quiet) Printf(string, ...any) {}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/tester"
+	wt "github.com/weftstream/weft/internal/tester"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 )
@@ -286,7 +286,7 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	tt := &testerT{}
+	tt := &wt.T{}
 	gt := tester.New(tt)
 	sup := &suppressions{pending: map[*topology.Node]*coalesced{}}
 
@@ -317,7 +317,7 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	}
 	var dlqs []*tester.QueueTracker
 	for _, g := range compiled.Groups {
-		opts := append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(quiet{})}, g.GokaOptions...)
+		opts := append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(wt.Quiet{})}, g.GokaOptions...)
 		if nodes := suppressNodes(g.Root); len(nodes) > 0 {
 			opts = append(opts, goka.WithContextWrapper(sup.wrapper(nodes)))
 		}
@@ -338,7 +338,7 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	}
 
 	fed := make(chan error, 1)
-	go func() { fed <- guard(func() { p.feed(gt, p.inputs[ci]) }) }()
+	go func() { fed <- wt.Guard(func() { p.feed(gt, p.inputs[ci]) }) }()
 	select {
 	case err := <-fed:
 		if err != nil {
@@ -376,7 +376,9 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	mu.Lock()
 	res.Failures = append(res.Failures, procErrs...)
 	mu.Unlock()
-	res.Failures = append(res.Failures, tt.errors()...)
+	for _, e := range tt.Errors() {
+		res.Failures = append(res.Failures, "tester: "+e)
+	}
 	res.Passed = len(res.Failures) == 0
 	return res, nil
 }
@@ -487,7 +489,7 @@ func (p *plan) compareTable(gt *tester.Tester, tv TableValue) []string {
 	n := p.stateful[tv.Table]
 	name := fmt.Sprintf("table %s[%s]", tv.Table, tv.Key)
 	var raw any
-	if err := guard(func() { raw = gt.TableValue(goka.Table(p.top.TableTopic(n)), tv.Key) }); err != nil {
+	if err := wt.Guard(func() { raw = gt.TableValue(goka.Table(p.top.TableTopic(n)), tv.Key) }); err != nil {
 		return []string{fmt.Sprintf("%s: cannot read the table: %v", name, err)}
 	}
 	var got any
@@ -539,56 +541,6 @@ func compareRejected(want int, dlqs []*tester.QueueTracker) []string {
 	}
 	return []string{msg}
 }
-
-// testerT is the goka tester's view of a test: Errorf is recorded, Fatal
-// panics, and guard turns that panic into an error.
-type testerT struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-type fatal struct{ msg string }
-
-func (t *testerT) Errorf(format string, args ...any) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.errs = append(t.errs, "tester: "+fmt.Sprintf(format, args...))
-}
-
-func (t *testerT) Fatalf(format string, args ...any) { panic(fatal{fmt.Sprintf(format, args...)}) }
-func (t *testerT) Fatal(args ...any)                 { panic(fatal{fmt.Sprint(args...)}) }
-
-func (t *testerT) errors() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.errs)
-}
-
-// guard runs fn and returns its panic (the tester panics on misuse) as an
-// error.
-func guard(fn func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			switch x := r.(type) {
-			case fatal:
-				err = errors.New(x.msg)
-			case error:
-				err = x
-			default:
-				err = fmt.Errorf("%v", x)
-			}
-		}
-	}()
-	fn()
-	return nil
-}
-
-// quiet is a goka logger that drops everything.
-type quiet struct{}
-
-func (quiet) Print(...any)          {}
-func (quiet) Println(...any)        {}
-func (quiet) Printf(string, ...any) {}
 
 // Suppress on the tester: a coalescer flushes through its own Kafka
 // producer, which the tester cannot provide, and defers the commit of its
