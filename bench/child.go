@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -24,6 +27,9 @@ type childSpec struct {
 	StateDir string   `json:"state_dir"`
 	BankYAML string   `json:"bank_yaml"`
 	Timeout  string   `json:"timeout"`
+	// CPUProfile, when set, is the file the engine process writes its CPU
+	// profile to (the whole run, start-up included).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 // childResult is the last line an engine process prints on its stdout.
@@ -54,7 +60,13 @@ func childMain(spec string, stdout io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
 	defer cancel()
+	stop, err := startCPUProfile(s.CPUProfile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpu profile: %v\n", err)
+		return 2
+	}
 	res, err := runEngine(ctx, s, timeout)
+	stop()
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -98,4 +110,33 @@ func waitFor(n func() int64, want int64, done <-chan error, timeout time.Duratio
 		}
 	}
 	return nil
+}
+
+// startCPUProfile starts writing a CPU profile to path (nothing when path is
+// empty) and returns the function that stops it, closes the file and
+// writes the run's allocation profile beside it (<name>.allocs.pprof).
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the profile directory: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		// The allocations of the run beside it (go tool pprof -sample_index=alloc_space).
+		if a, err := os.Create(strings.TrimSuffix(path, ".pprof") + ".allocs.pprof"); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(a, 0)
+			a.Close()
+		}
+	}, nil
 }

@@ -55,6 +55,7 @@ type config struct {
 	testdata    string
 	kstreamsDir string
 	timeout     time.Duration
+	cpuProfile  string // directory for the Go engines' CPU profiles; empty: none
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.testdata, "testdata", "", "the repository's testdata directory (default: testdata or ../testdata, whichever exists)")
 	fs.StringVar(&c.kstreamsDir, "kafka-streams-dir", "", "the Kafka Streams peer's Maven project (default: bench/peers/kafka-streams or peers/kafka-streams)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "time limit of one engine's run")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "directory where each Go engine run writes its CPU profile (<workload>-<engine>-r<rep>.pprof, and .allocs.pprof; go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -294,6 +296,9 @@ func (h *harness) runOne(ctx context.Context, workload, e, input string, events 
 		Engine: e, Workload: workload, Brokers: h.brokers, Input: input, Events: events,
 		App:      fmt.Sprintf("bench-%s-%s-%s-r%d", workload, e, h.runID, rep+1),
 		StateDir: stateDir, BankYAML: filepath.Join(h.cfg.testdata, "cqrs", "bank.yaml"), Timeout: h.cfg.timeout.String(),
+	}
+	if h.cfg.cpuProfile != "" && e != engineKStreams {
+		spec.CPUProfile = filepath.Join(h.cfg.cpuProfile, fmt.Sprintf("%s-%s-r%d.pprof", workload, e, rep+1))
 	}
 	if err := h.precreateTable(ctx, spec); err != nil {
 		row.Error = err.Error()

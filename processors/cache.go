@@ -41,10 +41,10 @@ const (
 // (coalesced) to every sampled span that contributed since the previous
 // flushed version and (previous_value) to the writer of that version; the
 // value's envelope names the contributors (statestore.Envelope
-// Contributors, bounded, with Dropped). Unsampled contributors cost only
-// their span reference in the envelope: the flush span links to sampled
-// ones only (the others, and those beyond the bound, are counted in
-// weft.links.dropped), it is started only if one of them was sampled (as a
+// Contributors, bounded, with Dropped). Contributors of unsampled traces
+// are only counted (Dropped), not listed, so with a 1% sampler the others
+// cost no bytes: the flush span links to the listed ones (the others are
+// counted in weft.links.dropped), it is started only if one of them was sampled (as a
 // child of the last one), and otherwise the changelog record carries the
 // writer's traceparent, as without the cache. Every input record of the
 // partition is committed only after the flush that follows it has been
@@ -88,6 +88,9 @@ type recordCache struct {
 	mu      sync.Mutex
 	parts   map[int32]*cachePart
 	retired []*cachePart // parts whose partition stopped or was assigned again
+	// fast holds parts[p] for the partitions below its length, for
+	// part's lock-free path (every record asks for its part).
+	fast [256]atomic.Pointer[cachePart]
 
 	flushMu  sync.Mutex // one flush at a time
 	producer sarama.AsyncProducer
@@ -171,10 +174,19 @@ func (c *recordCache) hold(g goka.Context) *cachePart {
 }
 
 func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {
+	fast := partition >= 0 && int(partition) < len(c.fast)
+	if fast {
+		if p := c.fast[partition].Load(); p != nil && p.done == done {
+			return p
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.parts[partition]
 	if p != nil && p.done == done {
+		if fast {
+			c.fast[partition].Store(p)
+		}
 		return p
 	}
 	if p != nil {
@@ -183,6 +195,9 @@ func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {
 	p = &cachePart{partition: partition, done: done, store: c.builder.Store(c.table, partition),
 		entries: map[string]*cacheEntry{}}
 	c.parts[partition] = p
+	if fast {
+		c.fast[partition].Store(p)
+	}
 	if c.stop != nil {
 		stop := c.stop
 		go func() {
@@ -248,9 +263,9 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 		case collect:
 			v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
 		default:
-			// A key updated once per flush needs one slot; a hot key
-			// grows the slice in place up to MaxContributors.
-			v.Meta.Contributors, v.Meta.Dropped = appendContributor(make([]statestore.SpanRef, 0, 4), 0, w)
+			// The first update since the flush: a new list, which
+			// later updates grow in place up to MaxContributors.
+			v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
 		}
 	}
 	e.value = v
@@ -332,11 +347,11 @@ func (p *cachePart) unlinkDirty(e *cacheEntry) {
 	p.dirtyLen--
 }
 
+// appendContributor adds w to a version's contributors: listed if its
+// trace is sampled and the list has room, else counted in dropped (see
+// listedContributor).
 func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
-	if !w.IsValid() {
-		return have, dropped
-	}
-	if len(have) >= statestore.MaxContributors {
+	if !listedContributor(w) || len(have) >= statestore.MaxContributors {
 		return have, dropped + 1
 	}
 	return append(have, w), dropped
@@ -353,8 +368,10 @@ func (c *recordCache) resize(e *cacheEntry) {
 	if e.value != nil {
 		n += int64(len(e.value.Meta.Sources)*cacheSourceBytes + len(e.value.Meta.Contributors)*cacheSpanRefBytes)
 	}
-	c.bytes.Add(n - e.size)
-	e.size = n
+	if n != e.size { // most updates keep the size: no write to the shared counter
+		c.bytes.Add(n - e.size)
+		e.size = n
+	}
 }
 
 // checkBudget evicts clean entries, of p first, while the cache is over

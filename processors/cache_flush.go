@@ -172,6 +172,7 @@ func (c *recordCache) retire(parts []*cachePart) {
 	for _, p := range parts {
 		if c.parts[p.partition] == p && p.drained() {
 			delete(c.parts, p.partition)
+			c.unfast(p)
 			c.forget(p)
 		}
 	}
@@ -334,6 +335,16 @@ func (c *recordCache) discard() {
 	defer c.mu.Unlock()
 	c.parts = map[int32]*cachePart{}
 	c.retired = nil
+	for i := range c.fast {
+		c.fast[i].Store(nil)
+	}
 	c.bytes.Store(0)
 	c.err = nil
+}
+
+// unfast takes p out of the lock-free lookup of part; c.mu is held.
+func (c *recordCache) unfast(p *cachePart) {
+	if p.partition >= 0 && int(p.partition) < len(c.fast) {
+		c.fast[p.partition].CompareAndSwap(p, nil)
+	}
 }

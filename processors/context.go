@@ -36,8 +36,11 @@ import (
 type Context struct {
 	g    goka.Context
 	rt   *Runtime
-	ctx  context.Context
-	span trace.Span
+	ps   tracing.ProcessSpan // the record's span; its context on demand
+	span trace.Span          // ps.Span()
+	// writer is the span's reference as stored values name it (writerRef).
+	writer    statestore.SpanRef
+	writerSet bool
 
 	prev         *Stored
 	prevLoaded   bool
@@ -115,7 +118,7 @@ func (c *Context) Fail(err error) {
 func (c *Context) DeferCommit() func(error) { return c.g.DeferCommit() }
 
 // Context returns the context of the record's span.
-func (c *Context) Context() context.Context { return c.ctx }
+func (c *Context) Context() context.Context { return c.ps.Context() }
 
 // Span returns the record's span.
 func (c *Context) Span() trace.Span { return c.span }
@@ -222,7 +225,7 @@ func (c *Context) headers() goka.Headers {
 	if c.traceHeaders == nil {
 		c.traceHeaders = goka.Headers{}
 		if c.span.SpanContext().IsValid() {
-			c.rt.tracer.Inject(c.ctx, c.traceHeaders)
+			c.rt.tracer.Inject(c.ps.Context(), c.traceHeaders)
 		}
 		if ts := c.Timestamp(); !ts.IsZero() {
 			c.traceHeaders[HeaderEventTime] = appendEventTime(nil, ts)
@@ -248,27 +251,32 @@ func (c *Context) SetValue(value any, options ...goka.ContextOption) {
 
 // setValue is SetValue; with collect the new envelope also lists the
 // writers of the versions before it (since the last version written
-// without collect) and the current span as contributors, bounded by
-// statestore.MaxContributors with the rest counted in Dropped.
+// without collect) and the current span as contributors, sampled ones
+// only and bounded by statestore.MaxContributors, with the rest counted
+// in Dropped.
 func (c *Context) setValue(value any, collect bool, options []goka.ContextOption) {
 	c.loadPrev()
 	if c.replayed && c.centry == nil {
 		return
 	}
-	next := &Stored{Value: value}
-	if collect && c.cpart == nil {
-		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, spanRef(c.span.SpanContext()))
+	var prevSources []statestore.SourceOffset
+	if c.prev != nil {
+		prevSources = c.prev.Meta.Sources
 	}
-	next.Meta.Writer = spanRef(c.span.SpanContext())
+	next := newStored(value, len(prevSources)+2)
+	w := c.writerRef()
+	if collect && c.cpart == nil {
+		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, w)
+	}
+	next.Meta.Writer = w
 	next.Meta.EventTime = c.Timestamp()
 	next.Meta.Version = 1
 	if c.prev != nil {
 		next.Meta.Version = c.prev.Meta.Version + 1
-		next.Meta.Sources = c.prev.Meta.Sources
 		c.linkPrevious()
 	}
 	id := c.identity()
-	next.Meta.Sources = withSource(next.Meta.Sources, id)
+	next.Meta.Sources = withSource(next.Meta.Sources, prevSources, id)
 	if id.Upstream {
 		// Also the record's own offset: a re-run of another copy of it
 		// emits under this offset (see emitAs).
@@ -281,29 +289,65 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		// next redelivered record of the key re-runs against this value.
 		c.cpart.setReplay(c.centry, next)
 	case c.cpart != nil:
-		c.rt.cache.update(c.cpart, c.centry, next, next.Meta.Writer, collect)
+		c.rt.cache.update(c.cpart, c.centry, next, w, collect)
 	default:
 		c.g.SetValue(next, c.withHeaders(options)...)
 	}
 	c.prev, c.prevLoaded = next, true
 }
 
-// addContributor returns the contributors of prev plus w.
+// writerRef returns the reference of the record's span, as the values it
+// writes name their writer.
+func (c *Context) writerRef() statestore.SpanRef {
+	if !c.writerSet {
+		c.writer, c.writerSet = spanRef(c.span.SpanContext()), true
+	}
+	return c.writer
+}
+
+// storedSources is a Stored and room for its source offsets in one
+// allocation: the sources of most keys are one or two input partitions.
+type storedSources struct {
+	s   Stored
+	src [2]statestore.SourceOffset
+}
+
+// newStored returns a new Stored of value whose Meta.Sources is empty with
+// room for n source offsets.
+func newStored(value any, n int) *Stored {
+	b := &storedSources{s: Stored{Value: value}}
+	if n <= len(b.src) {
+		b.s.Meta.Sources = b.src[:0]
+	} else {
+		b.s.Meta.Sources = make([]statestore.SourceOffset, 0, n)
+	}
+	return &b.s
+}
+
+// addContributor returns the contributors of prev plus w (see
+// appendContributor); it copies instead of extending prev's.
 func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
 	var have []statestore.SpanRef
 	var dropped uint64
 	if prev != nil {
 		have, dropped = prev.Meta.Contributors, prev.Meta.Dropped
 	}
-	if !w.IsValid() {
-		return have, dropped
-	}
-	if len(have) >= statestore.MaxContributors {
+	if !listedContributor(w) || len(have) >= statestore.MaxContributors {
 		return have, dropped + 1
 	}
 	out := make([]statestore.SpanRef, len(have), len(have)+1)
 	copy(out, have)
 	return append(out, w), dropped
+}
+
+// listedContributor reports whether a version names w among its
+// contributors: only spans of sampled traces, which a tracing backend can
+// have; an unsampled contributor (or one without a span) is counted in the
+// envelope's Dropped instead, so that with a 1% sampler only the sampled
+// 1% cost bytes in the table. The records that made a version stay known
+// from its sources and the previous version's (see docs/architecture.md).
+func listedContributor(w statestore.SpanRef) bool {
+	return w.IsValid() && trace.TraceFlags(w.Flags).IsSampled()
 }
 
 // Delete removes the key's value, linking the span to the previous writer.
@@ -379,12 +423,12 @@ func (c *Context) Loopback(key string, value any, options ...goka.ContextOption)
 	c.g.Loopback(key, value, c.withHeaders(options)...)
 }
 
-// withSource returns sources with the slot of id set to id and that entry
-// first, so that Sources[0] of an envelope is the record that made the
-// version. It copies instead of modifying the slice it was given.
-func withSource(sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
-	out := make([]statestore.SourceOffset, 1, len(sources)+1)
-	out[0] = id
+// withSource appends to out (empty, with room) the slot of id set to id
+// and that entry first, then the other slots of sources, so that
+// Sources[0] of an envelope is the record that made the version. sources
+// is not modified.
+func withSource(out, sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
+	out = append(out[:0], id)
 	for _, src := range sources {
 		if !src.SameSlot(id) {
 			out = append(out, src)

@@ -162,12 +162,14 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			return
 		}
 		headers := gctx.Headers()
-		spanCtx, span := rt.startProcess(gctx.Context(), tracing.Record{
+		ctx := &Context{g: gctx, rt: rt}
+		rt.startProcess(&ctx.ps, gctx.Context(), tracing.Record{
 			Topic: string(gctx.Topic()), Partition: gctx.Partition(), Offset: gctx.Offset(),
 			Key: gctx.Key(), Group: string(gctx.Group()), Headers: headers,
 		})
+		span := ctx.ps.Span()
+		ctx.span = span
 		defer span.End()
-		ctx := &Context{g: gctx, rt: rt, ctx: spanCtx, span: span}
 		if rt.cache != nil && rt.stateful {
 			ctx.cpart = rt.cache.hold(gctx) // the record commits after the next flush
 		}

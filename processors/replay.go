@@ -32,9 +32,10 @@ var replayAttr = trace.WithAttributes(tracing.AttrReplay.Bool(true))
 
 // startProcess starts the process span of a record: as a child of its
 // traceparent, or for a replay as a linked new root.
-func (rt *Runtime) startProcess(ctx context.Context, rec tracing.Record) (context.Context, trace.Span) {
+func (rt *Runtime) startProcess(ps *tracing.ProcessSpan, ctx context.Context, rec tracing.Record) {
 	if rt.replay == nil {
-		return rt.tracer.StartProcess(ctx, rec)
+		rt.tracer.StartProcessSpan(ps, ctx, rec)
+		return
 	}
 	// The record's context (and baggage) once: StartProcess need not
 	// extract it again, and the new root ignores its span context.
@@ -44,7 +45,7 @@ func (rt *Runtime) startProcess(ctx context.Context, rec tracing.Record) (contex
 	if orig := trace.SpanContextFromContext(ctx); orig.IsValid() {
 		opts = append(opts, trace.WithLinks(tracing.Link(orig, tracing.LinkReplayedFrom)))
 	}
-	return rt.tracer.StartProcess(ctx, rec, opts...)
+	rt.tracer.StartProcessSpan(ps, ctx, rec, opts...)
 }
 
 // beyondReplay reports whether a replay job skips the record of gctx.

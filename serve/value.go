@@ -23,7 +23,8 @@ type Value struct {
 	Sources   []Source   `json:"sources,omitempty"`
 	// Contributors are the spans a coalesced version was made of.
 	Contributors []string `json:"contributors,omitempty"`
-	// ContributorsDropped counts contributors beyond the recorded bound.
+	// ContributorsDropped counts the contributors not listed: unsampled,
+	// or beyond the recorded bound.
 	ContributorsDropped uint64 `json:"contributors_dropped,omitempty"`
 }
 

@@ -22,7 +22,7 @@ import (
 //	                      [, uvarint index<<1 | upstream, only with bit 1]):
 //	                      the last applied source offset per input partition
 //	contributors uvarint n, then n × 25 bytes span: the coalesced writers (bounded)
-//	dropped      uvarint  contributors dropped beyond the bound
+//	dropped      uvarint  contributors not listed (unsampled, or beyond the bound)
 //	value        the rest: the user value as encoded by the table codec
 //
 // A reader that is not weft decodes the format with DecodeEnvelope, or
@@ -39,7 +39,8 @@ const (
 	spanRefLen = 16 + 8 + 1
 
 	// MaxContributors bounds the contributor list of an envelope; further
-	// contributors are counted in Dropped.
+	// contributors are counted in Dropped (as weft's processors count the
+	// contributors of unsampled traces, which they do not list).
 	MaxContributors = 128
 	// maxSources bounds the source offsets a decoder accepts.
 	maxSources  = 4096
@@ -93,7 +94,7 @@ type Envelope struct {
 	EventTime    time.Time      // time of the event that produced the value
 	Sources      []SourceOffset // last applied offset per input partition
 	Contributors []SpanRef      // coalesced writers, at most MaxContributors
-	Dropped      uint64         // contributors beyond MaxContributors
+	Dropped      uint64         // contributors not listed: unsampled, or beyond MaxContributors
 	Value        []byte         // user value (table codec)
 }
 

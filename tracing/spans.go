@@ -30,6 +30,7 @@ type Tracer struct {
 	// Span names and constant attributes per consumed partition, built once.
 	processAttrs sync.Map             // partitionKey -> *processSpanInfo
 	server       []attribute.KeyValue // server.address and server.port, if known
+	unexported   bool                 // the provider is Unexported (see StartProcessSpan)
 }
 
 type partitionKey struct {
@@ -46,7 +47,8 @@ var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 
 // NewTracer returns a Tracer using tp and the W3C propagator.
 func NewTracer(tp trace.TracerProvider, opts ...TracerOption) *Tracer {
-	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator()}
+	_, unexported := tp.(unexportedProvider)
+	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator(), unexported: unexported}
 	for _, o := range opts {
 		o(t)
 	}

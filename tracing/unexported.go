@@ -48,13 +48,7 @@ func (unexportedTracer) Start(ctx context.Context, _ string, opts ...trace.SpanS
 			parent = trace.SpanContext{}
 		}
 	}
-	cfg := trace.SpanContextConfig{SpanID: newSpanID()}
-	if parent.IsValid() {
-		cfg.TraceID, cfg.TraceFlags, cfg.TraceState = parent.TraceID(), parent.TraceFlags(), parent.TraceState()
-	} else {
-		cfg.TraceID = newTraceID()
-	}
-	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg))
+	ctx = trace.ContextWithSpanContext(ctx, unexportedChild(parent))
 	return ctx, trace.SpanFromContext(ctx)
 }
 

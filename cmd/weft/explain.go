@@ -167,7 +167,8 @@ type versionJSON struct {
 	Source    *statestore.SourceOffset  `json:"source,omitempty"`
 	Sources   []statestore.SourceOffset `json:"sources,omitempty"`
 	// Contributors are the spans of the records coalesced into the
-	// version (the record cache, suppress), Dropped those beyond the bound.
+	// version (the record cache, suppress) whose traces are sampled,
+	// Dropped the others (unsampled, or beyond the bound).
 	Contributors []string        `json:"contributors,omitempty"`
 	Dropped      uint64          `json:"contributors_dropped,omitempty"`
 	Value        json.RawMessage `json:"value,omitempty"`
