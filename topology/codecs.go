@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -23,18 +22,7 @@ type JSON struct{}
 func (JSON) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Decode decodes JSON, keeping integers as int64.
-func (JSON) Decode(data []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("json codec: %w", err)
-	}
-	if d.More() {
-		return nil, fmt.Errorf("json codec: data after the JSON value")
-	}
-	return normalizeNumbers(v), nil
-}
+func (JSON) Decode(data []byte) (any, error) { return decodeJSON(data) }
 
 // normalizeNumbers turns json.Number into int64 when it is an integer and
 // float64 otherwise.
