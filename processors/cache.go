@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,9 +122,12 @@ type cachePart struct {
 // cacheEntry is the cached state of a key. value is written only by the
 // partition's goroutine; the other fields are guarded by the part's mutex.
 type cacheEntry struct {
-	key        string
-	value      *Stored // nil: no value
-	dirty      bool
+	key   string
+	value *Stored // nil: no value
+	dirty bool
+	// owned: value was made by set since a flush last took the entry's
+	// value, and nothing else holds it: set may update it in place.
+	owned      bool
 	prev, next *cacheEntry // in the part's dirty list
 	// flushing: a flush took the value and has not written it to the
 	// store yet; evicting the entry would let a read miss it.
@@ -249,25 +253,88 @@ func (c *recordCache) insert(p *cachePart, key string, v *Stored) *cacheEntry {
 	return e
 }
 
+// versionInput is what a new version of a key is made of (Context.setValue).
+type versionInput struct {
+	value     any
+	writer    statestore.SpanRef
+	eventTime time.Time
+	id        statestore.SourceOffset // the record's identity: Sources[0]
+	own       statestore.SourceOffset // with ownSet: the record's own offset too (an upstream identity)
+	ownSet    bool
+	collect   bool // the contributors continue those of the flushed version
+}
+
+// set makes the version in of e's key its value and returns it. A value
+// that only e holds (made by set since the last flush took one: owned) is
+// updated in place, so that a key updated many times between flushes
+// costs one allocation per flush instead of one per update; readers of
+// other goroutines copy it under p.mu (get), and a flush takes it away
+// from the entry before it encodes it.
+func (c *recordCache) set(p *cachePart, e *cacheEntry, in versionInput) *Stored {
+	p.mu.Lock()
+	ver := uint64(1)
+	if e.value != nil {
+		ver = e.value.Meta.Version + 1
+	}
+	var v *Stored
+	if e.owned && e.value != nil {
+		v = e.value
+		v.Meta.Sources = toFront(v.Meta.Sources, in.id)
+		v.Meta.Contributors, v.Meta.Dropped = appendContributor(v.Meta.Contributors, v.Meta.Dropped, in.writer)
+	} else {
+		var prev []statestore.SourceOffset
+		if e.value != nil {
+			prev = e.value.Meta.Sources
+		}
+		v = newStored(nil, len(prev)+2)
+		v.Meta.Sources = withSource(v.Meta.Sources, prev, in.id)
+		c.chainContributors(e, v, in.writer, in.collect)
+		e.owned = true
+	}
+	if in.ownSet {
+		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
+	}
+	v.Value, v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.value, in.writer, in.eventTime, ver
+	c.updateLocked(p, e, v)
+	p.mu.Unlock()
+	c.checkBudget(p)
+	return v
+}
+
 // update makes v (nil: deleted) the value of e. collect is setValue's: the
 // contributors of v continue those of the flushed version.
 func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
 	p.mu.Lock()
 	if v != nil {
-		switch {
-		case e.dirty && e.value != nil:
-			// The chain of updates since the last flush: e.value is not
-			// flushed yet, so its contributors can be extended in place
-			// (a flush encodes only up to the length it took).
-			v.Meta.Contributors, v.Meta.Dropped = appendContributor(e.value.Meta.Contributors, e.value.Meta.Dropped, w)
-		case collect:
-			v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
-		default:
-			// The first update since the flush: a new list, which
-			// later updates grow in place up to MaxContributors.
-			v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
-		}
+		c.chainContributors(e, v, w, collect)
 	}
+	e.owned = false
+	c.updateLocked(p, e, v)
+	p.mu.Unlock()
+	c.checkBudget(p)
+}
+
+// chainContributors sets the contributors of v, a new version of e's key
+// written by w; p.mu is held.
+func (c *recordCache) chainContributors(e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
+	switch {
+	case e.dirty && e.value != nil:
+		// The chain of updates since the last flush: e.value is not
+		// flushed yet, so its contributors can be extended in place
+		// (a flush encodes only up to the length it took).
+		v.Meta.Contributors, v.Meta.Dropped = appendContributor(e.value.Meta.Contributors, e.value.Meta.Dropped, w)
+	case collect:
+		v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
+	default:
+		// The first update since the flush: a new list, which later
+		// updates grow in place up to MaxContributors.
+		v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
+	}
+}
+
+// updateLocked makes v the value of e and e the most recently changed
+// dirty entry; p.mu is held.
+func (c *recordCache) updateLocked(p *cachePart, e *cacheEntry, v *Stored) {
 	e.value = v
 	e.replay, e.replayBroken = nil, false
 	if e.dirty {
@@ -279,8 +346,6 @@ func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestor
 	}
 	p.appendDirty(e)
 	c.resize(e)
-	p.mu.Unlock()
-	c.checkBudget(p)
 }
 
 // appendDirty puts e at the end of the dirty list; p.mu is held.
@@ -459,8 +524,8 @@ func (c *recordCache) get(key string) (*Stored, bool) {
 		p.mu.Lock()
 		e := p.entries[key]
 		var v *Stored
-		if e != nil {
-			v = e.value
+		if e != nil && e.value != nil {
+			v = e.value.clone() // set may update e.value in place
 		}
 		p.mu.Unlock()
 		if e != nil {
@@ -468,4 +533,12 @@ func (c *recordCache) get(key string) (*Stored, bool) {
 		}
 	}
 	return nil, false
+}
+
+// clone returns a copy of s that shares nothing that set updates in place.
+func (s *Stored) clone() *Stored {
+	c := *s
+	c.Meta.Sources = slices.Clone(s.Meta.Sources)
+	c.Meta.Contributors = slices.Clone(s.Meta.Contributors)
+	return &c
 }

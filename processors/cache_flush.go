@@ -102,13 +102,13 @@ func (c *recordCache) flush() error {
 	for i, p := range parts {
 		p.mu.Lock()
 		held[i] = p.commits
-		p.commits = nil
+		p.commits = make([]func(error), 0, len(held[i])) // about as many until the next flush
 		recs := make([]flushedRecord, 0, p.dirtyLen)
 		for e := p.dirtyHead; e != nil; {
 			next := e.next
 			e.prev, e.next = nil, nil
 			recs = append(recs, flushedRecord{e: e, value: e.value, writer: e.baseWriter, ver: e.baseVersion})
-			e.dirty, e.flushing = false, true
+			e.dirty, e.flushing, e.owned = false, true, false
 			p.clean++ // evictable again once written (see below)
 			if e.value != nil {
 				e.baseWriter, e.baseVersion = e.value.Meta.Writer, e.value.Meta.Version

@@ -259,12 +259,24 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 	if c.replayed && c.centry == nil {
 		return
 	}
+	w := c.writerRef()
+	if c.cpart != nil && !c.replayed {
+		// Into the record cache, which may update its value in place.
+		if c.prev != nil {
+			c.linkPrevious()
+		}
+		in := versionInput{value: value, writer: w, eventTime: c.Timestamp(), id: c.identity(), collect: collect}
+		if in.id.Upstream {
+			in.own, in.ownSet = statestore.SourceOffset{Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()}, true
+		}
+		c.prev, c.prevLoaded = c.rt.cache.set(c.cpart, c.centry, in), true
+		return
+	}
 	var prevSources []statestore.SourceOffset
 	if c.prev != nil {
 		prevSources = c.prev.Meta.Sources
 	}
 	next := newStored(value, len(prevSources)+2)
-	w := c.writerRef()
 	if collect && c.cpart == nil {
 		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, w)
 	}
@@ -283,14 +295,11 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
 			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
 	}
-	switch {
-	case c.replayed:
+	if c.replayed {
 		// A re-run of a redelivered record: the state is not written; the
 		// next redelivered record of the key re-runs against this value.
 		c.cpart.setReplay(c.centry, next)
-	case c.cpart != nil:
-		c.rt.cache.update(c.cpart, c.centry, next, w, collect)
-	default:
+	} else {
 		c.g.SetValue(next, c.withHeaders(options)...)
 	}
 	c.prev, c.prevLoaded = next, true
@@ -435,6 +444,22 @@ func withSource(out, sources []statestore.SourceOffset, id statestore.SourceOffs
 		}
 	}
 	return out
+}
+
+// toFront sets the slot of id in sources to id and moves it first, the
+// other slots keeping their order, in place: withSource for a slice that
+// nothing else holds.
+func toFront(sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
+	i := 0
+	for i < len(sources) && !sources[i].SameSlot(id) {
+		i++
+	}
+	if i == len(sources) {
+		sources = append(sources, id)
+	}
+	copy(sources[1:i+1], sources[:i])
+	sources[0] = id
+	return sources
 }
 
 // withSlot sets the slot of src in sources (which withSource copied).
