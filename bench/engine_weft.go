@@ -11,6 +11,7 @@ import (
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/tracing"
 )
 
 // traceRatio is the sampling ratio of weft-1pct.
@@ -43,16 +44,18 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 	}
 	kcfg := kafkaclient.Config{Brokers: s.Brokers}
 	exp := new(discardExporter)
-	var tp *sdktrace.TracerProvider
+	var tp *tracing.SampledProvider
 	opts := []processors.Option{processors.WithKafka(kcfg)}
 	switch s.Engine {
-	// The batch span processor blocks instead of dropping when its queue
-	// is full: every span is exported, and its whole cost is measured.
+	// As weft run builds it (tracing.Setup with OTEL_TRACES_SAMPLER): a
+	// provider that knows its sampler. The batch span processor blocks
+	// instead of dropping when its queue is full: every span is exported,
+	// and its whole cost is measured.
 	case engineWeft1:
-		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBlocking()),
-			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(traceRatio))))
+		tp = tracing.NewSampledProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(traceRatio)),
+			sdktrace.WithBatcher(exp, sdktrace.WithBlocking()))
 	case engineWeft100:
-		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBlocking()), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		tp = tracing.NewSampledProvider(sdktrace.AlwaysSample(), sdktrace.WithBatcher(exp, sdktrace.WithBlocking()))
 	}
 	if tp != nil {
 		opts = append(opts, processors.WithTracerProvider(tp))

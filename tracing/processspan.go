@@ -20,7 +20,7 @@ type ProcessSpan struct {
 	parent context.Context // the record's context: the span's parent
 	span   trace.Span
 	ctx    context.Context // parent with span; nil until Context
-	local  localSpan       // the span, when the tracer is Unexported
+	local  localSpan       // the span, when it records nothing (Unexported, or sampled out)
 }
 
 // Span returns the span.
@@ -35,15 +35,35 @@ func (p *ProcessSpan) Context() context.Context {
 }
 
 // StartProcessSpan is StartProcess into p, which must be zero or reused
-// for a new record. Without options and with the Unexported provider it
-// allocates nothing: the record's traceparent is parsed from its headers
-// without a context, and the non-recording span is p's own.
+// for a new record. Without options it allocates nothing with the
+// Unexported provider, nor for a record that a SampledProvider's sampler
+// drops: the non-recording span is then p's own.
 func (t *Tracer) StartProcessSpan(p *ProcessSpan, ctx context.Context, rec Record, opts ...trace.SpanStartOption) {
 	if t.unexported && len(opts) == 0 {
 		ctx = t.Extract(ctx, rec.Headers) // ctx itself without headers
 		*p = ProcessSpan{parent: ctx}
 		p.local.sc = unexportedChild(trace.SpanContextFromContext(ctx))
 		p.span = &p.local
+		return
+	}
+	if t.sampler != nil && len(opts) == 0 {
+		ctx = t.Extract(ctx, rec.Headers)
+		d := presample(t.sampler, ctx, trace.SpanContextFromContext(ctx), t.processSpan(rec).name)
+		if d.drop {
+			*p = ProcessSpan{parent: ctx}
+			p.local.sc = d.sc
+			p.span = &p.local
+			return
+		}
+		sctx := ctx
+		if d.root.IsValid() {
+			sctx = context.WithValue(ctx, presetTraceIDKey{}, d.root)
+		}
+		rec.Headers = nil // extracted already
+		_, span := t.StartProcess(sctx, rec)
+		// The span's context is made from ctx, without the preset id:
+		// a new root started under it must get a trace id of its own.
+		*p = ProcessSpan{parent: ctx, span: span}
 		return
 	}
 	sctx, span := t.StartProcess(ctx, rec, opts...)

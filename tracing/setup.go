@@ -53,7 +53,7 @@ func (p *Providers) WithSampler(s sdktrace.Sampler) trace.TracerProvider {
 	if !p.TracingEnabled {
 		return Unexported()
 	}
-	return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(p.resource), sdktrace.WithSampler(s))
+	return NewSampledProvider(s, sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(p.resource))
 }
 
 // Shutdown flushes and stops the providers.
@@ -204,7 +204,15 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Providers, error) {
 		return nil, errors.Join(err, exp.Shutdown(ctx), p.Shutdown(ctx))
 	}
 	p.resource = res
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(res))
+	var tp interface {
+		trace.TracerProvider
+		Shutdown(context.Context) error
+	}
+	if s, ok := SamplerFromEnv(); ok {
+		tp = NewSampledProvider(s, sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(res))
+	} else {
+		tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.spans), sdktrace.WithResource(res))
+	}
 	p.Tracer, p.TracingEnabled = tp, true
 	p.shutdown = append([]func(context.Context) error{tp.Shutdown}, p.shutdown...)
 	return p, nil

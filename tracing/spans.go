@@ -9,6 +9,7 @@ import (
 	"github.com/lovoo/goka"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -31,6 +32,7 @@ type Tracer struct {
 	processAttrs sync.Map             // partitionKey -> *processSpanInfo
 	server       []attribute.KeyValue // server.address and server.port, if known
 	unexported   bool                 // the provider is Unexported (see StartProcessSpan)
+	sampler      sdktrace.Sampler     // the provider's, if it is a SampledProvider
 }
 
 type partitionKey struct {
@@ -49,6 +51,9 @@ var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 func NewTracer(tp trace.TracerProvider, opts ...TracerOption) *Tracer {
 	_, unexported := tp.(unexportedProvider)
 	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator(), unexported: unexported}
+	if sp, ok := tp.(*SampledProvider); ok {
+		t.sampler = sp.sampler
+	}
 	for _, o := range opts {
 		o(t)
 	}
