@@ -13,13 +13,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	wt "github.com/weftstream/weft/internal/tester"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
 // KeySpec asks for the state of one key at a time, folded from the log
 // (weft replay --key --until-time).
 type KeySpec struct {
-	File     *topology.File
+	File     *topofile.File
 	Pipeline string // the table's pipeline; may be empty when the file has one table
 	Key      string
 	Until    time.Time

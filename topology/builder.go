@@ -136,6 +136,18 @@ func (n *Node) Stateful() bool {
 	return false
 }
 
+// Predicate is the predicate a filter or branch node keeps records by
+// (nil for other kinds), for tools and tests that run one node.
+func (n *Node) Predicate() Predicate { return n.pred }
+
+// ValueMapper is the function a mapValues node replaces values with (nil
+// for other kinds), for tools and tests that run one node.
+func (n *Node) ValueMapper() ValueMapper { return n.values }
+
+// Aggregator is the adder of an aggregate node (nil for other kinds), for
+// tools and tests that run one node.
+func (n *Node) Aggregator() Aggregator { return n.agg }
+
 // Builder collects the nodes of a topology. Its methods never fail: errors
 // (a nil function, a duplicate name) are collected and returned by Build.
 type Builder struct {

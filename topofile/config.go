@@ -1,10 +1,9 @@
-package topology
+package topofile
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/weftstream/weft/kafkaclient"
 	"io"
 	"os"
 	"regexp"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
 )
 
@@ -57,11 +58,11 @@ type File struct {
 	Outputs []Source
 	// Topology is the topology the pipelines describe; it compiles with
 	// Compile.
-	Topology *Topology
+	Topology *topology.Topology
 
 	// at is where the file declares a node: the step that makes a table,
 	// a join or a suppress, the stream of a source.
-	at map[*Node]*yaml.Node
+	at map[*topology.Node]*yaml.Node
 }
 
 // SASL are the SASL settings of a topology file (Mechanism "" means none).
@@ -152,10 +153,10 @@ type sourceSpec struct {
 	topic     string
 	codec     goka.Codec
 	codecName string
-	timestamp *celExpr // streams: the event time (nil: record timestamps)
-	ratio     *float64 // streams: the trace sample ratio (nil: the file's)
-	stream    *Stream  // built on first use
-	table     *Table
+	timestamp *celExpr         // streams: the event time (nil: record timestamps)
+	ratio     *float64         // streams: the trace sample ratio (nil: the file's)
+	stream    *topology.Stream // built on first use
+	table     *topology.Table
 }
 
 type outKind int
@@ -186,9 +187,9 @@ type pipeSpec struct {
 
 	// built
 	built   bool
-	end     *Stream
-	table   *Table
-	updates *Stream
+	end     *topology.Stream
+	table   *topology.Table
+	updates *topology.Stream
 }
 
 type branchSpec struct {
@@ -197,7 +198,7 @@ type branchSpec struct {
 	when     *celExpr
 	owner    *pipeSpec
 	index    int
-	end      *Stream
+	end      *topology.Stream
 }
 
 type stepSpec struct {
@@ -215,7 +216,7 @@ type stepSpec struct {
 	codecName string
 	every     time.Duration
 	untilWin  bool // suppress until window_close
-	windows   Windows
+	windows   topology.Windows
 }
 
 // target is what a name in `from` refers to.
@@ -598,20 +599,20 @@ func (l *loader) sources(e kv, what string) []*sourceSpec {
 func (l *loader) codec(m map[string]kv) (goka.Codec, string) {
 	e, ok := m["codec"]
 	if !ok {
-		return JSON{}, "json"
+		return topology.JSON{}, "json"
 	}
 	s, ok := l.str(e, "codec")
 	if !ok {
-		return JSON{}, "json"
+		return topology.JSON{}, "json"
 	}
-	c, err := CodecByName(s)
+	c, err := topology.CodecByName(s)
 	if err != nil {
-		if hint := didYouMean(s, CodecNames()); hint != "" {
+		if hint := didYouMean(s, topology.CodecNames()); hint != "" {
 			l.errf(e.v, "unknown codec %q%s", s, hint)
 		} else {
-			l.errf(e.v, "unknown codec %q (codecs: %s)", s, strings.Join(CodecNames(), ", "))
+			l.errf(e.v, "unknown codec %q (codecs: %s)", s, strings.Join(topology.CodecNames(), ", "))
 		}
-		return JSON{}, "json"
+		return topology.JSON{}, "json"
 	}
 	return c, s
 }

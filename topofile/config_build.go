@@ -1,8 +1,9 @@
-package topology
+package topofile
 
 import (
 	"strings"
 
+	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
 )
 
@@ -10,14 +11,14 @@ import (
 // Builder DSL, and compiles it once to make sure it runs.
 func (l *loader) buildTopology(b *build) *File {
 	f := b.f
-	f.at = map[*Node]*yaml.Node{}
-	tb := New(f.App)
+	f.at = map[*topology.Node]*yaml.Node{}
+	tb := topology.New(f.App)
 	for _, p := range b.pipes {
 		l.buildPipe(tb, b, p)
 	}
 	top, err := tb.Build()
 	if err == nil {
-		_, err = Compile(top)
+		_, err = topology.Compile(top)
 	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -30,26 +31,26 @@ func (l *loader) buildTopology(b *build) *File {
 }
 
 // buildPipe builds pipeline p, after the pipeline it reads.
-func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
+func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 	if p.built {
 		return
 	}
 	p.built = true
 	steps := p.steps
-	var s *Stream
+	var s *topology.Stream
 	switch {
 	case p.readsSrc != nil:
 		src := p.readsSrc
 		if src.stream == nil {
-			var opts []SourceOption
+			var opts []topology.SourceOption
 			if src.timestamp != nil {
-				opts = append(opts, WithTimestampExtractor(src.timestamp.evalTime))
+				opts = append(opts, topology.WithTimestampExtractor(src.timestamp.evalTime))
 			}
 			if src.ratio != nil {
-				opts = append(opts, WithTraceSampleRatio(*src.ratio))
+				opts = append(opts, topology.WithTraceSampleRatio(*src.ratio))
 			}
 			src.stream = tb.Stream(src.topic, src.codec, opts...)
-			b.f.at[src.stream.n] = src.key
+			b.f.at[src.stream.Node()] = src.key
 		}
 		s = src.stream
 	case p.reads != nil && p.fromTable:
@@ -62,12 +63,12 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 			} else {
 				s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
 			}
-			b.f.at[s.n] = steps[0].key
+			b.f.at[s.Node()] = steps[0].key
 			steps = steps[1:]
 		case "join_table":
 			st := steps[0]
-			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), TableJoiner(st.expr.ValueJoiner()), st.codec)
-			b.f.at[p.table.n], b.f.at[p.table.n.Parent] = st.key, st.key
+			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), topology.TableJoiner(st.expr.ValueJoiner()), st.codec)
+			b.f.at[p.table.Node()], b.f.at[p.table.Node().Parent] = st.key, st.key
 			p.end = nil
 			return
 		default:
@@ -83,7 +84,7 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		l.buildPipe(tb, b, p.reads)
 		s = p.reads.end
 	}
-	var g *Grouped
+	var g *topology.Grouped
 	for _, st := range steps {
 		name := stepName(p.name, st)
 		switch st.kind {
@@ -100,7 +101,7 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		case "join":
 			s = s.Join(name, l.joinedTable(tb, b, st), st.expr.ValueJoiner())
 		case "branch":
-			preds := make([]Predicate, len(p.branches))
+			preds := make([]topology.Predicate, len(p.branches))
 			for i, br := range p.branches {
 				preds[i] = br.when.Predicate()
 			}
@@ -124,8 +125,8 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 		case "latest":
 			p.table = s.Latest(p.name, st.codec)
 		}
-		if p.table != nil && b.f.at[p.table.n] == nil {
-			b.f.at[p.table.n] = st.key
+		if p.table != nil && b.f.at[p.table.Node()] == nil {
+			b.f.at[p.table.Node()] = st.key
 		}
 	}
 	p.end = s
@@ -133,7 +134,7 @@ func (l *loader) buildPipe(tb *Builder, b *build, p *pipeSpec) {
 
 // joinedTable returns the table a join or join_table step reads: a table
 // pipeline of this file (built first) or a table of tables:.
-func (l *loader) joinedTable(tb *Builder, b *build, st *stepSpec) *Table {
+func (l *loader) joinedTable(tb *topology.Builder, b *build, st *stepSpec) *topology.Table {
 	if q := st.joinPipe; q != nil {
 		l.buildPipe(tb, b, q)
 		return q.table
