@@ -140,13 +140,6 @@ var (
 	onErrors     = []string{OnErrorDeadLetter, OnErrorStop}
 )
 
-// Step kinds of topology files.
-var stepKinds = []string{
-	"filter", "map_values", "select_key", "map", "flat_map", "join", "branch", "to",
-	"group_by_key", "group_by", "window", "count", "reduce", "aggregate", "latest", "suppress",
-	"join_table",
-}
-
 type sourceSpec struct {
 	name      string
 	key       *yaml.Node
@@ -203,6 +196,7 @@ type branchSpec struct {
 
 type stepSpec struct {
 	kind      string
+	k         *stepKind // its row of stepKinds
 	key, val  *yaml.Node
 	index     int
 	expr      *celExpr // the expression (map: the key; aggregate: add)
@@ -654,10 +648,7 @@ func (l *loader) pipelines(b *build, e kv) {
 	does := false
 	for _, p := range b.pipes {
 		for _, s := range p.steps {
-			switch s.kind {
-			case "to", "count", "reduce", "aggregate", "latest":
-				does = true
-			}
+			does = does || s.k.does()
 		}
 		info := Pipeline{Name: p.name, From: p.from, Table: p.out == outTable, Line: p.node.Line, Col: p.node.Column}
 		for _, s := range p.steps {
@@ -744,204 +735,12 @@ func (l *loader) pipeline(b *build, n *yaml.Node) *pipeSpec {
 		l.order(p)
 	}
 	if len(p.steps) > 0 {
-		switch p.steps[len(p.steps)-1].kind {
-		case "to":
-			p.out = outSink
-		case "branch":
-			p.out = outBranch
-		case "count", "reduce", "aggregate", "latest", "join_table":
-			p.out = outTable
-		}
+		p.out = outOf(p.steps[len(p.steps)-1])
 	}
 	if p.name != "" {
-		for _, s := range p.steps {
-			switch s.kind {
-			case "count", "reduce", "aggregate", "latest", "join_table":
-				b.nodeName(l, p.name, "the table of pipeline "+p.name, p.nameNode)
-			case "branch":
-				for j := range p.branches {
-					b.nodeName(l, fmt.Sprintf("%s-%d", stepName(p.name, s), j), "branch of pipeline "+p.name, s.key)
-				}
-			case "group_by_key", "to":
-			default:
-				b.nodeName(l, stepName(p.name, s), "step "+s.kind+" of pipeline "+p.name, s.key)
-			}
-		}
+		l.nameNodes(b, p)
 	}
 	return p
-}
-
-func stepName(pipeline string, s *stepSpec) string {
-	return fmt.Sprintf("%s.%d.%s", pipeline, s.index, s.kind)
-}
-
-// step reads step i of pipeline p.
-func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
-	if n.Kind != yaml.MappingNode {
-		l.errf(n, "a step must be a mapping like {filter: \"...\"}, found %s", kindName(n))
-		return nil
-	}
-	es := l.entries(n)
-	if len(es) == 0 {
-		l.errf(n, "empty step")
-		return nil
-	}
-	if len(es) > 1 {
-		l.errf(es[1].k, "a step has one operation, found %s and %s (start a new step with -)", es[0].k.Value, es[1].k.Value)
-	}
-	s := &stepSpec{kind: es[0].k.Value, key: es[0].k, val: es[0].v, index: i}
-	if !contains(stepKinds, s.kind) {
-		if hint := didYouMean(s.kind, stepKinds); hint != "" {
-			l.errf(s.key, "unknown step %q%s", s.kind, hint)
-		} else {
-			l.errf(s.key, "unknown step %q (steps: %s)", s.kind, strings.Join(stepKinds, ", "))
-		}
-		return nil
-	}
-	e := kv{k: s.key, v: s.val}
-	switch s.kind {
-	case "filter":
-		s.expr = l.cel(e, s.kind, varsRecord, wantBool)
-	case "map_values":
-		s.expr = l.cel(e, s.kind, varsRecord, wantAny)
-	case "select_key", "group_by":
-		s.expr = l.cel(e, s.kind, varsRecord, wantString)
-	case "flat_map":
-		s.expr = l.cel(e, s.kind, varsRecord, wantList)
-	case "map":
-		m, ok := l.fields(s.val, s.key, "map", "key", "value")
-		if ok {
-			if f, ok := l.require(m, "key", s.key, "map"); ok {
-				s.expr = l.cel(f, "map key", varsRecord, wantString)
-			}
-			if f, ok := l.require(m, "value", s.key, "map"); ok {
-				s.expr2 = l.cel(f, "map value", varsRecord, wantAny)
-			}
-		}
-	case "join":
-		m, ok := l.fields(s.val, s.key, "join", "table", "value")
-		if ok {
-			if f, ok := l.require(m, "table", s.key, "join"); ok {
-				if t, ok := l.str(f, "join table"); ok {
-					s.table, s.tableNode = t, f.v // checked by resolveJoins
-				}
-			}
-			if f, ok := l.require(m, "value", s.key, "join"); ok {
-				s.expr = l.cel(f, "join value", varsJoin, wantAny)
-			}
-		}
-	case "join_table":
-		m, ok := l.fields(s.val, s.key, "join_table", "table", "value", "codec")
-		if ok {
-			if f, ok := l.require(m, "table", s.key, "join_table"); ok {
-				if t, ok := l.str(f, "join_table table"); ok {
-					s.table, s.tableNode = t, f.v // checked by resolveJoins
-				}
-			}
-			if f, ok := l.require(m, "value", s.key, "join_table"); ok {
-				s.expr = l.cel(f, "join_table value", varsJoin, wantAny)
-			}
-			s.codec, s.codecName = l.codec(m)
-		}
-	case "branch":
-		l.branches(b, p, s)
-	case "to":
-		m, ok := l.fields(s.val, s.key, "to", "topic", "codec")
-		if ok {
-			if f, ok := l.require(m, "topic", s.key, "to"); ok {
-				if t, ok := l.str(f, "topic"); ok && l.checkTopic(f.v, t) {
-					s.topic = t
-					if prev, dup := b.sinks[t]; dup {
-						l.errf(f.v, "topic %q is already written by the to step at line %d: a topology writes a topic from one to step", t, prev.Line)
-					} else {
-						b.sinks[t] = f.v
-						b.nodeName(l, "to-"+t, "the to step", f.v)
-					}
-				}
-			}
-			s.codec, s.codecName = l.codec(m)
-			if s.topic != "" {
-				b.f.Outputs = append(b.f.Outputs, Source{Name: p.name, Topic: s.topic, Codec: s.codecName})
-			}
-		}
-	case "group_by_key", "count":
-		l.fields(s.val, s.key, s.kind)
-	case "latest":
-		m, ok := l.fields(s.val, s.key, s.kind, "codec")
-		if ok {
-			s.codec, s.codecName = l.codec(m)
-		}
-	case "reduce":
-		m, ok := l.fields(s.val, s.key, s.kind, "expr", "codec")
-		if ok {
-			if f, ok := l.require(m, "expr", s.key, "reduce"); ok {
-				s.expr = l.cel(f, "reduce expr", varsReduce, wantAny)
-			}
-			s.codec, s.codecName = l.codec(m)
-		}
-	case "aggregate":
-		m, ok := l.fields(s.val, s.key, s.kind, "initial", "add", "codec")
-		if ok {
-			if f, ok := l.require(m, "initial", s.key, "aggregate"); ok {
-				if x := l.cel(f, "aggregate initial", varsNone, wantAny); x != nil {
-					v, err := x.constant()
-					if err != nil {
-						l.errf(f.v, "aggregate initial: %v", err)
-					}
-					s.initial = v
-				}
-			}
-			if f, ok := l.require(m, "add", s.key, "aggregate"); ok {
-				s.expr = l.cel(f, "aggregate add", varsAggregate, wantAny)
-			}
-			s.codec, s.codecName = l.codec(m)
-		}
-	case "window":
-		m, ok := l.fields(s.val, s.key, s.kind, "size", "advance", "grace")
-		if ok {
-			if f, ok := l.require(m, "size", s.key, "window"); ok {
-				s.windows.Size = l.duration(f, "size", true)
-			}
-			s.windows.Advance = s.windows.Size
-			if f, ok := m["advance"]; ok {
-				s.windows.Advance = l.duration(f, "advance", true)
-				switch w := s.windows; {
-				case w.Size <= 0 || w.Advance <= 0:
-				case w.Advance > w.Size:
-					l.errf(f.v, "advance: windows cannot advance (%s) by more than their size (%s): records between them would be in no window", w.Advance, w.Size)
-				case w.Size%w.Advance != 0:
-					l.errf(f.v, "advance: the window size (%s) must be a multiple of advance (%s)", w.Size, w.Advance)
-				}
-			}
-			if f, ok := m["grace"]; ok {
-				s.windows.Grace = l.duration(f, "grace", false)
-			}
-		}
-	case "suppress":
-		m, ok := l.fields(s.val, s.key, s.kind, "every", "until")
-		if !ok {
-			break
-		}
-		every, hasEvery := m["every"]
-		until, hasUntil := m["until"]
-		switch {
-		case hasEvery && hasUntil:
-			l.errf(until.k, "suppress takes every or until, not both")
-		case hasEvery:
-			s.every = l.duration(every, "every", true)
-		case hasUntil:
-			if v, ok := l.str(until, "until"); ok {
-				if v == "window_close" {
-					s.untilWin = true
-				} else {
-					l.errf(until.v, "suppress until: only window_close is supported, not %q", v)
-				}
-			}
-		default:
-			l.errf(s.key, "suppress needs every (a coalescing interval) or until: window_close")
-		}
-	}
-	return s
 }
 
 // duration reads a duration (positive, or at least 0).
@@ -1027,63 +826,6 @@ func (l *loader) cel(e kv, what string, vars celVars, want celWant) *celExpr {
 	return x
 }
 
-// order checks the order of the steps of p.
-func (l *loader) order(p *pipeSpec) {
-	for i, s := range p.steps {
-		var prev *stepSpec
-		if i > 0 {
-			prev = p.steps[i-1]
-		}
-		switch {
-		case prev != nil && isTerminal(prev.kind):
-			what := prev.kind + " ends a pipeline"
-			if isAggregation(prev.kind) {
-				what = fmt.Sprintf("%s makes pipeline %s a table: read its updates in another pipeline with from: table:%s", prev.kind, p.name, p.name)
-			}
-			l.errf(s.key, "step %s after %s (line %d): %s", s.kind, prev.kind, prev.key.Line, what)
-			return
-		case prev != nil && isGrouping(prev.kind) && s.kind != "window" && !isGroupAggregation(s.kind):
-			l.errf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
-			return
-		case prev != nil && prev.kind == "window" && !isGroupAggregation(s.kind):
-			l.errf(s.key, "window must be followed by count, reduce or aggregate, not %s", s.kind)
-			return
-		case s.kind == "window" && (prev == nil || !isGrouping(prev.kind)):
-			l.errf(s.key, "window needs a group_by_key or group_by step before it")
-		case isGroupAggregation(s.kind) && (prev == nil || !isGrouping(prev.kind) && prev.kind != "window"):
-			l.errf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
-		case s.kind == "join_table" && (!p.fromTable || i != 0):
-			l.errf(s.key, "join_table joins the table a pipeline reads with another table: use it as the only step of a pipeline with from: table:<pipeline>")
-		case s.kind == "suppress":
-			if !p.fromTable {
-				l.errf(s.key, "suppress reads the updates of a table: use it as the first step of a pipeline with from: table:<pipeline>")
-			} else if i != 0 {
-				l.errf(s.key, "suppress must be the first step of its pipeline")
-			}
-			if i+1 >= len(p.steps) || p.steps[i+1].kind != "to" {
-				l.errf(s.key, "suppress must be followed by a to step")
-			}
-		}
-	}
-	if n := len(p.steps); n > 0 && (isGrouping(p.steps[n-1].kind) || p.steps[n-1].kind == "window") {
-		s := p.steps[n-1]
-		l.errf(s.key, "%s must be followed by count, reduce or aggregate", s.kind)
-	}
-}
-
-func isGrouping(kind string) bool { return kind == "group_by_key" || kind == "group_by" }
-
-func isAggregation(kind string) bool {
-	return kind == "count" || kind == "reduce" || kind == "aggregate" || kind == "latest" || kind == "join_table"
-}
-
-// isGroupAggregation reports whether kind aggregates a grouping.
-func isGroupAggregation(kind string) bool {
-	return kind == "count" || kind == "reduce" || kind == "aggregate"
-}
-
-func isTerminal(kind string) bool { return kind == "to" || kind == "branch" || isAggregation(kind) }
-
 // checkSuppress checks that a suppress until window_close reads a
 // windowed table.
 func (l *loader) checkSuppress(p *pipeSpec) {
@@ -1091,7 +833,7 @@ func (l *loader) checkSuppress(p *pipeSpec) {
 		return
 	}
 	for _, s := range p.reads.steps {
-		if s.kind == "window" {
+		if s.k.windowing {
 			return
 		}
 	}
@@ -1128,7 +870,7 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 			l.errf(at, "from: pipeline %s does not end in an aggregation, so it has no table: read it with from: %s", name, name)
 		default:
 			p.reads = t.pipe
-			if len(p.steps) == 0 || p.steps[0].kind != "suppress" {
+			if len(p.steps) == 0 || !p.steps[0].k.coalesces {
 				l.registerUpdates(b, t.pipe, at)
 			}
 		}
@@ -1166,7 +908,7 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 		p.reads, p.readsBr = t.pipe, t.branch
 	case t.pipe.out == outTable:
 		l.errf(at, "from: pipeline %s is a table: read its updates with from: table:%s", p.from, p.from)
-	case len(t.pipe.steps) > 0 && t.pipe.steps[0].kind == "suppress":
+	case len(t.pipe.steps) > 0 && t.pipe.steps[0].k.coalesces:
 		l.errf(at, "from: pipeline %s coalesces its records with suppress for its to step: read table:%s instead", p.from, strings.TrimPrefix(t.pipe.from, "table:"))
 	case t.pipe.out == outBranch:
 		names := make([]string, 0, len(t.pipe.branches))
@@ -1183,7 +925,7 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 // tables:, or a pipeline of this topology that ends in an aggregation.
 func (l *loader) resolveJoins(b *build, p *pipeSpec) {
 	for _, s := range p.steps {
-		if (s.kind != "join" && s.kind != "join_table") || s.tableNode == nil {
+		if !s.k.joins || s.tableNode == nil {
 			continue
 		}
 		t := s.table

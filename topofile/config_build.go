@@ -56,17 +56,16 @@ func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 	case p.reads != nil && p.fromTable:
 		q := p.reads
 		l.buildPipe(tb, b, q)
-		switch steps[0].kind {
-		case "suppress":
-			if steps[0].untilWin {
-				s = q.table.SuppressUntilWindowClose(stepName(p.name, steps[0]))
+		switch st := steps[0]; {
+		case st.k.coalesces:
+			if st.untilWin {
+				s = q.table.SuppressUntilWindowClose(stepName(p.name, st))
 			} else {
-				s = q.table.Suppress(stepName(p.name, steps[0]), steps[0].every)
+				s = q.table.Suppress(stepName(p.name, st), st.every)
 			}
-			b.f.at[s.Node()] = steps[0].key
+			b.f.at[s.Node()] = st.key
 			steps = steps[1:]
-		case "join_table":
-			st := steps[0]
+		case st.k.readsTable: // join_table: the pipeline is the joined table
 			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), topology.TableJoiner(st.expr.ValueJoiner()), st.codec)
 			b.f.at[p.table.Node()], b.f.at[p.table.Node().Parent] = st.key, st.key
 			p.end = nil
@@ -84,52 +83,17 @@ func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 		l.buildPipe(tb, b, p.reads)
 		s = p.reads.end
 	}
-	var g *topology.Grouped
+	c := &chain{l: l, tb: tb, b: b, p: p, s: s}
 	for _, st := range steps {
-		name := stepName(p.name, st)
-		switch st.kind {
-		case "filter":
-			s = s.Filter(name, st.expr.Predicate())
-		case "map_values":
-			s = s.MapValues(name, st.expr.ValueMapper())
-		case "select_key":
-			s = s.SelectKey(name, st.expr.KeySelector())
-		case "map":
-			s = s.Map(name, keyValueMapper(st.expr, st.expr2))
-		case "flat_map":
-			s = s.FlatMap(name, st.expr.FlatMapper())
-		case "join":
-			s = s.Join(name, l.joinedTable(tb, b, st), st.expr.ValueJoiner())
-		case "branch":
-			preds := make([]topology.Predicate, len(p.branches))
-			for i, br := range p.branches {
-				preds[i] = br.when.Predicate()
-			}
-			for i, out := range s.Branch(name, preds...) {
-				p.branches[i].end = out
-			}
-		case "to":
-			s.To(st.topic, st.codec)
-		case "group_by_key":
-			g = s.GroupByKey()
-		case "group_by":
-			g = s.GroupBy(name, st.expr.KeySelector())
-		case "window":
-			g = g.WindowedBy(name, st.windows)
-		case "count":
-			p.table = g.Count(p.name)
-		case "reduce":
-			p.table = g.Reduce(p.name, st.expr.Reducer(), st.codec)
-		case "aggregate":
-			p.table = g.Aggregate(p.name, initializer(st.initial), st.expr.Aggregator(), st.codec)
-		case "latest":
-			p.table = s.Latest(p.name, st.codec)
+		if st.k.build == nil {
+			continue // a step that only starts a table: pipeline (order rejects it elsewhere)
 		}
+		st.k.build(c, st)
 		if p.table != nil && b.f.at[p.table.Node()] == nil {
 			b.f.at[p.table.Node()] = st.key
 		}
 	}
-	p.end = s
+	p.end = c.s
 }
 
 // joinedTable returns the table a join or join_table step reads: a table
