@@ -1,10 +1,7 @@
 package topofile
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -12,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/internal/yamlpos"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
@@ -114,23 +112,21 @@ func LoadFile(path string) (*File, error) {
 // Load loads a topology file named name (for error messages) from data.
 // The error is ConfigErrors when the file has mistakes.
 func Load(name string, data []byte) (f *File, err error) {
-	l := &loader{file: name, data: data, env: os.LookupEnv}
+	l := &loader{Reader: yamlpos.NewReader(name, data), env: os.LookupEnv}
 	defer func() {
 		if r := recover(); r != nil {
 			f, err = nil, ConfigErrors{{File: name, Line: 1, Col: 1, Msg: fmt.Sprintf("internal error: %v", r)}}
 		}
 	}()
 	f = l.load()
-	if len(l.errs) > 0 {
-		l.errs.sort()
-		return nil, l.errs
+	if l.Failed() {
+		return nil, l.Errors()
 	}
 	return f, nil
 }
 
 var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "cache_max_bytes", "commit_interval", "streams", "tables", "pipelines"}
 	sourceKeys   = []string{"topic", "codec", "timestamp", "sample_ratio"}
@@ -196,7 +192,7 @@ type branchSpec struct {
 
 type stepSpec struct {
 	kind      string
-	k         *stepKind // its row of stepKinds
+	def       *stepKind // its row of stepKinds
 	key, val  *yaml.Node
 	index     int
 	expr      *celExpr // the expression (map: the key; aggregate: add)
@@ -242,36 +238,13 @@ type build struct {
 }
 
 func (l *loader) load() *File {
-	f := &File{Name: l.file, OnError: OnErrorDeadLetter}
-	dec := yaml.NewDecoder(bytes.NewReader(l.data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			l.errAt(1, 1, "empty file: a topology needs app, streams and pipelines")
-		} else {
-			l.yamlError(err)
-		}
-		return nil
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		l.errf(&extra, "a topology file holds one YAML document")
-	} else if !errors.Is(err, io.EOF) {
-		l.yamlError(err)
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			l.errAt(1, 1, "empty file: a topology needs app, streams and pipelines")
-			return nil
-		}
-		root = l.resolve(root.Content[0])
-	}
+	f := &File{Name: l.File(), OnError: OnErrorDeadLetter}
+	root := l.Document("a topology file", "empty file: a topology needs app, streams and pipelines")
 	if root == nil {
 		return nil
 	}
 	if root.Kind != yaml.MappingNode {
-		l.errf(root, "a topology file must be a mapping (app, streams, pipelines, ...), found %s", kindName(root))
+		l.Errorf(root, "a topology file must be a mapping (app, streams, pipelines, ...), found %s", yamlpos.KindName(root))
 		return nil
 	}
 	top, _ := l.fields(root, nil, "the topology file", topKeys...)
@@ -280,7 +253,7 @@ func (l *loader) load() *File {
 
 	if e, ok := l.require(top, "app", root, "the topology file"); ok {
 		if s, ok := l.str(e, "app"); ok {
-			if l.checkName(e.v, s, "app") {
+			if l.checkName(e.V, s, "app") {
 				f.App = s
 			}
 		}
@@ -296,12 +269,12 @@ func (l *loader) load() *File {
 			if contains(onErrors, s) {
 				f.OnError = s
 			} else {
-				l.errf(e.v, "on_error must be dead_letter or stop, not %q%s", s, didYouMean(s, onErrors))
+				l.Errorf(e.V, "on_error must be dead_letter or stop, not %q%s", s, didYouMean(s, onErrors))
 			}
 		}
 	}
 	if e, ok := top["tracing"]; ok {
-		tr, _ := l.fields(e.v, e.k, "tracing", "sample_ratio")
+		tr, _ := l.fields(e.V, e.K, "tracing", "sample_ratio")
 		if e, ok := tr["sample_ratio"]; ok {
 			f.SampleRatio = l.ratio(e)
 		}
@@ -318,7 +291,7 @@ func (l *loader) load() *File {
 		for _, s := range b.streams {
 			if s.topic != "" {
 				if prev, dup := topics[s.topic]; dup {
-					l.errf(s.key, "stream %s reads topic %q like stream %s (line %d): declare a topic once", s.name, s.topic, prev.name, prev.key.Line)
+					l.Errorf(s.key, "stream %s reads topic %q like stream %s (line %d): declare a topic once", s.name, s.topic, prev.name, prev.key.Line)
 				} else {
 					topics[s.topic] = s
 					b.nodeName(l, "source-"+s.topic, "stream "+s.name, s.key)
@@ -334,7 +307,7 @@ func (l *loader) load() *File {
 		for _, t := range b.tables {
 			if t.topic != "" {
 				if prev, dup := topics[t.topic]; dup {
-					l.errf(t.key, "table %s reads topic %q like table %s (line %d): declare a topic once", t.name, t.topic, prev.name, prev.key.Line)
+					l.Errorf(t.key, "table %s reads topic %q like table %s (line %d): declare a topic once", t.name, t.topic, prev.name, prev.key.Line)
 				} else {
 					topics[t.topic] = t
 					b.nodeName(l, "table-"+t.topic, "table "+t.name, t.key)
@@ -345,10 +318,10 @@ func (l *loader) load() *File {
 		}
 	}
 	if e, ok := l.require(top, "pipelines", root, "the topology file"); ok {
-		b.pipesNode = e.k
+		b.pipesNode = e.K
 		l.pipelines(b, e)
 	}
-	if f.App == "" || len(l.errs) > 0 {
+	if f.App == "" || l.Failed() {
 		return nil
 	}
 	return l.buildTopology(b)
@@ -373,7 +346,7 @@ func (l *loader) byteSize(e kv, what string) *int64 {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		l.errf(e.v, "%s must be a number of bytes (e.g. 10485760 or 10MiB; 0 turns the cache off), not %q", what, s)
+		l.Errorf(e.V, "%s must be a number of bytes (e.g. 10485760 or 10MiB; 0 turns the cache off), not %q", what, s)
 		return nil
 	}
 	n *= mult
@@ -388,40 +361,16 @@ func (l *loader) ratio(e kv) *float64 {
 	}
 	r, err := strconv.ParseFloat(s, 64)
 	if err != nil || r < 0 || r > 1 {
-		l.errf(e.v, "sample_ratio must be a number from 0 to 1, not %q", s)
+		l.Errorf(e.V, "sample_ratio must be a number from 0 to 1, not %q", s)
 		return nil
 	}
 	return &r
 }
 
-// yamlError reports a YAML syntax error.
-func (l *loader) yamlError(err error) {
-	msg := err.Error()
-	if m := yamlErrorRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if strings.HasPrefix(m[2], "did not find expected") || strings.HasPrefix(m[2], "found duplicate %") ||
-			m[2] == "found incompatible YAML document" || m[2] == "found undefined tag handle" {
-			// yaml.v3 reports the 0-based line of parser (not scanner)
-			// errors: the line where the construct that failed starts.
-			line++
-		}
-		l.errAt(line, 1, "YAML: %s", m[2])
-		return
-	}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, e := range te.Errors {
-			l.errAt(1, 1, "YAML: %s", strings.TrimPrefix(e, "yaml: "))
-		}
-		return
-	}
-	l.errAt(1, 1, "YAML: %s", strings.TrimPrefix(msg, "yaml: "))
-}
-
 // checkName reports a name that cannot be part of topic and group names.
 func (l *loader) checkName(n *yaml.Node, s, what string) bool {
 	if !nameRE.MatchString(s) || s == "." || s == ".." || len(s) > 200 {
-		l.errf(n, "%s %q: names may only contain letters, digits, '.', '_' and '-' (they become part of topic names)", what, s)
+		l.Errorf(n, "%s %q: names may only contain letters, digits, '.', '_' and '-' (they become part of topic names)", what, s)
 		return false
 	}
 	return true
@@ -430,7 +379,7 @@ func (l *loader) checkName(n *yaml.Node, s, what string) bool {
 // checkTopic reports an invalid Kafka topic name.
 func (l *loader) checkTopic(n *yaml.Node, s string) bool {
 	if err := kafkaclient.ValidateTopicName(s); err != nil {
-		l.errf(n, "%v", err)
+		l.Errorf(n, "%v", err)
 		return false
 	}
 	return true
@@ -452,22 +401,22 @@ func (l *loader) expand(n *yaml.Node, s, what string) (string, bool) {
 				i += 2
 				continue
 			case '{':
-				line, col, _ := l.posIn(n, runeOff(i))
+				line, col, _ := l.PosIn(n, runeOff(i))
 				end := strings.IndexByte(s[i+2:], '}')
 				if end < 0 {
-					l.errAt(line, col, "%s: unterminated ${ (write ${NAME}, or $$ for a $)", what)
+					l.ErrorAt(line, col, "%s: unterminated ${ (write ${NAME}, or $$ for a $)", what)
 					return "", false
 				}
 				name := s[i+2 : i+2+end]
 				i += 3 + end
 				if !envNameRE.MatchString(name) {
-					l.errAt(line, col, "%s: %q is not an environment variable name", what, name)
+					l.ErrorAt(line, col, "%s: %q is not an environment variable name", what, name)
 					ok = false
 					continue
 				}
 				v, set := l.env(name)
 				if !set {
-					l.errAt(line, col, "%s: environment variable %s is not set", what, name)
+					l.ErrorAt(line, col, "%s: environment variable %s is not set", what, name)
 					ok = false
 					continue
 				}
@@ -486,23 +435,23 @@ func (l *loader) expand(n *yaml.Node, s, what string) (string, bool) {
 func (l *loader) brokers(e kv) []string {
 	var items []*yaml.Node
 	switch {
-	case isNull(e.v):
+	case yamlpos.IsNull(e.V):
 		return nil
-	case e.v.Kind == yaml.ScalarNode:
-		items = []*yaml.Node{e.v}
-	case e.v.Kind == yaml.SequenceNode:
-		for _, c := range e.v.Content {
-			if c = l.resolve(c); c != nil {
+	case e.V.Kind == yaml.ScalarNode:
+		items = []*yaml.Node{e.V}
+	case e.V.Kind == yaml.SequenceNode:
+		for _, c := range e.V.Content {
+			if c = l.Resolve(c); c != nil {
 				items = append(items, c)
 			}
 		}
 	default:
-		l.errf(e.v, "brokers must be a list of host:port, found %s", kindName(e.v))
+		l.Errorf(e.V, "brokers must be a list of host:port, found %s", yamlpos.KindName(e.V))
 		return nil
 	}
 	var out []string
 	for _, it := range items {
-		s, ok := l.str(kv{k: e.k, v: it}, "a broker")
+		s, ok := l.str(kv{K: e.K, V: it}, "a broker")
 		if !ok {
 			continue
 		}
@@ -521,12 +470,12 @@ func (l *loader) brokers(e kv) []string {
 
 func (l *loader) sasl(e kv) SASL {
 	var s SASL
-	m, ok := l.fields(e.v, e.k, "sasl", saslKeys...)
+	m, ok := l.fields(e.V, e.K, "sasl", saslKeys...)
 	if !ok {
 		return s
 	}
 	get := func(key string) string {
-		f, ok := l.require(m, key, e.k, "sasl")
+		f, ok := l.require(m, key, e.K, "sasl")
 		if !ok {
 			return ""
 		}
@@ -534,14 +483,14 @@ func (l *loader) sasl(e kv) SASL {
 		if !ok {
 			return ""
 		}
-		v, _ = l.expand(f.v, v, "sasl "+key)
+		v, _ = l.expand(f.V, v, "sasl "+key)
 		return v
 	}
 	s.Mechanism = get("mechanism")
 	s.User = get("user")
 	s.Password = get("password")
 	if f, ok := m["mechanism"]; ok && s.Mechanism != "" && !contains(mechanisms, strings.ToUpper(s.Mechanism)) {
-		l.errf(f.v, "sasl mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
+		l.Errorf(f.V, "sasl mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
 	}
 	s.Mechanism = strings.ToUpper(s.Mechanism)
 	return s
@@ -549,22 +498,22 @@ func (l *loader) sasl(e kv) SASL {
 
 // sources reads the streams or tables section.
 func (l *loader) sources(e kv, what string) []*sourceSpec {
-	if isNull(e.v) {
+	if yamlpos.IsNull(e.V) {
 		return nil
 	}
-	if e.v.Kind != yaml.MappingNode {
-		l.errf(e.v, "%ss must be a mapping of names to {topic, codec}, found %s", what, kindName(e.v))
+	if e.V.Kind != yaml.MappingNode {
+		l.Errorf(e.V, "%ss must be a mapping of names to {topic, codec}, found %s", what, yamlpos.KindName(e.V))
 		return nil
 	}
 	var out []*sourceSpec
-	for _, en := range l.entries(e.v) {
-		s := &sourceSpec{name: en.k.Value, key: en.k}
+	for _, en := range l.Entries(e.V) {
+		s := &sourceSpec{name: en.K.Value, key: en.K}
 		desc := what + " " + s.name
-		l.checkName(en.k, s.name, what+" name")
-		m, ok := l.fields(en.v, en.k, desc, sourceKeys...)
+		l.checkName(en.K, s.name, what+" name")
+		m, ok := l.fields(en.V, en.K, desc, sourceKeys...)
 		if ok {
-			if t, ok := l.require(m, "topic", en.k, desc); ok {
-				if topic, ok := l.str(t, "topic"); ok && l.checkTopic(t.v, topic) {
+			if t, ok := l.require(m, "topic", en.K, desc); ok {
+				if topic, ok := l.str(t, "topic"); ok && l.checkTopic(t.V, topic) {
 					s.topic = topic
 				}
 			}
@@ -573,14 +522,14 @@ func (l *loader) sources(e kv, what string) []*sourceSpec {
 				if what == "stream" {
 					s.timestamp = l.cel(e, "timestamp", varsRecord, wantTime)
 				} else {
-					l.errf(e.k, "timestamp is for streams: a table's values keep the event time of their writers")
+					l.Errorf(e.K, "timestamp is for streams: a table's values keep the event time of their writers")
 				}
 			}
 			if e, ok := m["sample_ratio"]; ok {
 				if what == "stream" {
 					s.ratio = l.ratio(e)
 				} else {
-					l.errf(e.k, "sample_ratio is for streams: traces start where records enter the topology")
+					l.Errorf(e.K, "sample_ratio is for streams: traces start where records enter the topology")
 				}
 			}
 		}
@@ -602,9 +551,9 @@ func (l *loader) codec(m map[string]kv) (goka.Codec, string) {
 	c, err := topology.CodecByName(s)
 	if err != nil {
 		if hint := didYouMean(s, topology.CodecNames()); hint != "" {
-			l.errf(e.v, "unknown codec %q%s", s, hint)
+			l.Errorf(e.V, "unknown codec %q%s", s, hint)
 		} else {
-			l.errf(e.v, "unknown codec %q (codecs: %s)", s, strings.Join(topology.CodecNames(), ", "))
+			l.Errorf(e.V, "unknown codec %q (codecs: %s)", s, strings.Join(topology.CodecNames(), ", "))
 		}
 		return topology.JSON{}, "json"
 	}
@@ -614,7 +563,7 @@ func (l *loader) codec(m map[string]kv) (goka.Codec, string) {
 // nodeName registers a node name of the topology to be built.
 func (b *build) nodeName(l *loader, name, what string, at *yaml.Node) {
 	if prev, ok := b.nodeNames[name]; ok {
-		l.errf(at, "%s would be named %q like %s (line %d): rename one of them", what, name, prev.what, prev.node.Line)
+		l.Errorf(at, "%s would be named %q like %s (line %d): rename one of them", what, name, prev.what, prev.node.Line)
 		return
 	}
 	b.nodeNames[name] = nodeName{what: what, node: at}
@@ -623,16 +572,16 @@ func (b *build) nodeName(l *loader, name, what string, at *yaml.Node) {
 // pipelines reads the pipelines section and checks the references between
 // pipelines.
 func (l *loader) pipelines(b *build, e kv) {
-	if isNull(e.v) || e.v.Kind != yaml.SequenceNode {
-		l.errf(orAt(e.v, e.k), "pipelines must be a list, found %s", kindName(e.v))
+	if yamlpos.IsNull(e.V) || e.V.Kind != yaml.SequenceNode {
+		l.Errorf(yamlpos.OrAt(e.V, e.K), "pipelines must be a list, found %s", yamlpos.KindName(e.V))
 		return
 	}
-	if len(e.v.Content) == 0 {
-		l.errf(e.k, "pipelines is empty: the topology does nothing")
+	if len(e.V.Content) == 0 {
+		l.Errorf(e.K, "pipelines is empty: the topology does nothing")
 		return
 	}
-	for _, item := range e.v.Content {
-		if item = l.resolve(item); item == nil {
+	for _, item := range e.V.Content {
+		if item = l.Resolve(item); item == nil {
 			return
 		}
 		if p := l.pipeline(b, item); p != nil {
@@ -648,7 +597,7 @@ func (l *loader) pipelines(b *build, e kv) {
 	does := false
 	for _, p := range b.pipes {
 		for _, s := range p.steps {
-			does = does || s.k.does()
+			does = does || s.def.does()
 		}
 		info := Pipeline{Name: p.name, From: p.from, Table: p.out == outTable, Line: p.node.Line, Col: p.node.Column}
 		for _, s := range p.steps {
@@ -659,8 +608,8 @@ func (l *loader) pipelines(b *build, e kv) {
 		}
 		b.f.Pipelines = append(b.f.Pipelines, info)
 	}
-	if !does && len(l.errs) == 0 {
-		l.errf(e.k, "the topology does nothing: no pipeline has a to step or an aggregation")
+	if !does && !l.Failed() {
+		l.Errorf(e.K, "the topology does nothing: no pipeline has a to step or an aggregation")
 	}
 }
 
@@ -668,7 +617,7 @@ func (l *loader) pipelines(b *build, e kv) {
 // share the namespace of streams); it reports a name used twice.
 func (l *loader) declare(b *build, name string, t *target) bool {
 	if prev, ok := b.names[name]; ok {
-		l.errf(t.node, "name %q is already used by %s %s (line %d)", name, prev.what, name, prev.node.Line)
+		l.Errorf(t.node, "name %q is already used by %s %s (line %d)", name, prev.what, name, prev.node.Line)
 		return false
 	}
 	b.names[name] = t
@@ -693,15 +642,15 @@ func (l *loader) pipeline(b *build, n *yaml.Node) *pipeSpec {
 	}
 	if e, ok := l.require(m, "name", n, what); ok {
 		if s, ok := l.str(e, "name"); ok {
-			p.nameNode = e.v
-			if l.checkName(e.v, s, "pipeline name") && l.declare(b, s, &target{what: "pipeline", node: e.v, pipe: p}) {
+			p.nameNode = e.V
+			if l.checkName(e.V, s, "pipeline name") && l.declare(b, s, &target{what: "pipeline", node: e.V, pipe: p}) {
 				p.name = s
 			}
 		}
 	}
 	if e, ok := l.require(m, "from", n, what); ok {
 		if s, ok := l.str(e, "from"); ok {
-			p.from, p.fromNode = s, e.v
+			p.from, p.fromNode = s, e.V
 			if rest, ok := strings.CutPrefix(s, "table:"); ok {
 				p.fromTable = true
 				p.from = "table:" + strings.TrimSpace(rest)
@@ -712,17 +661,17 @@ func (l *loader) pipeline(b *build, n *yaml.Node) *pipeSpec {
 	if !ok {
 		return p
 	}
-	if isNull(e.v) || e.v.Kind != yaml.SequenceNode {
-		l.errf(orAt(e.v, e.k), "steps of %s must be a list, found %s", what, kindName(e.v))
+	if yamlpos.IsNull(e.V) || e.V.Kind != yaml.SequenceNode {
+		l.Errorf(yamlpos.OrAt(e.V, e.K), "steps of %s must be a list, found %s", what, yamlpos.KindName(e.V))
 		return p
 	}
-	if len(e.v.Content) == 0 {
-		l.errf(e.k, "%s has no steps", what)
+	if len(e.V.Content) == 0 {
+		l.Errorf(e.K, "%s has no steps", what)
 		return p
 	}
 	complete := true
-	for i, item := range e.v.Content {
-		if item = l.resolve(item); item == nil {
+	for i, item := range e.V.Content {
+		if item = l.Resolve(item); item == nil {
 			return p
 		}
 		if s := l.step(b, p, i, item); s != nil {
@@ -752,11 +701,11 @@ func (l *loader) duration(e kv, what string, positive bool) time.Duration {
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		l.errf(e.v, "%s: bad duration %q (write e.g. 500ms, 10s, 1m)", what, v)
+		l.Errorf(e.V, "%s: bad duration %q (write e.g. 500ms, 10s, 1m)", what, v)
 	case positive && d <= 0:
-		l.errf(e.v, "%s: the duration must be positive, not %s", what, v)
+		l.Errorf(e.V, "%s: the duration must be positive, not %s", what, v)
 	case d < 0:
-		l.errf(e.v, "%s: the duration must not be negative, not %s", what, v)
+		l.Errorf(e.V, "%s: the duration must not be negative, not %s", what, v)
 	default:
 		return d
 	}
@@ -765,16 +714,16 @@ func (l *loader) duration(e kv, what string, positive bool) time.Duration {
 
 // branches reads the branches of a branch step.
 func (l *loader) branches(b *build, p *pipeSpec, s *stepSpec) {
-	if isNull(s.val) || s.val.Kind != yaml.SequenceNode {
-		l.errf(orAt(s.val, s.key), "branch must be a list of {name, when}, found %s", kindName(s.val))
+	if yamlpos.IsNull(s.val) || s.val.Kind != yaml.SequenceNode {
+		l.Errorf(yamlpos.OrAt(s.val, s.key), "branch must be a list of {name, when}, found %s", yamlpos.KindName(s.val))
 		return
 	}
 	if len(s.val.Content) == 0 {
-		l.errf(s.key, "branch has no branches")
+		l.Errorf(s.key, "branch has no branches")
 		return
 	}
 	for i, item := range s.val.Content {
-		if item = l.resolve(item); item == nil {
+		if item = l.Resolve(item); item == nil {
 			return
 		}
 		br := &branchSpec{owner: p, index: i}
@@ -785,9 +734,9 @@ func (l *loader) branches(b *build, p *pipeSpec, s *stepSpec) {
 		what := "a branch"
 		if e, ok := l.require(m, "name", item, what); ok {
 			if n, ok := l.str(e, "branch name"); ok {
-				br.nameNode = e.v
+				br.nameNode = e.V
 				what = "branch " + n
-				if l.checkName(e.v, n, "branch name") && l.declare(b, n, &target{what: "branch", node: e.v, pipe: p, branch: br}) {
+				if l.checkName(e.V, n, "branch name") && l.declare(b, n, &target{what: "branch", node: e.V, pipe: p, branch: br}) {
 					br.name = n
 				}
 			}
@@ -809,18 +758,18 @@ func (l *loader) cel(e kv, what string, vars celVars, want celWant) *celExpr {
 	x, issues := compileCEL(text, vars, want)
 	for _, is := range issues {
 		if is.line == 0 {
-			l.errf(e.v, "%s: %s", what, is.msg)
+			l.Errorf(e.V, "%s: %s", what, is.msg)
 			continue
 		}
 		off := 0
 		if is.line == 1 {
 			off = is.col
 		}
-		line, col, exact := l.posIn(e.v, off)
+		line, col, exact := l.PosIn(e.V, off)
 		if exact && is.line == 1 {
-			l.errAt(line, col, "%s: %s", what, is.msg)
+			l.ErrorAt(line, col, "%s: %s", what, is.msg)
 		} else {
-			l.errAt(line, col, "%s: %s (at line %d, column %d of the expression)", what, is.msg, is.line, is.col+1)
+			l.ErrorAt(line, col, "%s: %s (at line %d, column %d of the expression)", what, is.msg, is.line, is.col+1)
 		}
 	}
 	return x
@@ -833,11 +782,11 @@ func (l *loader) checkSuppress(p *pipeSpec) {
 		return
 	}
 	for _, s := range p.reads.steps {
-		if s.k.windowing {
+		if s.def.windowing {
 			return
 		}
 	}
-	l.errf(p.steps[0].key, "suppress until window_close needs a windowed table: pipeline %s has no window step", p.reads.name)
+	l.Errorf(p.steps[0].key, "suppress until window_close needs a windowed table: pipeline %s has no window step", p.reads.name)
 }
 
 // resolveFrom checks what pipeline p reads.
@@ -858,19 +807,19 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 				}
 			}
 			if hint := didYouMean(name, tables); hint != "" {
-				l.errf(at, "from: unknown pipeline %q%s", name, hint)
+				l.Errorf(at, "from: unknown pipeline %q%s", name, hint)
 			} else if len(tables) > 0 {
-				l.errf(at, "from: unknown pipeline %q (pipelines with a table: %s)", name, strings.Join(tables, ", "))
+				l.Errorf(at, "from: unknown pipeline %q (pipelines with a table: %s)", name, strings.Join(tables, ", "))
 			} else {
-				l.errf(at, "from: unknown pipeline %q (no pipeline ends in an aggregation)", name)
+				l.Errorf(at, "from: unknown pipeline %q (no pipeline ends in an aggregation)", name)
 			}
 		case t.what != "pipeline":
-			l.errf(at, "from: %s is a %s, not a pipeline with a table: read it with from: %s", name, t.what, name)
+			l.Errorf(at, "from: %s is a %s, not a pipeline with a table: read it with from: %s", name, t.what, name)
 		case t.pipe.out != outTable:
-			l.errf(at, "from: pipeline %s does not end in an aggregation, so it has no table: read it with from: %s", name, name)
+			l.Errorf(at, "from: pipeline %s does not end in an aggregation, so it has no table: read it with from: %s", name, name)
 		default:
 			p.reads = t.pipe
-			if len(p.steps) == 0 || !p.steps[0].k.coalesces {
+			if len(p.steps) == 0 || !p.steps[0].def.coalesces {
 				l.registerUpdates(b, t.pipe, at)
 			}
 		}
@@ -880,7 +829,7 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 	switch {
 	case t == nil:
 		if _, ok := b.tableByNm[p.from]; ok {
-			l.errf(at, "from: %s is a table, which join steps read; a pipeline reads a stream, a pipeline or table:<pipeline>", p.from)
+			l.Errorf(at, "from: %s is a table, which join steps read; a pipeline reads a stream, a pipeline or table:<pipeline>", p.from)
 			return
 		}
 		var names []string
@@ -898,24 +847,24 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 			}
 		}
 		if hint := didYouMean(p.from, names); hint != "" {
-			l.errf(at, "from: unknown stream or pipeline %q%s", p.from, hint)
+			l.Errorf(at, "from: unknown stream or pipeline %q%s", p.from, hint)
 		} else {
-			l.errf(at, "from: unknown stream or pipeline %q", p.from)
+			l.Errorf(at, "from: unknown stream or pipeline %q", p.from)
 		}
 	case t.what == "stream":
 		p.readsSrc = t.src
 	case t.what == "branch":
 		p.reads, p.readsBr = t.pipe, t.branch
 	case t.pipe.out == outTable:
-		l.errf(at, "from: pipeline %s is a table: read its updates with from: table:%s", p.from, p.from)
-	case len(t.pipe.steps) > 0 && t.pipe.steps[0].k.coalesces:
-		l.errf(at, "from: pipeline %s coalesces its records with suppress for its to step: read table:%s instead", p.from, strings.TrimPrefix(t.pipe.from, "table:"))
+		l.Errorf(at, "from: pipeline %s is a table: read its updates with from: table:%s", p.from, p.from)
+	case len(t.pipe.steps) > 0 && t.pipe.steps[0].def.coalesces:
+		l.Errorf(at, "from: pipeline %s coalesces its records with suppress for its to step: read table:%s instead", p.from, strings.TrimPrefix(t.pipe.from, "table:"))
 	case t.pipe.out == outBranch:
 		names := make([]string, 0, len(t.pipe.branches))
 		for _, br := range t.pipe.branches {
 			names = append(names, br.name)
 		}
-		l.errf(at, "from: pipeline %s ends in a branch: read one of its branches (%s)", p.from, strings.Join(names, ", "))
+		l.Errorf(at, "from: pipeline %s ends in a branch: read one of its branches (%s)", p.from, strings.Join(names, ", "))
 	default:
 		p.reads = t.pipe
 	}
@@ -925,13 +874,13 @@ func (l *loader) resolveFrom(b *build, p *pipeSpec) {
 // tables:, or a pipeline of this topology that ends in an aggregation.
 func (l *loader) resolveJoins(b *build, p *pipeSpec) {
 	for _, s := range p.steps {
-		if !s.k.joins || s.tableNode == nil {
+		if !s.def.joins || s.tableNode == nil {
 			continue
 		}
 		t := s.table
 		if _, ok := b.tableByNm[t]; ok {
 			if q := b.names[t]; q != nil && q.what == "pipeline" && q.pipe.out == outTable {
-				l.errf(s.tableNode, "join: %s is both a table of tables: and a pipeline with a table: rename one", t)
+				l.Errorf(s.tableNode, "join: %s is both a table of tables: and a pipeline with a table: rename one", t)
 			}
 			continue
 		}
@@ -939,7 +888,7 @@ func (l *loader) resolveJoins(b *build, p *pipeSpec) {
 			if q.pipe.out == outTable {
 				s.joinPipe = q.pipe
 			} else {
-				l.errf(s.tableNode, "join: pipeline %s does not end in an aggregation, so it has no table", t)
+				l.Errorf(s.tableNode, "join: pipeline %s does not end in an aggregation, so it has no table", t)
 			}
 			continue
 		}
@@ -954,11 +903,11 @@ func (l *loader) resolveJoins(b *build, p *pipeSpec) {
 		}
 		switch {
 		case didYouMean(t, names) != "":
-			l.errf(s.tableNode, "unknown table %q%s", t, didYouMean(t, names))
+			l.Errorf(s.tableNode, "unknown table %q%s", t, didYouMean(t, names))
 		case len(names) == 0:
-			l.errf(s.tableNode, "unknown table %q: declare the tables joins read under tables:", t)
+			l.Errorf(s.tableNode, "unknown table %q: declare the tables joins read under tables:", t)
 		default:
-			l.errf(s.tableNode, "unknown table %q (tables: %s)", t, strings.Join(names, ", "))
+			l.Errorf(s.tableNode, "unknown table %q (tables: %s)", t, strings.Join(names, ", "))
 		}
 	}
 }
@@ -1004,13 +953,13 @@ func (l *loader) cycles(b *build) {
 		}
 		switch {
 		case join != nil && q == p:
-			l.errf(at, "join: pipeline %s joins its own table", p.name)
+			l.Errorf(at, "join: pipeline %s joins its own table", p.name)
 		case q == p:
-			l.errf(at, "from: pipeline %s reads itself", p.name)
+			l.Errorf(at, "from: pipeline %s reads itself", p.name)
 		case joined:
-			l.errf(at, "%s: pipelines depend on each other in a cycle: %s (each reads or joins the next)", what, strings.Join(chain, " -> "))
+			l.Errorf(at, "%s: pipelines depend on each other in a cycle: %s (each reads or joins the next)", what, strings.Join(chain, " -> "))
 		default:
-			l.errf(at, "from: pipelines read each other in a cycle: %s (each reads the next)", strings.Join(chain, " -> "))
+			l.Errorf(at, "from: pipelines read each other in a cycle: %s (each reads the next)", strings.Join(chain, " -> "))
 		}
 	}
 	visit = func(p *pipeSpec) {

@@ -22,7 +22,7 @@ func (l *loader) buildTopology(b *build) *File {
 	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			l.errf(b.pipesNode, "topology: %s", line)
+			l.Errorf(b.pipesNode, "topology: %s", line)
 		}
 		return nil
 	}
@@ -57,7 +57,7 @@ func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 		q := p.reads
 		l.buildPipe(tb, b, q)
 		switch st := steps[0]; {
-		case st.k.coalesces:
+		case st.def.coalesces:
 			if st.untilWin {
 				s = q.table.SuppressUntilWindowClose(stepName(p.name, st))
 			} else {
@@ -65,7 +65,7 @@ func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 			}
 			b.f.at[s.Node()] = st.key
 			steps = steps[1:]
-		case st.k.readsTable: // join_table: the pipeline is the joined table
+		case st.def.readsTable: // join_table: the pipeline is the joined table
 			p.table = q.table.Join(p.name, l.joinedTable(tb, b, st), topology.TableJoiner(st.expr.ValueJoiner()), st.codec)
 			b.f.at[p.table.Node()], b.f.at[p.table.Node().Parent] = st.key, st.key
 			p.end = nil
@@ -85,10 +85,10 @@ func (l *loader) buildPipe(tb *topology.Builder, b *build, p *pipeSpec) {
 	}
 	c := &chain{l: l, tb: tb, b: b, p: p, s: s}
 	for _, st := range steps {
-		if st.k.build == nil {
+		if st.def.build == nil {
 			continue // a step that only starts a table: pipeline (order rejects it elsewhere)
 		}
-		st.k.build(c, st)
+		st.def.build(c, st)
 		if p.table != nil && b.f.at[p.table.Node()] == nil {
 			b.f.at[p.table.Node()] = st.key
 		}

@@ -64,6 +64,6 @@ func (f *File) CheckPartitions(c *topology.Compiled, partitions func(topic strin
 	if len(errs) == 0 {
 		return nil
 	}
-	errs.sort()
+	errs.Sort()
 	return errs
 }

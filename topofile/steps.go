@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/weftstream/weft/internal/yamlpos"
 	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
 )
@@ -149,28 +150,28 @@ func (c *chain) name(st *stepSpec) string { return stepName(c.p.name, st) }
 // step reads step i of pipeline p.
 func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 	if n.Kind != yaml.MappingNode {
-		l.errf(n, "a step must be a mapping like {filter: \"...\"}, found %s", kindName(n))
+		l.Errorf(n, "a step must be a mapping like {filter: \"...\"}, found %s", yamlpos.KindName(n))
 		return nil
 	}
-	es := l.entries(n)
+	es := l.Entries(n)
 	if len(es) == 0 {
-		l.errf(n, "empty step")
+		l.Errorf(n, "empty step")
 		return nil
 	}
 	if len(es) > 1 {
-		l.errf(es[1].k, "a step has one operation, found %s and %s (start a new step with -)", es[0].k.Value, es[1].k.Value)
+		l.Errorf(es[1].K, "a step has one operation, found %s and %s (start a new step with -)", es[0].K.Value, es[1].K.Value)
 	}
-	s := &stepSpec{kind: es[0].k.Value, key: es[0].k, val: es[0].v, index: i}
-	if s.k = stepKindOf(s.kind); s.k == nil {
+	s := &stepSpec{kind: es[0].K.Value, key: es[0].K, val: es[0].V, index: i}
+	if s.def = stepKindOf(s.kind); s.def == nil {
 		names := stepKindNames()
 		if hint := didYouMean(s.kind, names); hint != "" {
-			l.errf(s.key, "unknown step %q%s", s.kind, hint)
+			l.Errorf(s.key, "unknown step %q%s", s.kind, hint)
 		} else {
-			l.errf(s.key, "unknown step %q (steps: %s)", s.kind, strings.Join(names, ", "))
+			l.Errorf(s.key, "unknown step %q (steps: %s)", s.kind, strings.Join(names, ", "))
 		}
 		return nil
 	}
-	s.k.parse(l, b, p, s)
+	s.def.parse(l, b, p, s)
 	return s
 }
 
@@ -178,7 +179,7 @@ func (l *loader) step(b *build, p *pipeSpec, i int, n *yaml.Node) *stepSpec {
 // record, of result type want.
 func parseRecordExpr(want celWant) func(l *loader, b *build, p *pipeSpec, s *stepSpec) {
 	return func(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-		s.expr = l.cel(kv{k: s.key, v: s.val}, s.kind, varsRecord, want)
+		s.expr = l.cel(kv{K: s.key, V: s.val}, s.kind, varsRecord, want)
 	}
 }
 
@@ -205,7 +206,7 @@ func parseJoin(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 	}
 	if f, ok := l.require(m, "table", s.key, "join"); ok {
 		if t, ok := l.str(f, "join table"); ok {
-			s.table, s.tableNode = t, f.v // checked by resolveJoins
+			s.table, s.tableNode = t, f.V // checked by resolveJoins
 		}
 	}
 	if f, ok := l.require(m, "value", s.key, "join"); ok {
@@ -220,7 +221,7 @@ func parseJoinTable(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 	}
 	if f, ok := l.require(m, "table", s.key, "join_table"); ok {
 		if t, ok := l.str(f, "join_table table"); ok {
-			s.table, s.tableNode = t, f.v // checked by resolveJoins
+			s.table, s.tableNode = t, f.V // checked by resolveJoins
 		}
 	}
 	if f, ok := l.require(m, "value", s.key, "join_table"); ok {
@@ -235,13 +236,13 @@ func parseTo(l *loader, b *build, p *pipeSpec, s *stepSpec) {
 		return
 	}
 	if f, ok := l.require(m, "topic", s.key, "to"); ok {
-		if t, ok := l.str(f, "topic"); ok && l.checkTopic(f.v, t) {
+		if t, ok := l.str(f, "topic"); ok && l.checkTopic(f.V, t) {
 			s.topic = t
 			if prev, dup := b.sinks[t]; dup {
-				l.errf(f.v, "topic %q is already written by the to step at line %d: a topology writes a topic from one to step", t, prev.Line)
+				l.Errorf(f.V, "topic %q is already written by the to step at line %d: a topology writes a topic from one to step", t, prev.Line)
 			} else {
-				b.sinks[t] = f.v
-				b.nodeName(l, "to-"+t, "the to step", f.v)
+				b.sinks[t] = f.V
+				b.nodeName(l, "to-"+t, "the to step", f.V)
 			}
 		}
 	}
@@ -277,7 +278,7 @@ func parseAggregate(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 		if x := l.cel(f, "aggregate initial", varsNone, wantAny); x != nil {
 			v, err := x.constant()
 			if err != nil {
-				l.errf(f.v, "aggregate initial: %v", err)
+				l.Errorf(f.V, "aggregate initial: %v", err)
 			}
 			s.initial = v
 		}
@@ -302,9 +303,9 @@ func parseWindow(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 		switch w := s.windows; {
 		case w.Size <= 0 || w.Advance <= 0:
 		case w.Advance > w.Size:
-			l.errf(f.v, "advance: windows cannot advance (%s) by more than their size (%s): records between them would be in no window", w.Advance, w.Size)
+			l.Errorf(f.V, "advance: windows cannot advance (%s) by more than their size (%s): records between them would be in no window", w.Advance, w.Size)
 		case w.Size%w.Advance != 0:
-			l.errf(f.v, "advance: the window size (%s) must be a multiple of advance (%s)", w.Size, w.Advance)
+			l.Errorf(f.V, "advance: the window size (%s) must be a multiple of advance (%s)", w.Size, w.Advance)
 		}
 	}
 	if f, ok := m["grace"]; ok {
@@ -321,7 +322,7 @@ func parseSuppress(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 	until, hasUntil := m["until"]
 	switch {
 	case hasEvery && hasUntil:
-		l.errf(until.k, "suppress takes every or until, not both")
+		l.Errorf(until.K, "suppress takes every or until, not both")
 	case hasEvery:
 		s.every = l.duration(every, "every", true)
 	case hasUntil:
@@ -329,11 +330,11 @@ func parseSuppress(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 			if v == "window_close" {
 				s.untilWin = true
 			} else {
-				l.errf(until.v, "suppress until: only window_close is supported, not %q", v)
+				l.Errorf(until.V, "suppress until: only window_close is supported, not %q", v)
 			}
 		}
 	default:
-		l.errf(s.key, "suppress needs every (a coalescing interval) or until: window_close")
+		l.Errorf(s.key, "suppress needs every (a coalescing interval) or until: window_close")
 	}
 }
 
@@ -344,52 +345,52 @@ func (l *loader) order(p *pipeSpec) {
 		if i > 0 {
 			prev = p.steps[i-1]
 		}
-		k := s.k
+		k := s.def
 		switch {
-		case prev != nil && prev.k.terminal:
+		case prev != nil && prev.def.terminal:
 			what := prev.kind + " ends a pipeline"
-			if prev.k.makesTable {
+			if prev.def.makesTable {
 				what = fmt.Sprintf("%s makes pipeline %s a table: read its updates in another pipeline with from: table:%s", prev.kind, p.name, p.name)
 			}
-			l.errf(s.key, "step %s after %s (line %d): %s", s.kind, prev.kind, prev.key.Line, what)
+			l.Errorf(s.key, "step %s after %s (line %d): %s", s.kind, prev.kind, prev.key.Line, what)
 			return
-		case prev != nil && prev.k.grouping && !k.windowing && !k.groupAggregation:
-			l.errf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
+		case prev != nil && prev.def.grouping && !k.windowing && !k.groupAggregation:
+			l.Errorf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
 			return
-		case prev != nil && prev.k.windowing && !k.groupAggregation:
-			l.errf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
+		case prev != nil && prev.def.windowing && !k.groupAggregation:
+			l.Errorf(s.key, "%s must be followed by count, reduce or aggregate, not %s", prev.kind, s.kind)
 			return
-		case k.windowing && (prev == nil || !prev.k.grouping):
-			l.errf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
-		case k.groupAggregation && (prev == nil || !prev.k.grouping && !prev.k.windowing):
-			l.errf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
+		case k.windowing && (prev == nil || !prev.def.grouping):
+			l.Errorf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
+		case k.groupAggregation && (prev == nil || !prev.def.grouping && !prev.def.windowing):
+			l.Errorf(s.key, "%s needs a group_by_key or group_by step before it", s.kind)
 		case k.readsTable && !k.coalesces && (!p.fromTable || i != 0):
-			l.errf(s.key, "%s joins the table a pipeline reads with another table: use it as the only step of a pipeline with from: table:<pipeline>", s.kind)
+			l.Errorf(s.key, "%s joins the table a pipeline reads with another table: use it as the only step of a pipeline with from: table:<pipeline>", s.kind)
 		case k.coalesces:
 			if !p.fromTable {
-				l.errf(s.key, "%s reads the updates of a table: use it as the first step of a pipeline with from: table:<pipeline>", s.kind)
+				l.Errorf(s.key, "%s reads the updates of a table: use it as the first step of a pipeline with from: table:<pipeline>", s.kind)
 			} else if i != 0 {
-				l.errf(s.key, "%s must be the first step of its pipeline", s.kind)
+				l.Errorf(s.key, "%s must be the first step of its pipeline", s.kind)
 			}
-			if i+1 >= len(p.steps) || !p.steps[i+1].k.output {
-				l.errf(s.key, "%s must be followed by a to step", s.kind)
+			if i+1 >= len(p.steps) || !p.steps[i+1].def.output {
+				l.Errorf(s.key, "%s must be followed by a to step", s.kind)
 			}
 		}
 	}
-	if n := len(p.steps); n > 0 && (p.steps[n-1].k.grouping || p.steps[n-1].k.windowing) {
+	if n := len(p.steps); n > 0 && (p.steps[n-1].def.grouping || p.steps[n-1].def.windowing) {
 		s := p.steps[n-1]
-		l.errf(s.key, "%s must be followed by count, reduce or aggregate", s.kind)
+		l.Errorf(s.key, "%s must be followed by count, reduce or aggregate", s.kind)
 	}
 }
 
 // outOf is what a pipeline whose last step is s makes.
 func outOf(s *stepSpec) outKind {
 	switch {
-	case s.k.makesTable:
+	case s.def.makesTable:
 		return outTable
-	case s.k.output:
+	case s.def.output:
 		return outSink
-	case s.k.branches:
+	case s.def.branches:
 		return outBranch
 	}
 	return outStream
@@ -399,13 +400,13 @@ func outOf(s *stepSpec) outKind {
 func (l *loader) nameNodes(b *build, p *pipeSpec) {
 	for _, s := range p.steps {
 		switch {
-		case s.k.makesTable:
+		case s.def.makesTable:
 			b.nodeName(l, p.name, "the table of pipeline "+p.name, p.nameNode)
-		case s.k.branches:
+		case s.def.branches:
 			for j := range p.branches {
 				b.nodeName(l, fmt.Sprintf("%s-%d", stepName(p.name, s), j), "branch of pipeline "+p.name, s.key)
 			}
-		case s.k.unnamed:
+		case s.def.unnamed:
 		default:
 			b.nodeName(l, stepName(p.name, s), "step "+s.kind+" of pipeline "+p.name, s.key)
 		}
