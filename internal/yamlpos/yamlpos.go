@@ -104,8 +104,13 @@ func (r *Reader) Errors() Errors {
 	return r.errs
 }
 
-// ErrorAt reports an error at line and column (at least 1:1).
+// ErrorAt reports an error at line and column (at least 1:1). Once the
+// file expanded to more than MaxValues values, further errors are dropped:
+// what the reader sees of it then is incomplete.
 func (r *Reader) ErrorAt(line, col int, format string, args ...any) {
+	if r.tooBig {
+		return
+	}
 	if line < 1 {
 		line = 1
 	}
@@ -196,8 +201,8 @@ func (r *Reader) Resolve(n *yaml.Node) *yaml.Node {
 	r.visits++
 	if r.visits > MaxValues {
 		if !r.tooBig {
-			r.tooBig = true
 			r.Errorf(n, "the file expands to more than %d values (through aliases)", MaxValues)
+			r.tooBig = true
 		}
 		return nil
 	}
