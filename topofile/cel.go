@@ -667,3 +667,30 @@ func celToGoDepth(v ref.Val, depth int, strict bool) (any, error) {
 	}
 	return nil, fmt.Errorf("cannot use a CEL %s as a value", v.Type().TypeName())
 }
+
+// cel compiles the expression of e, reporting its problems at their
+// position in the file.
+func (l *loader) cel(e kv, what string, vars celVars, want celWant) *celExpr {
+	text, ok := l.str(e, what)
+	if !ok {
+		return nil
+	}
+	x, issues := compileCEL(text, vars, want)
+	for _, is := range issues {
+		if is.line == 0 {
+			l.Errorf(e.V, "%s: %s", what, is.msg)
+			continue
+		}
+		off := 0
+		if is.line == 1 {
+			off = is.col
+		}
+		line, col, exact := l.PosIn(e.V, off)
+		if exact && is.line == 1 {
+			l.ErrorAt(line, col, "%s: %s", what, is.msg)
+		} else {
+			l.ErrorAt(line, col, "%s: %s (at line %d, column %d of the expression)", what, is.msg, is.line, is.col+1)
+		}
+	}
+	return x
+}

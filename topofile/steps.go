@@ -3,7 +3,9 @@ package topofile
 import (
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/internal/yamlpos"
 	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
@@ -415,4 +417,24 @@ func (l *loader) nameNodes(b *build, p *pipeSpec) {
 
 func stepName(pipeline string, s *stepSpec) string {
 	return fmt.Sprintf("%s.%d.%s", pipeline, s.index, s.kind)
+}
+
+// stepSpec is a step being read, then built.
+type stepSpec struct {
+	kind      string
+	def       *stepKind // its row of stepKinds
+	key, val  *yaml.Node
+	index     int
+	expr      *celExpr // the expression (map: the key; aggregate: add)
+	expr2     *celExpr // map: the value
+	initial   any
+	table     string
+	tableNode *yaml.Node
+	joinPipe  *pipeSpec // join: the table pipeline of this topology it reads
+	topic     string
+	codec     goka.Codec
+	codecName string
+	every     time.Duration
+	untilWin  bool // suppress until window_close
+	windows   topology.Windows
 }
