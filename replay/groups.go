@@ -38,7 +38,7 @@ func selectGroups(f *topofile.File, c *topology.Compiled, pipelines []string) (*
 	app := c.Topology.App
 	for _, g := range c.Groups {
 		s.byName[string(g.Name)] = g
-		s.inputs[string(g.Name)] = strings.Split(g.Input, ",")
+		s.inputs[string(g.Name)] = g.Inputs
 		for _, o := range g.Outputs {
 			s.writer[o] = g
 		}

@@ -74,7 +74,7 @@ func TestLoadShop(t *testing.T) {
 	}
 	groups := map[goka.Group]string{}
 	for _, g := range c.Groups {
-		groups[g.Name] = g.Input
+		groups[g.Name] = strings.Join(g.Inputs, ",")
 	}
 	want := map[goka.Group]string{
 		"shop-orders":                        "orders",

@@ -24,10 +24,11 @@ type Group struct {
 	// GokaOptions are the goka processor options the group needs (a table
 	// join processes deletions: goka.WithNilHandling(goka.NilProcess)).
 	GokaOptions []goka.ProcessorOption
-	// Input is the topic the group consumes (for a table join, both table
-	// topics, comma-separated); Table its table topic ("" for
-	// a stateless group); Outputs the topics it writes.
-	Input   string
+	// Inputs are the topics the group consumes: one (a source, or a
+	// repartition topic), or for a table join the table topics of its two
+	// sides (left, right), read as records. Table is its table topic (""
+	// for a stateless group); Outputs the topics it writes.
+	Inputs  []string
 	Table   string
 	Outputs []string
 	// Root is the node the group starts at: a source or a stateful node.
@@ -256,7 +257,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	if err != nil {
 		return nil, err
 	}
-	gb.group.Input = input
+	gb.group.Inputs = []string{input}
 
 	decode := func(b []byte) (any, error) { return inCodec.Decode(b) }
 	var hopts []processors.HandleOption
@@ -460,7 +461,7 @@ func (gb *groupBuilder) suppress(n *Node) (processors.Step, error) {
 func (c *Compiled) String() string {
 	var b strings.Builder
 	for _, g := range c.Groups {
-		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, g.Input, g.Table, g.Outputs)
+		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, strings.Join(g.Inputs, ","), g.Table, g.Outputs)
 	}
 	return b.String()
 }
@@ -491,7 +492,7 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 	}
 	leftCB := processors.TableJoinSide(gb.rt, op(sides), processors.JoinLeft, sides.tjoin, next)
 	rightCB := processors.TableJoinSide(gb.rt, op(sides), processors.JoinRight, sides.tjoin, next)
-	gb.group.Input = leftTopic + "," + rightTopic
+	gb.group.Inputs = []string{leftTopic, rightTopic}
 	// The table topics are read with the codec their owners write them
 	// with (envelopes around the user codec).
 	edges := []goka.Edge{
@@ -520,7 +521,7 @@ func (c *Compiled) compileWindowSuppress(gb *groupBuilder, n *Node) (*Group, err
 	ws := processors.NewWindowSuppressor(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec,
 		processors.WindowCloseAt(w.Size, w.Grace), w.Size)
 	input := t.RepartitionTopic(n)
-	gb.group.Input = input
+	gb.group.Inputs = []string{input}
 	gb.group.Table = t.TableTopic(n)
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
 	return gb.finish(ws.Edges(goka.Stream(input), inputCodec(n)))

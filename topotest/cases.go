@@ -26,7 +26,8 @@
 //     record without a value). An input may also name the topic of a table
 //     the topology joins (Builder.Table / `tables:`): its value is then
 //     stored in that table before the next input, as if another weft
-//     processor had written it.
+//     processor had written it (a table join, which reads the table's
+//     topic, gets it as a record of that topic, as in weft run).
 //   - Outputs are checked per topic: on every topic `outputs` names, the
 //     records must be exactly the expected ones, in order; a missing or an
 //     extra record fails the case. Topics it does not name are not
