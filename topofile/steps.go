@@ -18,6 +18,9 @@ import (
 // stepKinds; the loader asks the row, never the name.
 type stepKind struct {
 	name string
+	// keys are the keys of the step's mapping (nil: its value is not a
+	// mapping, or an empty one).
+	keys []string
 	// parse reads the value of step s of pipeline p.
 	parse func(l *loader, b *build, p *pipeSpec, s *stepSpec)
 	// build applies the step to the pipeline being built (nil for the
@@ -68,13 +71,13 @@ var stepKinds = []*stepKind{
 	{name: "select_key", parse: parseRecordExpr(wantString), build: func(c *chain, st *stepSpec) {
 		c.s = c.s.SelectKey(c.name(st), st.expr.KeySelector())
 	}},
-	{name: "map", parse: parseMap, build: func(c *chain, st *stepSpec) {
+	{name: "map", keys: []string{"key", "value"}, parse: parseMap, build: func(c *chain, st *stepSpec) {
 		c.s = c.s.Map(c.name(st), keyValueMapper(st.expr, st.expr2))
 	}},
 	{name: "flat_map", parse: parseRecordExpr(wantList), build: func(c *chain, st *stepSpec) {
 		c.s = c.s.FlatMap(c.name(st), st.expr.FlatMapper())
 	}},
-	{name: "join", joins: true, parse: parseJoin, build: func(c *chain, st *stepSpec) {
+	{name: "join", keys: []string{"table", "value"}, joins: true, parse: parseJoin, build: func(c *chain, st *stepSpec) {
 		c.s = c.s.Join(c.name(st), c.l.joinedTable(c.tb, c.b, st), st.expr.ValueJoiner())
 	}},
 	{name: "branch", terminal: true, branches: true, parse: func(l *loader, b *build, p *pipeSpec, s *stepSpec) {
@@ -88,7 +91,7 @@ var stepKinds = []*stepKind{
 			c.p.branches[i].end = out
 		}
 	}},
-	{name: "to", terminal: true, output: true, unnamed: true, parse: parseTo, build: func(c *chain, st *stepSpec) {
+	{name: "to", keys: []string{"topic", "codec"}, terminal: true, output: true, unnamed: true, parse: parseTo, build: func(c *chain, st *stepSpec) {
 		c.s.To(st.topic, st.codec)
 	}},
 	{name: "group_by_key", grouping: true, unnamed: true, parse: parseNoKeys, build: func(c *chain, _ *stepSpec) {
@@ -97,23 +100,23 @@ var stepKinds = []*stepKind{
 	{name: "group_by", grouping: true, parse: parseRecordExpr(wantString), build: func(c *chain, st *stepSpec) {
 		c.g = c.s.GroupBy(c.name(st), st.expr.KeySelector())
 	}},
-	{name: "window", windowing: true, parse: parseWindow, build: func(c *chain, st *stepSpec) {
+	{name: "window", keys: []string{"size", "advance", "grace"}, windowing: true, parse: parseWindow, build: func(c *chain, st *stepSpec) {
 		c.g = c.g.WindowedBy(c.name(st), st.windows)
 	}},
 	{name: "count", terminal: true, makesTable: true, groupAggregation: true, parse: parseNoKeys, build: func(c *chain, _ *stepSpec) {
 		c.p.table = c.g.Count(c.p.name)
 	}},
-	{name: "reduce", terminal: true, makesTable: true, groupAggregation: true, parse: parseReduce, build: func(c *chain, st *stepSpec) {
+	{name: "reduce", keys: []string{"expr", "codec"}, terminal: true, makesTable: true, groupAggregation: true, parse: parseReduce, build: func(c *chain, st *stepSpec) {
 		c.p.table = c.g.Reduce(c.p.name, st.expr.Reducer(), st.codec)
 	}},
-	{name: "aggregate", terminal: true, makesTable: true, groupAggregation: true, parse: parseAggregate, build: func(c *chain, st *stepSpec) {
+	{name: "aggregate", keys: []string{"initial", "add", "codec"}, terminal: true, makesTable: true, groupAggregation: true, parse: parseAggregate, build: func(c *chain, st *stepSpec) {
 		c.p.table = c.g.Aggregate(c.p.name, initializer(st.initial), st.expr.Aggregator(), st.codec)
 	}},
-	{name: "latest", terminal: true, makesTable: true, parse: parseLatest, build: func(c *chain, st *stepSpec) {
+	{name: "latest", keys: []string{"codec"}, terminal: true, makesTable: true, parse: parseLatest, build: func(c *chain, st *stepSpec) {
 		c.p.table = c.s.Latest(c.p.name, st.codec)
 	}},
-	{name: "suppress", readsTable: true, coalesces: true, parse: parseSuppress},
-	{name: "join_table", terminal: true, makesTable: true, readsTable: true, joins: true, parse: parseJoinTable},
+	{name: "suppress", keys: []string{"every", "until"}, readsTable: true, coalesces: true, parse: parseSuppress},
+	{name: "join_table", keys: []string{"table", "value", "codec"}, terminal: true, makesTable: true, readsTable: true, joins: true, parse: parseJoinTable},
 }
 
 // stepKindNames are the names of stepKinds, for errors.
@@ -186,10 +189,12 @@ func parseRecordExpr(want celWant) func(l *loader, b *build, p *pipeSpec, s *ste
 }
 
 // parseNoKeys reads a step that takes no settings ({} or nothing).
-func parseNoKeys(l *loader, _ *build, _ *pipeSpec, s *stepSpec) { l.fields(s.val, s.key, s.kind) }
+func parseNoKeys(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
+	l.fields(s.val, s.key, s.kind, s.def.keys...)
+}
 
 func parseMap(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, "map", "key", "value")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -202,7 +207,7 @@ func parseMap(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseJoin(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, "join", "table", "value")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -217,7 +222,7 @@ func parseJoin(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseJoinTable(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, "join_table", "table", "value", "codec")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -233,7 +238,7 @@ func parseJoinTable(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseTo(l *loader, b *build, p *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, "to", "topic", "codec")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -255,13 +260,13 @@ func parseTo(l *loader, b *build, p *pipeSpec, s *stepSpec) {
 }
 
 func parseLatest(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	if m, ok := l.fields(s.val, s.key, s.kind, "codec"); ok {
+	if m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...); ok {
 		s.codec, s.codecName = l.codec(m)
 	}
 }
 
 func parseReduce(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, s.kind, "expr", "codec")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -272,7 +277,7 @@ func parseReduce(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseAggregate(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, s.kind, "initial", "add", "codec")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -292,7 +297,7 @@ func parseAggregate(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseWindow(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, s.kind, "size", "advance", "grace")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
@@ -316,7 +321,7 @@ func parseWindow(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
 }
 
 func parseSuppress(l *loader, _ *build, _ *pipeSpec, s *stepSpec) {
-	m, ok := l.fields(s.val, s.key, s.kind, "every", "until")
+	m, ok := l.fields(s.val, s.key, s.kind, s.def.keys...)
 	if !ok {
 		return
 	}
