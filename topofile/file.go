@@ -77,7 +77,7 @@ func (s SASL) String() string {
 }
 
 // GoString describes the settings without the password.
-func (s SASL) GoString() string { return "topology.SASL{" + s.String() + "}" }
+func (s SASL) GoString() string { return "topofile.SASL{" + s.String() + "}" }
 
 // Source is a topic a topology file reads or writes, with its codec name.
 type Source struct {
