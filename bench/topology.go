@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -31,7 +32,7 @@ func loadBankYAML(path, app, input string) (*topology.Topology, error) {
 	}
 	data = bankAppLine.ReplaceAllLiteral(data, []byte("app: "+app))
 	data = bankTopicLine.ReplaceAllLiteral(data, []byte("topic: "+input))
-	f, err := topology.Load(filepath.Base(path), data)
+	f, err := topofile.Load(filepath.Base(path), data)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}

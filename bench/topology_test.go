@@ -243,7 +243,7 @@ var topoInvocations atomic.Int64
 // every b.N iteration:
 //
 //   - yaml: testdata/cqrs/bank.yaml (its `add` is one CEL expression with
-//     reject()), loaded with topology.Load, the app and topic names
+//     reject()), loaded with topofile.Load, the app and topic names
 //     rewritten to be unique to the run;
 //   - dsl: the same topology with the Go DSL (topology.New(app).Stream(
 //     input, topology.JSON{}).GroupByKey().Aggregate("balances", nil

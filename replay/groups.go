@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -31,13 +32,13 @@ func pipelineGroup(app, name string) string { return app + "-" + name }
 
 // selectGroups picks the groups of pipelines (all groups when empty) of c,
 // the topology of file f compiled under its own or a new app name.
-func selectGroups(f *topology.File, c *topology.Compiled, pipelines []string) (*selection, error) {
+func selectGroups(f *topofile.File, c *topology.Compiled, pipelines []string) (*selection, error) {
 	s := &selection{inputs: map[string][]string{}, writer: map[string]*topology.Group{}, level: map[string]int{},
 		byName: map[string]*topology.Group{}, external: map[string]bool{}, deps: map[string]map[string]struct{}{}}
 	app := c.Topology.App
 	for _, g := range c.Groups {
 		s.byName[string(g.Name)] = g
-		s.inputs[string(g.Name)] = strings.Split(g.Input, ",")
+		s.inputs[string(g.Name)] = g.Inputs
 		for _, o := range g.Outputs {
 			s.writer[o] = g
 		}
@@ -67,7 +68,7 @@ func selectGroups(f *topology.File, c *topology.Compiled, pipelines []string) (*
 		}
 	}
 	for _, p := range pipelines {
-		var known *topology.Pipeline
+		var known *topofile.Pipeline
 		for i := range f.Pipelines {
 			if f.Pipelines[i].Name == p {
 				known = &f.Pipelines[i]
@@ -122,7 +123,7 @@ func selectGroups(f *topology.File, c *topology.Compiled, pipelines []string) (*
 	return s, nil
 }
 
-func pipelineNames(f *topology.File) []string {
+func pipelineNames(f *topofile.File) []string {
 	var names []string
 	for _, p := range f.Pipelines {
 		names = append(names, p.Name)
@@ -130,7 +131,7 @@ func pipelineNames(f *topology.File) []string {
 	return names
 }
 
-func tablePipelines(f *topology.File) []string {
+func tablePipelines(f *topofile.File) []string {
 	var names []string
 	for _, p := range f.Pipelines {
 		if p.Table {

@@ -13,13 +13,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	wt "github.com/weftstream/weft/internal/tester"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
 // KeySpec asks for the state of one key at a time, folded from the log
 // (weft replay --key --until-time).
 type KeySpec struct {
-	File     *topology.File
+	File     *topofile.File
 	Pipeline string // the table's pipeline; may be empty when the file has one table
 	Key      string
 	Until    time.Time
@@ -82,20 +83,20 @@ func KeyAt(ctx context.Context, opts []kgo.Opt, spec KeySpec) (*KeyState, error)
 	}
 	name := pipelineGroup(c.Topology.App, pipeline)
 	g := sel.byName[name]
-	if len(sel.groups) != 1 || g.Table == "" || strings.Contains(g.Input, ",") || !sel.external[g.Input] {
+	if len(sel.groups) != 1 || g.Table == "" || len(g.Inputs) != 1 || !sel.external[g.Inputs[0]] {
 		return nil, fmt.Errorf("--key: pipeline %q does not read its table's key straight from a source topic (it re-keys, joins tables or reads another pipeline's table), so the records of a key are not in one partition of one topic", pipeline)
 	}
 	var src *topology.Node
 	for _, n := range c.Topology.Nodes {
-		if n.Kind == topology.KindSource && n.Topic == g.Input {
+		if n.Kind == topology.KindSource && n.Topic == g.Inputs[0] {
 			src = n
 		}
 	}
 	if src == nil {
-		return nil, fmt.Errorf("pipeline %q: no source reads %s", pipeline, g.Input)
+		return nil, fmt.Errorf("pipeline %q: no source reads %s", pipeline, g.Inputs[0])
 	}
 
-	st := &KeyState{Table: g.Table, Key: spec.Key, Until: spec.Until, Topic: g.Input, EventTime: src.Timestamp != nil}
+	st := &KeyState{Table: g.Table, Key: spec.Key, Until: spec.Until, Topic: g.Inputs[0], EventTime: src.Timestamp != nil}
 	recs, err := readKey(ctx, opts, st)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -39,7 +40,7 @@ type Spec struct {
 	// File is the topology file; Into the application name of the
 	// rebuild (its groups are <Into>-<pipeline>, its tables
 	// <Into>-<pipeline>-table).
-	File *topology.File
+	File *topofile.File
 	Into string
 	// Pipelines are the pipelines to rebuild (with the groups they read
 	// from); empty: all.
@@ -113,7 +114,7 @@ type Plan struct {
 }
 
 // renamed returns the topology of f under application name app.
-func renamed(f *topology.File, app string) *topology.Topology {
+func renamed(f *topofile.File, app string) *topology.Topology {
 	t := *f.Topology
 	t.App = app
 	return &t

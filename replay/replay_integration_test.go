@@ -22,6 +22,7 @@ import (
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/replay"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -47,7 +48,7 @@ type fixture struct {
 	kafka  kafkaclient.Config
 	opts   []kgo.Opt
 	adm    *kadm.Client
-	file   *topology.File
+	file   *topofile.File
 	topic  string
 	app    string
 	events []event
@@ -73,7 +74,7 @@ pipelines:
       - group_by: "value.segment"
       - count: {}
 `, f.app, f.topic)
-	file, err := topology.Load("test.yaml", []byte(yaml))
+	file, err := topofile.Load("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
 // ResetSpec describes a reset of a live application's groups (weft reset),
 // as Kafka Streams' application reset tool does it.
 type ResetSpec struct {
-	File      *topology.File
+	File      *topofile.File
 	Pipelines []string // empty: all
 	From      From     // where the groups start again; default earliest
 	// StateDir is where the groups keep their local state

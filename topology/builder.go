@@ -9,11 +9,9 @@ import (
 	"github.com/weftstream/weft/processors"
 )
 
-// KeyValue is a record produced by FlatMap.
-type KeyValue struct {
-	Key   string
-	Value any
-}
+// KeyValue is a record produced by FlatMap (processors.KeyValue: the
+// flat-map step of package processors runs it).
+type KeyValue = processors.KeyValue
 
 // Predicate decides whether a record passes.
 type Predicate func(key string, value any) (bool, error)
@@ -135,6 +133,18 @@ func (n *Node) Stateful() bool {
 	}
 	return false
 }
+
+// Predicate is the predicate a filter or branch node keeps records by
+// (nil for other kinds), for tools and tests that run one node.
+func (n *Node) Predicate() Predicate { return n.pred }
+
+// ValueMapper is the function a mapValues node replaces values with (nil
+// for other kinds), for tools and tests that run one node.
+func (n *Node) ValueMapper() ValueMapper { return n.values }
+
+// Aggregator is the adder of an aggregate node (nil for other kinds), for
+// tools and tests that run one node.
+func (n *Node) Aggregator() Aggregator { return n.agg }
 
 // Builder collects the nodes of a topology. Its methods never fail: errors
 // (a nil function, a duplicate name) are collected and returned by Build.
@@ -379,9 +389,7 @@ func Hopping(size, advance, grace time.Duration) Windows {
 // one (time.RFC3339Nano), so that sub-second windows get keys of their own
 // and whole-second starts keep the form they always had
 // ("k@2026-03-01T10:00:00Z", "k@2026-03-01T10:00:00.5Z").
-func WindowKey(key string, start time.Time) string {
-	return key + "@" + start.UTC().Format(time.RFC3339Nano)
-}
+func WindowKey(key string, start time.Time) string { return processors.WindowKey(key, start) }
 
 // WindowedBy aggregates the group per event-time window: the table keys
 // are WindowKey(key, windowStart). Records reach the aggregation through a

@@ -24,10 +24,11 @@ type Group struct {
 	// GokaOptions are the goka processor options the group needs (a table
 	// join processes deletions: goka.WithNilHandling(goka.NilProcess)).
 	GokaOptions []goka.ProcessorOption
-	// Input is the topic the group consumes (for a table join, both table
-	// topics, comma-separated); Table its table topic ("" for
-	// a stateless group); Outputs the topics it writes.
-	Input   string
+	// Inputs are the topics the group consumes: one (a source, or a
+	// repartition topic), or for a table join the table topics of its two
+	// sides (left, right), read as records. Table is its table topic (""
+	// for a stateless group); Outputs the topics it writes.
+	Inputs  []string
 	Table   string
 	Outputs []string
 	// Root is the node the group starts at: a source or a stateful node.
@@ -199,7 +200,8 @@ func hasStatelessWork(src *Node) bool {
 }
 
 // groupBuilder collects the edges of one group while its callback is
-// compiled.
+// wired from the steps of package processors (ops*.go): compilation
+// decides which node runs where and with what; the steps run the records.
 type groupBuilder struct {
 	t       *Topology
 	cfg     *compileConfig
@@ -209,6 +211,9 @@ type groupBuilder struct {
 	lookups map[string]goka.Codec
 	co      map[*Node]*processors.Coalescer
 }
+
+// op names node n for the rejections of its step.
+func op(n *Node) processors.Op { return processors.Op{Kind: string(n.Kind), Name: n.Name} }
 
 func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) {
 	t := c.Topology
@@ -223,7 +228,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	var (
 		input   string
 		inCodec goka.Codec
-		step    step
+		step    processors.Step
 		err     error
 	)
 	switch {
@@ -235,7 +240,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	if root.Kind == KindSource {
 		input, inCodec = root.Topic, root.Codec
 		step, err = gb.children(root)
-		step = withEventTime(root, step)
+		step = processors.EventTimeStep(root.Topic, root.Timestamp, step)
 	} else {
 		// A stateful node: it reads its source directly (running the
 		// stateless nodes in between) or its repartition topic.
@@ -246,13 +251,13 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 			src, _ := upstream(root)
 			input, inCodec = src.Topic, src.Codec
 			step, err = gb.pathTo(src, root)
-			step = withEventTime(src, step)
+			step = processors.EventTimeStep(src.Topic, src.Timestamp, step)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	gb.group.Input = input
+	gb.group.Inputs = []string{input}
 
 	decode := func(b []byte) (any, error) { return inCodec.Decode(b) }
 	var hopts []processors.HandleOption
@@ -306,15 +311,13 @@ func (gb *groupBuilder) finish(edges []goka.Edge) (*Group, error) {
 	return gb.group, nil
 }
 
-// step runs one node (and what follows it in the group) on a record.
-type step func(ctx goka.Context, key string, value any) error
-
 // children returns the step that runs every child of n that belongs to
-// this group.
-func (gb *groupBuilder) children(n *Node) (step, error) {
+// this group (processors.Fanout: independent branches, each tallied under
+// the name of its first node).
+func (gb *groupBuilder) children(n *Node) (processors.Step, error) {
 	var (
-		steps    []step
-		branches []*Node
+		steps []processors.Step
+		names []string
 	)
 	for _, ch := range n.Children {
 		s, err := gb.node(ch)
@@ -322,46 +325,15 @@ func (gb *groupBuilder) children(n *Node) (step, error) {
 			return nil, err
 		}
 		if s != nil {
-			steps, branches = append(steps, s), append(branches, ch)
+			steps, names = append(steps, s), append(names, ch.Name)
 		}
 	}
-	switch len(steps) {
-	case 0:
-		return func(goka.Context, string, any) error { return nil }, nil
-	case 1:
-		return steps[0], nil
-	}
-	// Branches are independent: a record rejected by one still reaches the
-	// others; the first rejection is reported once, after all ran (the
-	// record is dead-lettered once). Each branch, named after its first
-	// node, counts what it did with the record (processors.Tally.Branch),
-	// so that a branch's records add up even when a sibling rejected them.
-	tallies := make([]*processors.BranchTally, len(branches))
-	for i, br := range branches {
-		tallies[i] = gb.rt.Tally().Branch(br.Name)
-	}
-	return func(ctx goka.Context, k string, v any) error {
-		var rejected error
-		for i, s := range steps {
-			err := s(ctx, k, v)
-			tallies[i].Count(ctx, err)
-			if _, ok := processors.AsRejection(err); ok {
-				if rejected == nil {
-					rejected = err
-				}
-				continue
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return rejected
-	}, nil
+	return processors.Fanout(gb.rt, names, steps), nil
 }
 
 // pathTo returns the step that runs the stateless nodes from src down to
 // stateful node target, then target itself.
-func (gb *groupBuilder) pathTo(src, target *Node) (step, error) {
+func (gb *groupBuilder) pathTo(src, target *Node) (processors.Step, error) {
 	var path []*Node
 	for p := target.Parent; p != src; p = p.Parent {
 		path = append([]*Node{p}, path...)
@@ -380,7 +352,7 @@ func (gb *groupBuilder) pathTo(src, target *Node) (step, error) {
 }
 
 // node compiles ch as part of the group walking down from its parent.
-func (gb *groupBuilder) node(ch *Node) (step, error) {
+func (gb *groupBuilder) node(ch *Node) (processors.Step, error) {
 	switch {
 	case ch.Kind == KindJoinSides:
 		return nil, nil // its group reads both table topics itself
@@ -403,159 +375,77 @@ func (gb *groupBuilder) node(ch *Node) (step, error) {
 }
 
 // emit returns the step that writes records to topic, encoded with cd.
-func (gb *groupBuilder) emit(n *Node, topic string, cd goka.Codec) step {
+func (gb *groupBuilder) emit(n *Node, topic string, cd goka.Codec) processors.Step {
 	gb.outputs[topic] = true
-	return func(ctx goka.Context, k string, v any) error {
-		data, err := cd.Encode(v)
-		if err != nil {
-			return processors.Reject(processors.ReasonEncode, "%s %q: encode for %s: %v", n.Kind, n.Name, topic, err)
-		}
-		ctx.Emit(goka.Stream(topic), k, data)
-		return nil
-	}
+	return processors.EmitStep(op(n), topic, cd)
 }
 
 // stateless returns the step of a stateless node n followed by next.
-func (gb *groupBuilder) stateless(n *Node, next step) (step, error) {
-	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
+func (gb *groupBuilder) stateless(n *Node, next processors.Step) (processors.Step, error) {
 	switch n.Kind {
 	case KindFilter, KindBranch:
-		return func(ctx goka.Context, k string, v any) error {
-			ok, err := n.pred(k, v)
-			if err != nil {
-				return fail(err)
-			}
-			if !ok {
-				return nil
-			}
-			return next(ctx, k, v)
-		}, nil
+		return processors.FilterStep(op(n), n.pred, next), nil
 	case KindMapValues:
-		return func(ctx goka.Context, k string, v any) error {
-			nv, err := n.values(k, v)
-			if err != nil {
-				return fail(err)
-			}
-			return next(ctx, k, nv)
-		}, nil
+		return processors.MapValuesStep(op(n), n.values, next), nil
 	case KindMap:
-		return func(ctx goka.Context, k string, v any) error {
-			nk, nv, err := n.kv(k, v)
-			if err != nil {
-				return fail(err)
-			}
-			return next(ctx, nk, nv)
-		}, nil
+		return processors.MapStep(op(n), n.kv, next), nil
 	case KindSelectKey:
-		return func(ctx goka.Context, k string, v any) error {
-			nk, err := n.key(k, v)
-			if err != nil {
-				return fail(err)
-			}
-			return next(ctx, nk, v)
-		}, nil
+		return processors.SelectKeyStep(op(n), n.key, next), nil
 	case KindFlatMap:
-		return func(ctx goka.Context, k string, v any) error {
-			kvs, err := n.flat(k, v)
-			if err != nil {
-				return fail(err)
-			}
-			for _, kv := range kvs {
-				if err := next(ctx, kv.Key, kv.Value); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, nil
+		return processors.FlatMapStep(op(n), n.flat, next), nil
 	case KindJoin:
 		table := gb.t.tableTopicOf(n.Other)
 		gb.lookups[table] = n.Other.Codec
-		return func(ctx goka.Context, k string, v any) error {
-			other := ctx.Lookup(goka.Table(table), k)
-			nv, err := n.joiner(k, v, other)
-			if err != nil {
-				return fail(err)
-			}
-			return next(ctx, k, nv)
-		}, nil
+		return processors.LookupJoinStep(op(n), goka.Table(table), n.joiner, next), nil
 	case KindToStream:
 		return next, nil
 	case KindWindow:
-		return windowStep(n, next), nil
+		return processors.WindowStep(n.Windows.Size, n.Windows.Advance, next), nil
 	}
 	return nil, fmt.Errorf("node %q: %s cannot run here", n.Name, n.Kind)
 }
 
+// fold is the fold of the table of stateful node n.
+func fold(n *Node) (processors.Fold, error) {
+	switch n.Kind {
+	case KindCount:
+		return processors.CountFold, nil
+	case KindLatest:
+		return processors.LatestFold, nil
+	case KindReduce:
+		return processors.ReduceFold(n.reduce), nil
+	case KindAggregate:
+		return processors.AggregateFold(n.init, n.agg), nil
+	}
+	return nil, fmt.Errorf("node %q: %s keeps no table of its own", n.Name, n.Kind)
+}
+
 // stateful returns the step that updates the table of stateful node n and
 // runs what follows the table in this group.
-func (gb *groupBuilder) stateful(n *Node) (step, error) {
+func (gb *groupBuilder) stateful(n *Node) (processors.Step, error) {
 	next, err := gb.children(n)
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return processors.Reject(string(n.Kind), "%s %q: %v", n.Kind, n.Name, err) }
-	var clock *processors.StreamClock // the stream time of a windowed table
+	f, err := fold(n)
+	if err != nil {
+		return nil, err
+	}
 	w := windowOf(n)
-	if w != nil {
-		clock = processors.NewStreamClock(gb.rt)
+	if w == nil {
+		return processors.TableStep(op(n), f, nil, next), nil
 	}
-	apply := func(ctx goka.Context, k string, v any) error {
-		if k != ctx.Key() {
-			return fail(fmt.Errorf("record key %q reached the table of key %q: the stream must be repartitioned", k, ctx.Key()))
-		}
-		cur := ctx.Value()
-		var nv any
-		switch n.Kind {
-		case KindCount:
-			count, _ := cur.(int64)
-			nv = count + 1
-		case KindLatest:
-			nv = v
-		case KindReduce:
-			if cur == nil {
-				nv = v
-			} else {
-				r, err := n.reduce(k, cur, v)
-				if err != nil {
-					return fail(err)
-				}
-				nv = r
-			}
-		case KindAggregate:
-			if cur == nil {
-				cur = n.init()
-			}
-			a, err := n.agg(k, v, cur)
-			if err != nil {
-				return fail(err)
-			}
-			nv = a
-		}
-		if nv == nil {
-			ctx.Delete()
-			return nil
-		}
-		ctx.SetValue(nv)
-		if clock != nil {
-			// Stream time is the newest event time in the table (the
-			// clock restores it from there): it moves with the write.
-			if err := clock.Advance(ctx, ctx.Timestamp()); err != nil {
-				return err
-			}
-		}
-		return next(ctx, k, nv)
-	}
-	if w != nil {
-		// Windowed: the records come keyed by window; late ones are
-		// rejected here, by the group that owns the windows.
-		return windowed(w, clock, apply), nil
-	}
-	return apply, nil
+	// Windowed: the records come keyed by window; late ones are rejected
+	// here, by the group that owns the windows, with the stream time of
+	// the table (a clock the table's writes move on).
+	clock := processors.NewStreamClock(gb.rt)
+	apply := processors.TableStep(op(n), f, clock, next)
+	return processors.WindowedStep(op(w), w.Windows.Size, w.Windows.Grace, clock, apply), nil
 }
 
 // suppress returns the step that hands a table's new values to a
 // coalescer writing to the sink below the suppress node.
-func (gb *groupBuilder) suppress(n *Node) (step, error) {
+func (gb *groupBuilder) suppress(n *Node) (processors.Step, error) {
 	if len(n.Children) != 1 || n.Children[0].Kind != KindSink {
 		return nil, fmt.Errorf("suppress %q must be followed by exactly one to", n.Name)
 	}
@@ -564,44 +454,16 @@ func (gb *groupBuilder) suppress(n *Node) (step, error) {
 		[]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, gb.cfg.runtimeOpts...)
 	gb.co[n] = co
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
-	return func(ctx goka.Context, k string, v any) error {
-		co.Add(ctx, k, v)
-		return nil
-	}, nil
+	return processors.CoalesceStep(co), nil
 }
 
 // String lists the groups, for logs and errors.
 func (c *Compiled) String() string {
 	var b strings.Builder
 	for _, g := range c.Groups {
-		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, g.Input, g.Table, g.Outputs)
+		fmt.Fprintf(&b, "%s: %s -> table %q, outputs %v\n", g.Name, strings.Join(g.Inputs, ","), g.Table, g.Outputs)
 	}
 	return b.String()
-}
-
-// eventTimeSetter is the part of processors.Context a timestamp extractor
-// needs.
-type eventTimeSetter interface{ SetEventTime(time.Time) }
-
-// withEventTime runs source src's timestamp extractor (if it has one)
-// before next: the extracted time becomes the record's event time.
-func withEventTime(src *Node, next step) step {
-	extract := src.Timestamp
-	if extract == nil || next == nil {
-		return next
-	}
-	return func(ctx goka.Context, k string, v any) error {
-		ts, err := extract(k, v)
-		if err != nil {
-			return processors.Reject(processors.ReasonTimestamp, "stream %s: event time: %v", src.Topic, err)
-		}
-		setter, ok := ctx.(eventTimeSetter)
-		if !ok {
-			return fmt.Errorf("stream %s: the context %T cannot take an event time (run the group with processors.Handle)", src.Topic, ctx)
-		}
-		setter.SetEventTime(ts)
-		return next(ctx, k, v)
-	}
 }
 
 // tableTopicOf is the topic of a table: its own topic for a table read
@@ -614,9 +476,9 @@ func (t *Topology) tableTopicOf(n *Node) string {
 }
 
 // compileTableJoin builds the group of a table-table join: it consumes the
-// table topics of both sides, keeps both values of each key in its own
-// table and, when both exist, passes the joined value on to the result
-// table (through its repartition topic).
+// table topics of both sides (processors.TableJoinSide), keeps both values
+// of each key in its own table and, when both exist, passes the joined
+// value on to the result table (through its repartition topic).
 func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, error) {
 	t := c.Topology
 	left, right := sides.Parent, sides.Other
@@ -624,51 +486,13 @@ func (c *Compiled) compileTableJoin(gb *groupBuilder, sides *Node) (*Group, erro
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return processors.Reject("tableJoin", "table join %q: %v", sides.Name, err) }
-	side := func(name string, n *Node) (string, goka.ProcessCallback) {
-		topic := t.tableTopicOf(n)
-		return topic, processors.HandleDecoded(gb.rt, func(ctx goka.Context, s *processors.Stored) error {
-			both, _ := ctx.Value().(map[string]any)
-			wasJoined := both["left"] != nil && both["right"] != nil
-			if s == nil || s.Value == nil {
-				// A side was deleted: forget it, and retract the joined
-				// value if there was one.
-				if both[name] == nil {
-					return nil
-				}
-				delete(both, name)
-				if len(both) == 0 {
-					ctx.Delete()
-				} else {
-					ctx.SetValue(both)
-				}
-				if wasJoined {
-					return next(ctx, ctx.Key(), nil)
-				}
-				return nil
-			}
-			if both == nil {
-				both = map[string]any{}
-			}
-			both[name] = s.Value
-			ctx.SetValue(both)
-			l, r := both["left"], both["right"]
-			if l == nil || r == nil {
-				return nil // an inner join: no result until both sides exist
-			}
-			joined, err := sides.tjoin(ctx.Key(), l, r)
-			if err != nil {
-				return fail(err)
-			}
-			return next(ctx, ctx.Key(), joined)
-		})
-	}
-	leftTopic, leftCB := side("left", left)
-	rightTopic, rightCB := side("right", right)
+	leftTopic, rightTopic := t.tableTopicOf(left), t.tableTopicOf(right)
 	if leftTopic == rightTopic {
 		return nil, fmt.Errorf("table join %q: a table cannot join itself", sides.Name)
 	}
-	gb.group.Input = leftTopic + "," + rightTopic
+	leftCB := processors.TableJoinSide(gb.rt, op(sides), processors.JoinLeft, sides.tjoin, next)
+	rightCB := processors.TableJoinSide(gb.rt, op(sides), processors.JoinRight, sides.tjoin, next)
+	gb.group.Inputs = []string{leftTopic, rightTopic}
 	// The table topics are read with the codec their owners write them
 	// with (envelopes around the user codec).
 	edges := []goka.Edge{
@@ -694,30 +518,15 @@ func (c *Compiled) compileWindowSuppress(gb *groupBuilder, n *Node) (*Group, err
 	}
 	sink := n.Children[0]
 	w := n.Windows
-	closeAt := func(key string) (time.Time, error) {
-		start, err := WindowStart(key)
-		if err != nil {
-			return time.Time{}, err
-		}
-		return start.Add(w.Size + w.Grace), nil
-	}
-	ws := processors.NewWindowSuppressor(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec, closeAt, w.Size)
+	ws := processors.NewWindowSuppressor(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec,
+		processors.WindowCloseAt(w.Size, w.Grace), w.Size)
 	input := t.RepartitionTopic(n)
-	gb.group.Input = input
+	gb.group.Inputs = []string{input}
 	gb.group.Table = t.TableTopic(n)
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
 	return gb.finish(ws.Edges(goka.Stream(input), inputCodec(n)))
 }
 
-// WindowStart returns the window start in a table key made by WindowKey.
-func WindowStart(key string) (time.Time, error) {
-	i := strings.LastIndexByte(key, '@')
-	if i < 0 {
-		return time.Time{}, fmt.Errorf("key %q is not a window key (<key>@<window start>)", key)
-	}
-	start, err := time.Parse(time.RFC3339, key[i+1:])
-	if err != nil {
-		return time.Time{}, fmt.Errorf("key %q is not a window key: %v", key, err)
-	}
-	return start, nil
-}
+// WindowStart returns the window start in a table key made by WindowKey
+// (processors.WindowStart).
+func WindowStart(key string) (time.Time, error) { return processors.WindowStart(key) }

@@ -74,7 +74,7 @@ func TestCompileShop(t *testing.T) {
 		t.Fatalf("groups:\n%s", c)
 	}
 	for name, input := range want {
-		if g := groups[name]; g == nil || g.Input != input {
+		if g := groups[name]; g == nil || strings.Join(g.Inputs, ",") != input {
 			t.Fatalf("group %s: %+v, want input %s\n%s", name, g, input, c)
 		}
 	}

@@ -135,8 +135,8 @@ func TestDescribeMatchesCompile(t *testing.T) {
 					t.Errorf("sub-topology %d is not group %s:\n%s", i, g.Name, sub)
 				}
 				srcs := source.FindAllStringSubmatch(sub, -1)
-				if len(srcs) != 1 || srcs[0][1] != g.Input {
-					t.Errorf("group %s reads %s, described sources %v", g.Name, g.Input, srcs)
+				if len(srcs) != 1 || srcs[0][1] != strings.Join(g.Inputs, ",") {
+					t.Errorf("group %s reads %v, described sources %v", g.Name, g.Inputs, srcs)
 				}
 				var sinks []string
 				for _, m := range sink.FindAllStringSubmatch(sub, -1) {

@@ -24,5 +24,8 @@
 // Compile turns the topology into one goka group per stateful operation
 // (goka keeps one table per group) plus one group per source whose
 // stateless branches end in sinks. The package describes and compiles; it
-// runs nothing.
+// runs nothing: a group's callback is a chain of the per-record steps of
+// package processors (ops*.go). Topology files (YAML with CEL) are loaded
+// into this model by package topofile. docs/architecture.md ties the
+// packages together.
 package topology

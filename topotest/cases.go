@@ -26,7 +26,8 @@
 //     record without a value). An input may also name the topic of a table
 //     the topology joins (Builder.Table / `tables:`): its value is then
 //     stored in that table before the next input, as if another weft
-//     processor had written it.
+//     processor had written it (a table join, which reads the table's
+//     topic, gets it as a record of that topic, as in weft run).
 //   - Outputs are checked per topic: on every topic `outputs` names, the
 //     records must be exactly the expected ones, in order; a missing or an
 //     extra record fails the case. Topics it does not name are not
@@ -57,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftstream/weft/internal/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -124,62 +126,84 @@ func LoadCases(path string) ([]Case, error) {
 }
 
 // ParseCases parses the test cases in data; filename is used in errors
-// and positions.
+// and positions. The YAML rules are those of topology files (package
+// internal/yamlpos: one document, keys once per mapping, no merge keys,
+// bounded alias expansion); the error lists every mistake found (each
+// case is read up to its first one), sorted by position.
 func ParseCases(data []byte, filename string) ([]Case, error) {
-	p := &parser{file: filename}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", filename, strings.TrimPrefix(err.Error(), "yaml: "))
+	p := &parser{r: yamlpos.NewReader(filename, data)}
+	cases := p.file()
+	if errs := p.r.Errors(); errs != nil {
+		return nil, errs
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: empty test file: want a mapping with tests", filename)
+	return cases, nil
+}
+
+// parser reads a test file; its errors are collected in r.
+type parser struct{ r *yamlpos.Reader }
+
+// errReported stops reading a part of the file whose error is reported
+// (in parser.r).
+var errReported = errors.New("reported")
+
+func (p *parser) pos(n *yaml.Node) string {
+	return fmt.Sprintf("%s:%d:%d", p.r.File(), n.Line, n.Column)
+}
+
+// errf reports an error at n and returns errReported.
+func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
+	p.r.Errorf(n, format, args...)
+	return errReported
+}
+
+// resolve follows aliases (within the file's bound on them).
+func (p *parser) resolve(n *yaml.Node) (*yaml.Node, error) {
+	if n = p.r.Resolve(n); n == nil {
+		return nil, errReported
 	}
-	root := doc.Content[0]
+	return n, nil
+}
+
+// file reads the test cases of the file.
+func (p *parser) file() []Case {
+	root := p.r.Document("a test file", "empty test file: want a mapping with tests")
+	if root == nil {
+		return nil
+	}
 	fields, err := p.mapping(root, "test file", "tests")
 	if err != nil {
-		return nil, err
+		return nil
 	}
 	tests := fields["tests"]
 	if tests == nil {
-		return nil, p.errf(root, "test file without tests")
+		p.errf(root, "test file without tests")
+		return nil
 	}
-	tests = resolve(tests)
 	if tests.Kind != yaml.SequenceNode {
-		return nil, p.errf(tests, "tests: want a list of test cases, got %s", kindName(tests))
+		p.errf(tests, "tests: want a list of test cases, got %s", kindName(tests))
+		return nil
 	}
 	var cases []Case
 	names := map[string]string{}
 	for _, n := range tests.Content {
 		c, err := p.testCase(n)
+		if p.r.TooBig() {
+			return nil
+		}
 		if err != nil {
-			return nil, err
+			continue // reported: read the next case
 		}
 		if prev, ok := names[c.Name]; ok {
-			return nil, p.errf(n, "test case %q is defined twice (first at %s)", c.Name, prev)
+			p.errf(n, "test case %q is defined twice (first at %s)", c.Name, prev)
+			continue
 		}
 		names[c.Name] = c.Pos
 		cases = append(cases, c)
 	}
-	if len(cases) == 0 {
-		return nil, p.errf(tests, "tests: no test cases")
+	if len(tests.Content) == 0 {
+		p.errf(tests, "tests: no test cases")
 	}
-	return cases, nil
-}
-
-type parser struct{ file string }
-
-func (p *parser) pos(n *yaml.Node) string { return fmt.Sprintf("%s:%d:%d", p.file, n.Line, n.Column) }
-
-func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
-	return fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...))
-}
-
-// resolve follows aliases.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
+	return cases
 }
 
 func kindName(n *yaml.Node) string {
@@ -197,83 +221,29 @@ func kindName(n *yaml.Node) string {
 	return "nothing"
 }
 
-// mapping returns the values of a mapping's fields by name; unknown and
-// duplicate fields are errors. Merge keys (<<) are expanded.
+// mapping returns the values (resolved) of a mapping's fields by name;
+// unknown fields are errors, and so are what yamlpos rejects (merge keys,
+// repeated keys, keys that are not strings).
 func (p *parser) mapping(n *yaml.Node, what string, known ...string) (map[string]*yaml.Node, error) {
-	n = resolve(n)
+	n, err := p.resolve(n)
+	if err != nil {
+		return nil, err
+	}
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "%s: want a mapping, got %s", what, kindName(n))
 	}
+	before := p.r.Count()
 	out := map[string]*yaml.Node{}
-	check := func(k *yaml.Node) error {
-		if k.Kind != yaml.ScalarNode {
-			return p.errf(k, "%s: field names must be plain words", what)
+	for _, e := range p.r.Entries(n) {
+		if !contains(known, e.K.Value) {
+			return nil, p.errf(e.K, "unknown field %q in %s (known: %s)", e.K.Value, what, strings.Join(known, ", "))
 		}
-		if !contains(known, k.Value) {
-			return p.errf(k, "unknown field %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))
-		}
-		return nil
+		out[e.K.Value] = e.V
 	}
-	// Explicit fields first: they win over merged (<<) ones.
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Tag == "!!merge" {
-			continue
-		}
-		if err := check(k); err != nil {
-			return nil, err
-		}
-		if _, dup := out[k.Value]; dup {
-			return nil, p.errf(k, "field %q appears twice in %s", k.Value, what)
-		}
-		out[k.Value] = v
-	}
-	var fill func(m *yaml.Node) error
-	fill = func(m *yaml.Node) error {
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			k, v := m.Content[i], m.Content[i+1]
-			if k.Tag == "!!merge" {
-				if err := p.merge(v, fill); err != nil {
-					return err
-				}
-				continue
-			}
-			if m == n {
-				continue
-			}
-			if err := check(k); err != nil {
-				return err
-			}
-			if _, set := out[k.Value]; !set {
-				out[k.Value] = v
-			}
-		}
-		return nil
-	}
-	if err := fill(n); err != nil {
-		return nil, err
+	if p.r.Count() > before {
+		return nil, errReported
 	}
 	return out, nil
-}
-
-func (p *parser) merge(v *yaml.Node, walk func(*yaml.Node) error) error {
-	v = resolve(v)
-	switch v.Kind {
-	case yaml.MappingNode:
-		return walk(v)
-	case yaml.SequenceNode:
-		for _, e := range v.Content {
-			e = resolve(e)
-			if e.Kind != yaml.MappingNode {
-				return p.errf(e, "a merge (<<) takes mappings, got %s", kindName(e))
-			}
-			if err := walk(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return p.errf(v, "a merge (<<) takes mappings, got %s", kindName(v))
 }
 
 func contains(list []string, s string) bool {
@@ -287,7 +257,10 @@ func contains(list []string, s string) bool {
 
 // str returns a scalar's text; null is "".
 func (p *parser) str(n *yaml.Node, what string) (string, error) {
-	n = resolve(n)
+	n, err := p.resolve(n)
+	if err != nil {
+		return "", err
+	}
 	if n.Kind != yaml.ScalarNode {
 		return "", p.errf(n, "%s: want a scalar, got %s", what, kindName(n))
 	}
@@ -313,7 +286,10 @@ func (p *parser) required(fields map[string]*yaml.Node, at *yaml.Node, name, wha
 }
 
 func (p *parser) testCase(n *yaml.Node) (Case, error) {
-	n = resolve(n)
+	n, err := p.resolve(n)
+	if err != nil {
+		return Case{}, err
+	}
 	fields, err := p.mapping(n, "test case", "name", "input", "expect")
 	if err != nil {
 		return Case{}, err
@@ -337,7 +313,6 @@ func (p *parser) testCase(n *yaml.Node) (Case, error) {
 }
 
 func (p *parser) records(n *yaml.Node, what string, input bool) ([]Record, error) {
-	n = resolve(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return []Record{}, nil
 	}
@@ -356,7 +331,10 @@ func (p *parser) records(n *yaml.Node, what string, input bool) ([]Record, error
 }
 
 func (p *parser) record(n *yaml.Node, what string, input bool) (Record, error) {
-	n = resolve(n)
+	n, err := p.resolve(n)
+	if err != nil {
+		return Record{}, err
+	}
 	known := []string{"topic", "key", "value", "headers"}
 	if input {
 		known = append(known, "timestamp")
@@ -378,27 +356,26 @@ func (p *parser) record(n *yaml.Node, what string, input bool) (Record, error) {
 		if r.Value, err = p.value(v); err != nil {
 			return Record{}, err
 		}
-		if v := resolve(v); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+		if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
 			text := v.Value
 			r.text = &text
 		}
 	}
 	if h := fields["headers"]; h != nil {
-		hf := resolve(h)
-		if hf.Kind != yaml.MappingNode {
-			return Record{}, p.errf(hf, "%s: headers: want a mapping of names to values, got %s", what, kindName(hf))
+		if h.Kind != yaml.MappingNode {
+			return Record{}, p.errf(h, "%s: headers: want a mapping of names to values, got %s", what, kindName(h))
 		}
+		before := p.r.Count()
 		r.Headers = map[string]string{}
-		for i := 0; i+1 < len(hf.Content); i += 2 {
-			name, err := p.str(hf.Content[i], what+": header name")
+		for _, e := range p.r.Entries(h) {
+			val, err := p.str(e.V, fmt.Sprintf("%s: header %s", what, e.K.Value))
 			if err != nil {
 				return Record{}, err
 			}
-			val, err := p.str(hf.Content[i+1], fmt.Sprintf("%s: header %s", what, name))
-			if err != nil {
-				return Record{}, err
-			}
-			r.Headers[name] = val
+			r.Headers[e.K.Value] = val
+		}
+		if p.r.Count() > before {
+			return Record{}, errReported
 		}
 	}
 	if ts := fields["timestamp"]; ts != nil {
@@ -414,7 +391,6 @@ func (p *parser) record(n *yaml.Node, what string, input bool) (Record, error) {
 }
 
 func (p *parser) expect(n *yaml.Node, what string) (Expect, error) {
-	n = resolve(n)
 	fields, err := p.mapping(n, what+": expect", "outputs", "tables", "rejected")
 	if err != nil {
 		return Expect{}, err
@@ -426,17 +402,20 @@ func (p *parser) expect(n *yaml.Node, what string) (Expect, error) {
 		}
 	}
 	if t := fields["tables"]; t != nil {
-		t = resolve(t)
 		if t.Kind != yaml.SequenceNode {
 			return Expect{}, p.errf(t, "%s: tables: want a list of {table, key, value}, got %s", what, kindName(t))
 		}
 		for i, tn := range t.Content {
 			tw := fmt.Sprintf("%s: tables[%d]", what, i)
+			tn, err := p.resolve(tn)
+			if err != nil {
+				return Expect{}, err
+			}
 			tf, err := p.mapping(tn, tw, "table", "key", "value")
 			if err != nil {
 				return Expect{}, err
 			}
-			tv := TableValue{Pos: p.pos(resolve(tn))}
+			tv := TableValue{Pos: p.pos(tn)}
 			if tv.Table, err = p.required(tf, tn, "table", tw); err != nil {
 				return Expect{}, err
 			}
@@ -455,8 +434,8 @@ func (p *parser) expect(n *yaml.Node, what string) (Expect, error) {
 	}
 	if r := fields["rejected"]; r != nil {
 		var count int
-		if err := resolve(r).Decode(&count); err != nil || count < 0 {
-			return Expect{}, p.errf(r, "%s: rejected: want a number of records (0 or more), got %s", what, kindName(resolve(r)))
+		if err := r.Decode(&count); err != nil || count < 0 {
+			return Expect{}, p.errf(r, "%s: rejected: want a number of records (0 or more), got %s", what, kindName(r))
 		}
 		e.Rejected = &count
 	}
@@ -466,39 +445,23 @@ func (p *parser) expect(n *yaml.Node, what string) (Expect, error) {
 // value turns a YAML node into a generic value: map[string]any, []any,
 // string, int64, float64, bool or nil.
 func (p *parser) value(n *yaml.Node) (any, error) {
-	n = resolve(n)
+	n, err := p.resolve(n)
+	if err != nil {
+		return nil, err
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
+		before := p.r.Count()
 		m := map[string]any{}
-		// Merged (<<) keys first, so that explicit keys win.
-		var add func(m2 *yaml.Node) error
-		add = func(m2 *yaml.Node) error {
-			for _, merges := range []bool{true, false} {
-				for i := 0; i+1 < len(m2.Content); i += 2 {
-					k, v := resolve(m2.Content[i]), m2.Content[i+1]
-					if (k.Tag == "!!merge") != merges {
-						continue
-					}
-					if merges {
-						if err := p.merge(v, add); err != nil {
-							return err
-						}
-						continue
-					}
-					if k.Kind != yaml.ScalarNode {
-						return p.errf(k, "map keys must be scalars")
-					}
-					val, err := p.value(v)
-					if err != nil {
-						return err
-					}
-					m[k.Value] = val
-				}
+		for _, e := range p.r.Entries(n) {
+			val, err := p.value(e.V)
+			if err != nil {
+				return nil, err
 			}
-			return nil
+			m[e.K.Value] = val
 		}
-		if err := add(n); err != nil {
-			return nil, err
+		if p.r.Count() > before {
+			return nil, errReported
 		}
 		return m, nil
 	case yaml.SequenceNode:
@@ -528,5 +491,5 @@ func (p *parser) value(n *yaml.Node) (any, error) {
 		}
 		return v, nil
 	}
-	return nil, errors.New("empty value")
+	return nil, p.errf(n, "empty value")
 }

@@ -63,9 +63,12 @@ type plan struct {
 	tables   map[string]*topology.Node // table topic -> table node (joins)
 	sinks    map[string]*topology.Node // output topic -> its first sink node
 	stateful map[string]*topology.Node // table name -> aggregating node
-	// consumed are the topics some group reads (input or lookup): feeding
-	// other topics has no effect.
+	// consumed are the topics some group reads as its input (a stream, or
+	// the table topics of a table join); lookups the tables some group
+	// looks up (joins of a stream with a table). Feeding other topics has
+	// no effect.
 	consumed map[string]bool
+	lookups  map[string]bool
 	outputs  []string // output topics, sorted
 	inputs   [][]input
 }
@@ -89,7 +92,7 @@ func newPlan(t *topology.Topology, cases []Case) (*plan, error) {
 	p := &plan{top: t, cases: cases,
 		sources: map[string]*topology.Node{}, tables: map[string]*topology.Node{},
 		sinks: map[string]*topology.Node{}, stateful: map[string]*topology.Node{},
-		consumed: map[string]bool{}}
+		consumed: map[string]bool{}, lookups: map[string]bool{}}
 	for _, n := range t.Nodes {
 		switch {
 		case n.Kind == topology.KindSource:
@@ -107,9 +110,11 @@ func newPlan(t *topology.Topology, cases []Case) (*plan, error) {
 	}
 	sort.Strings(p.outputs)
 	for _, g := range compiled.Groups {
-		p.consumed[g.Input] = true
+		for _, in := range g.Inputs {
+			p.consumed[in] = true
+		}
 		for _, l := range g.Graph.LookupTables() {
-			p.consumed[l.Topic()] = true
+			p.lookups[l.Topic()] = true
 		}
 	}
 
@@ -387,12 +392,21 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 // processor has handled everything.
 func (p *plan) feed(gt *tester.Tester, inputs []input) {
 	for _, in := range inputs {
-		if !p.consumed[in.rec.Topic] {
-			continue // nothing reads it
-		}
+		topic := in.rec.Topic
 		if in.table {
-			gt.SetTableValue(goka.Table(in.rec.Topic), in.rec.Key, &processors.Stored{Value: in.value})
+			// A joined table: stored for the lookups of stream joins,
+			// and a record of its topic for the table joins that read it.
+			if p.lookups[topic] {
+				gt.SetTableValue(goka.Table(topic), in.rec.Key, &processors.Stored{Value: in.value})
+			}
+			if p.consumed[topic] {
+				// The group reads the topic with the envelope codec.
+				gt.Consume(topic, in.rec.Key, &processors.Stored{Value: in.value})
+			}
 			continue
+		}
+		if !p.consumed[topic] {
+			continue // nothing reads it
 		}
 		var opts []tester.EmitOption
 		if len(in.rec.Headers) > 0 {

@@ -188,7 +188,7 @@ func TestLoadCasesErrors(t *testing.T) {
 		{"tests:\n  - name: a\n    input:\n      - {topic: t, timestamp: yesterday}", `x.yaml:4:31: test case "a": input[0]: timestamp "yesterday" is not RFC 3339`},
 		{"tests:\n  - name: a\n    expect: {rejected: some}", `x.yaml:3:24: test case "a": rejected: want a number of records`},
 		{"tests:\n  - name: a\n    expect:\n      outputs:\n        - {topic: t, timestamp: 2026-01-01T00:00:00Z}", `x.yaml:5:22: unknown field "timestamp" in test case "a": outputs[0] (known: topic, key, value, headers)`},
-		{"tests: [", "x.yaml: "},
+		{"tests: [", "x.yaml:2:1: YAML: did not find expected node content"},
 	} {
 		_, err := topotest.ParseCases([]byte(tc.yaml), "x.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

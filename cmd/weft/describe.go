@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -48,7 +49,7 @@ state stores cylinders, and each consumer group is a subgraph.`,
 // describeFile loads the topology file at path, compiles it and writes its
 // description in format to w.
 func describeFile(path, format string, w io.Writer) error {
-	f, err := topology.LoadFile(path)
+	f, err := topofile.LoadFile(path)
 	if err != nil {
 		return err
 	}

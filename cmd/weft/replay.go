@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/replay"
-	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/term"
@@ -187,7 +187,7 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	if err != nil {
 		return err
 	}
-	file, err := topology.LoadFile(path)
+	file, err := topofile.LoadFile(path)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 
 // executeReplay runs the plan with tracing and a progress display.
 func executeReplay(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, adm *kadm.Client,
-	plan *replay.Plan, f *replayFlags, file *topology.File) (*replay.Summary, error) {
+	plan *replay.Plan, f *replayFlags, file *topofile.File) (*replay.Summary, error) {
 	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
 	if err != nil {
 		return nil, err
@@ -278,7 +278,7 @@ func executeReplay(ctx context.Context, log *slog.Logger, k kafkaclient.Config, 
 	progress, finish := progressDisplay(log, f.progress)
 	defer finish()
 	return replay.Execute(ctx, adm, plan, replay.Options{Kafka: k, StateDir: stateDir, Logger: log, TracerProvider: tp,
-		StopOnRejection: file.OnError == topology.OnErrorStop, Progress: progress})
+		StopOnRejection: file.OnError == topofile.OnErrorStop, Progress: progress})
 }
 
 // progressDisplay is a progress bar with rate and ETA on a terminal, a log

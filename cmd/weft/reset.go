@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/replay"
-	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/topofile"
 )
 
 func newResetCommand(g *globalFlags) *cobra.Command {
@@ -50,7 +50,7 @@ first.`,
 			if err != nil {
 				return err
 			}
-			file, err := topology.LoadFile(args[0])
+			file, err := topofile.LoadFile(args[0])
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -29,7 +30,7 @@ type runFlags struct {
 
 // recordCache returns the record cache option of the groups: the flags
 // where set, else the topology file's settings, else the defaults.
-func (f *runFlags) recordCache(cmd *cobra.Command, file *topology.File) (processors.Option, error) {
+func (f *runFlags) recordCache(cmd *cobra.Command, file *topofile.File) (processors.Option, error) {
 	size, every := int64(processors.DefaultCacheMaxBytes), processors.DefaultCommitInterval
 	if file != nil && file.CacheMaxBytes != nil {
 		size = *file.CacheMaxBytes
@@ -107,9 +108,9 @@ closes the state stores; a restart resumes where it stopped.`,
 			if err != nil {
 				return err
 			}
-			var file *topology.File
+			var file *topofile.File
 			if len(args) == 1 {
-				if file, err = topology.LoadFile(args[0]); err != nil {
+				if file, err = topofile.LoadFile(args[0]); err != nil {
 					return err
 				}
 				g.applyFile(cmd, file)
@@ -230,7 +231,7 @@ func logProgress(ctx context.Context, log *slog.Logger, tally *processors.Tally,
 
 // applyFile takes the Kafka settings of a topology file for the flags the
 // command line (or environment) did not set.
-func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
+func (g *globalFlags) applyFile(cmd *cobra.Command, f *topofile.File) {
 	flags := cmd.Flags()
 	if len(f.Brokers) > 0 && !flags.Changed("brokers") && len(g.brokers) == 0 {
 		g.brokers = f.Brokers
@@ -242,7 +243,7 @@ func (g *globalFlags) applyFile(cmd *cobra.Command, f *topology.File) {
 
 // runTopology compiles a topology file and runs all its groups; extra
 // options go to every group's processor.
-func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topology.File, rf *runFlags, extra ...processors.Option) error {
+func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, f *topofile.File, rf *runFlags, extra ...processors.Option) error {
 	progress := rf.progress
 	defer rf.api.stopMetrics(log) // after the traces are flushed
 	mp, err := rf.api.meterProvider(ctx)
@@ -259,7 +260,7 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 		tp = prov.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*f.SampleRatio)))
 	}
 	ropts := []processors.Option{processors.WithKafka(k), processors.WithLogger(log), processors.WithTracerProvider(tp)}
-	if f.OnError == topology.OnErrorStop {
+	if f.OnError == topofile.OnErrorStop {
 		ropts = append(ropts, processors.StopOnRejection())
 	}
 	compiled, err := topology.Compile(f.Topology, topology.WithProcessorOptions(ropts...),

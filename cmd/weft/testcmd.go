@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topotest"
 )
 
@@ -67,7 +67,7 @@ func defaultTestsPath(topologyPath string) string {
 // runTests runs the cases of testsPath on the topology file at
 // topologyPath and reports to w; the error says how many cases failed.
 func runTests(ctx context.Context, topologyPath, testsPath string, w io.Writer, asJSON bool) error {
-	f, err := topology.LoadFile(topologyPath)
+	f, err := topofile.LoadFile(topologyPath)
 	if err != nil {
 		return err
 	}

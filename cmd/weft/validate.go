@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -56,7 +57,7 @@ left out when the mistake has no position), one per good file
 				if err := k.Validate(); err != nil {
 					return &usageError{err}
 				}
-				check = func(f *topology.File, c *topology.Compiled) error {
+				check = func(f *topofile.File, c *topology.Compiled) error {
 					return checkPartitions(cmd.Context(), k, f, c)
 				}
 			}
@@ -85,11 +86,11 @@ left out when the mistake has no position), one per good file
 }
 
 // partitionCheck checks the topics of a compiled file on a cluster.
-type partitionCheck func(*topology.File, *topology.Compiled) error
+type partitionCheck func(*topofile.File, *topology.Compiled) error
 
 // checkPartitions checks that the topics the groups of c read together are
-// co-partitioned on the cluster k (see topology.File.CheckPartitions).
-func checkPartitions(ctx context.Context, k kafkaclient.Config, f *topology.File, c *topology.Compiled) error {
+// co-partitioned on the cluster k (see topofile.File.CheckPartitions).
+func checkPartitions(ctx context.Context, k kafkaclient.Config, f *topofile.File, c *topology.Compiled) error {
 	counts, err := k.PartitionCounts(ctx, c.CoPartitionTopics())
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func (d diagnostic) String() string {
 	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Column, d.Message)
 }
 
-func configDiagnostics(ces topology.ConfigErrors) []diagnostic {
+func configDiagnostics(ces topofile.ConfigErrors) []diagnostic {
 	out := make([]diagnostic, 0, len(ces))
 	for _, e := range ces {
 		out = append(out, diagnostic{File: e.File, Line: e.Line, Column: e.Col, Message: e.Msg})
@@ -128,9 +129,9 @@ func configDiagnostics(ces topology.ConfigErrors) []diagnostic {
 // validateFile checks one topology file (and its topics, with check): its
 // pipelines and groups when it is good, else its mistakes.
 func validateFile(path string, check partitionCheck) (pipelines, groups int, diags []diagnostic) {
-	f, err := topology.LoadFile(path)
+	f, err := topofile.LoadFile(path)
 	if err != nil {
-		var ces topology.ConfigErrors
+		var ces topofile.ConfigErrors
 		if errors.As(err, &ces) {
 			return 0, 0, configDiagnostics(ces)
 		} else if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
@@ -144,7 +145,7 @@ func validateFile(path string, check partitionCheck) (pipelines, groups int, dia
 	}
 	if check != nil {
 		if err := check(f, c); err != nil {
-			var ces topology.ConfigErrors
+			var ces topofile.ConfigErrors
 			if errors.As(err, &ces) {
 				return 0, 0, configDiagnostics(ces)
 			}

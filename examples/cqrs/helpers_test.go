@@ -21,6 +21,7 @@ import (
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -38,7 +39,7 @@ type app struct {
 	t        *testing.T
 	prefix   string
 	kafka    kafkaclient.Config
-	file     *topology.File
+	file     *topofile.File
 	compiled *topology.Compiled
 	spans    *tracetest.SpanRecorder
 	tp       *sdktrace.TracerProvider
@@ -69,11 +70,11 @@ func loadApp(t *testing.T, name string) *app {
 		t.Fatal(err)
 	}
 	prefix := kafkatest.Topic(t, "cqrs") + "-"
-	f, err := topology.Load(name, uniqueNames(data, prefix))
+	f, err := topofile.Load(name, uniqueNames(data, prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range append(append([]topology.Source{}, f.Streams...), f.Outputs...) {
+	for _, s := range append(append([]topofile.Source{}, f.Streams...), f.Outputs...) {
 		if !strings.HasPrefix(s.Topic, prefix) {
 			t.Fatalf("topic %s of %s is not made unique", s.Topic, s.Name)
 		}

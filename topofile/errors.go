@@ -1,45 +1,20 @@
-package topology
+package topofile
 
 import (
 	"fmt"
-	"sort"
 	"strings"
+
+	"github.com/weftstream/weft/internal/yamlpos"
 )
 
 // ConfigError is a mistake in a topology file, at a position (line and
-// column 1-based; the column counts characters).
-type ConfigError struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
-
-// Error returns "file:line:col: msg".
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-}
+// column 1-based; the column counts characters). Its Error is
+// "file:line:col: msg".
+type ConfigError = yamlpos.Error
 
 // ConfigErrors are all the mistakes found in a topology file, sorted by
 // position. Load returns them as its error; get them back with errors.As.
-type ConfigErrors []*ConfigError
-
-// Error returns one "file:line:col: msg" line per error.
-func (es ConfigErrors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (es ConfigErrors) sort() {
-	sort.SliceStable(es, func(i, j int) bool {
-		if es[i].Line != es[j].Line {
-			return es[i].Line < es[j].Line
-		}
-		return es[i].Col < es[j].Col
-	})
-}
+type ConfigErrors = yamlpos.Errors
 
 // suggest returns the candidate closest to word when it is close enough to
 // be a likely typo, or "".

@@ -1,4 +1,4 @@
-package topology
+package topofile
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
+	"github.com/weftstream/weft/topology"
 )
 
 // CEL expressions of topology files.
@@ -429,18 +430,18 @@ func (e *celExpr) evalValue(key string, value, other, current, aggregate any) (a
 }
 
 // Predicate returns the expression as a Predicate.
-func (e *celExpr) Predicate() Predicate { return e.evalBool }
+func (e *celExpr) Predicate() topology.Predicate { return e.evalBool }
 
 // ValueMapper returns the expression as a ValueMapper.
-func (e *celExpr) ValueMapper() ValueMapper {
+func (e *celExpr) ValueMapper() topology.ValueMapper {
 	return func(k string, v any) (any, error) { return e.evalValue(k, v, nil, nil, nil) }
 }
 
 // KeySelector returns the expression as a KeySelector.
-func (e *celExpr) KeySelector() KeySelector { return e.evalString }
+func (e *celExpr) KeySelector() topology.KeySelector { return e.evalString }
 
 // keyValueMapper combines a key and a value expression (map).
-func keyValueMapper(key, value *celExpr) KeyValueMapper {
+func keyValueMapper(key, value *celExpr) topology.KeyValueMapper {
 	return func(k string, v any) (string, any, error) {
 		nk, err := key.evalString(k, v)
 		if err != nil {
@@ -456,8 +457,8 @@ func keyValueMapper(key, value *celExpr) KeyValueMapper {
 
 // FlatMapper returns the expression as a FlatMapper: it must return a list
 // of maps {'key': string, 'value': any}.
-func (e *celExpr) FlatMapper() FlatMapper {
-	return func(k string, v any) ([]KeyValue, error) {
+func (e *celExpr) FlatMapper() topology.FlatMapper {
+	return func(k string, v any) ([]topology.KeyValue, error) {
 		a := e.begin(k, v, nil, nil, nil)
 		defer a.release()
 		out, err := e.eval(a)
@@ -472,7 +473,7 @@ func (e *celExpr) FlatMapper() FlatMapper {
 		if !ok {
 			return nil, e.errorf("list without a size")
 		}
-		kvs := make([]KeyValue, 0, int(n))
+		kvs := make([]topology.KeyValue, 0, int(n))
 		for i := types.Int(0); i < n; i++ {
 			m, ok := list.Get(i).(traits.Mapper)
 			if !ok {
@@ -492,24 +493,24 @@ func (e *celExpr) FlatMapper() FlatMapper {
 					return nil, e.errorf("element %d: %v", i, err)
 				}
 			}
-			kvs = append(kvs, KeyValue{Key: string(sk), Value: val})
+			kvs = append(kvs, topology.KeyValue{Key: string(sk), Value: val})
 		}
 		return kvs, nil
 	}
 }
 
 // ValueJoiner returns the expression as a ValueJoiner (with other).
-func (e *celExpr) ValueJoiner() ValueJoiner {
+func (e *celExpr) ValueJoiner() topology.ValueJoiner {
 	return func(k string, v, other any) (any, error) { return e.evalValue(k, v, other, nil, nil) }
 }
 
 // Reducer returns the expression as a Reducer (with current).
-func (e *celExpr) Reducer() Reducer {
+func (e *celExpr) Reducer() topology.Reducer {
 	return func(k string, current, v any) (any, error) { return e.evalValue(k, v, nil, current, nil) }
 }
 
 // Aggregator returns the expression as an Aggregator (with aggregate).
-func (e *celExpr) Aggregator() Aggregator {
+func (e *celExpr) Aggregator() topology.Aggregator {
 	return func(k string, v, agg any) (any, error) { return e.evalValue(k, v, nil, nil, agg) }
 }
 
@@ -526,7 +527,7 @@ func (e *celExpr) constant() (any, error) {
 }
 
 // initializer returns a fresh copy of v for every key.
-func initializer(v any) Initializer {
+func initializer(v any) topology.Initializer {
 	return func() any { return copyValue(v) }
 }
 
@@ -665,4 +666,31 @@ func celToGoDepth(v ref.Val, depth int, strict bool) (any, error) {
 		return nil, fmt.Errorf("unknown value %v", v)
 	}
 	return nil, fmt.Errorf("cannot use a CEL %s as a value", v.Type().TypeName())
+}
+
+// cel compiles the expression of e, reporting its problems at their
+// position in the file.
+func (l *loader) cel(e kv, what string, vars celVars, want celWant) *celExpr {
+	text, ok := l.str(e, what)
+	if !ok {
+		return nil
+	}
+	x, issues := compileCEL(text, vars, want)
+	for _, is := range issues {
+		if is.line == 0 {
+			l.Errorf(e.V, "%s: %s", what, is.msg)
+			continue
+		}
+		off := 0
+		if is.line == 1 {
+			off = is.col
+		}
+		line, col, exact := l.PosIn(e.V, off)
+		if exact && is.line == 1 {
+			l.ErrorAt(line, col, "%s: %s", what, is.msg)
+		} else {
+			l.ErrorAt(line, col, "%s: %s (at line %d, column %d of the expression)", what, is.msg, is.line, is.col+1)
+		}
+	}
+	return x
 }

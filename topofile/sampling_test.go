@@ -1,10 +1,11 @@
-package topology_test
+package topofile_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -16,7 +17,7 @@ import (
 // which follows the parent's decision), orders keep the topology's
 // sampler (parent-based, always on: the default of OTEL_TRACES_SAMPLER).
 func TestStreamSampleRatio(t *testing.T) {
-	f, err := topology.Load("sampled.yaml", []byte(`app: shop
+	f, err := topofile.Load("sampled.yaml", []byte(`app: shop
 streams:
   clicks: {topic: clicks, sample_ratio: 0}
   orders: {topic: orders}

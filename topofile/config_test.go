@@ -1,4 +1,4 @@
-package topology_test
+package topofile_test
 
 import (
 	"encoding/json"
@@ -14,27 +14,28 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
 const topologies = "../testdata/topologies"
 
 func TestLoadShop(t *testing.T) {
-	f, err := topology.LoadFile(filepath.Join(topologies, "shop.yaml"))
+	f, err := topofile.LoadFile(filepath.Join(topologies, "shop.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.App != "shop" || f.OnError != topology.OnErrorDeadLetter || len(f.Brokers) != 0 {
+	if f.App != "shop" || f.OnError != topofile.OnErrorDeadLetter || len(f.Brokers) != 0 {
 		t.Errorf("settings: app %q, on_error %q, brokers %v", f.App, f.OnError, f.Brokers)
 	}
 	if f.SampleRatio == nil || *f.SampleRatio != 0.5 {
 		t.Errorf("sample ratio %v, want 0.5", f.SampleRatio)
 	}
-	wantStreams := []topology.Source{{Name: "orders", Topic: "orders", Codec: "json"}, {Name: "clicks", Topic: "clicks", Codec: "string"}}
+	wantStreams := []topofile.Source{{Name: "orders", Topic: "orders", Codec: "json"}, {Name: "clicks", Topic: "clicks", Codec: "string"}}
 	if !reflect.DeepEqual(f.Streams, wantStreams) {
 		t.Errorf("streams %+v", f.Streams)
 	}
-	if len(f.Tables) != 1 || f.Tables[0] != (topology.Source{Name: "crm", Topic: "crm-table", Codec: "json"}) {
+	if len(f.Tables) != 1 || f.Tables[0] != (topofile.Source{Name: "crm", Topic: "crm-table", Codec: "json"}) {
 		t.Errorf("tables %+v", f.Tables)
 	}
 	var names, tables []string
@@ -73,7 +74,7 @@ func TestLoadShop(t *testing.T) {
 	}
 	groups := map[goka.Group]string{}
 	for _, g := range c.Groups {
-		groups[g.Name] = g.Input
+		groups[g.Name] = strings.Join(g.Inputs, ",")
 	}
 	want := map[goka.Group]string{
 		"shop-orders":                        "orders",
@@ -107,7 +108,7 @@ func TestShopRuns(t *testing.T) {
 	if !strings.Contains(string(data), suppress) {
 		t.Fatalf("shop.yaml has no %q", suppress)
 	}
-	f, err := topology.Load("shop.yaml", []byte(strings.Replace(string(data), suppress, "", 1)))
+	f, err := topofile.Load("shop.yaml", []byte(strings.Replace(string(data), suppress, "", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +247,8 @@ func TestInvalidFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := readExpected(t, strings.TrimSuffix(path, ".yaml")+".errors")
-			_, err = topology.Load(base, data)
-			var ces topology.ConfigErrors
+			_, err = topofile.Load(base, data)
+			var ces topofile.ConfigErrors
 			if !errors.As(err, &ces) {
 				t.Fatalf("Load: %v, want ConfigErrors", err)
 			}
@@ -279,20 +280,20 @@ streams:
 pipelines:
   - {name: out, from: in, steps: [{to: {topic: out, codec: string}}]}
 `
-	f, err := topology.Load("env.yaml", []byte(src))
+	f, err := topofile.Load("env.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(f.Brokers, " "); got != "k1:9092 k2:9092 k3:9092" {
 		t.Errorf("brokers %q", got)
 	}
-	if f.SASL != (topology.SASL{Mechanism: "SCRAM-SHA-512", User: "weft", Password: "s3cret$x"}) {
+	if f.SASL != (topofile.SASL{Mechanism: "SCRAM-SHA-512", User: "weft", Password: "s3cret$x"}) {
 		t.Errorf("sasl %+v", f.SASL)
 	}
 	if s := fmt.Sprintf("%v %+v %#v %s", f.SASL, f, f.SASL, f.SASL); strings.Contains(s, "s3cret") {
 		t.Errorf("the password shows: %s", s)
 	}
-	if f.OnError != topology.OnErrorStop || f.SampleRatio != nil {
+	if f.OnError != topofile.OnErrorStop || f.SampleRatio != nil {
 		t.Errorf("on_error %q, sample ratio %v", f.OnError, f.SampleRatio)
 	}
 }
@@ -302,13 +303,13 @@ pipelines:
 func mapValues(t *testing.T, expr string) topology.ValueMapper {
 	t.Helper()
 	src := fmt.Sprintf("app: t\nstreams: {in: {topic: in}}\npipelines:\n  - {name: p, from: in, steps: [{map_values: %q}, {to: {topic: out}}]}\n", expr)
-	f, err := topology.Load("t.yaml", []byte(src))
+	f, err := topofile.Load("t.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range f.Topology.Nodes {
 		if n.Kind == topology.KindMapValues {
-			return func(k string, v any) (any, error) { return topology.RunValueMapper(n, k, v) }
+			return func(k string, v any) (any, error) { return topofile.RunValueMapper(n, k, v) }
 		}
 	}
 	t.Fatal("no map_values node")
@@ -365,7 +366,7 @@ func TestCELValues(t *testing.T) {
 
 func TestLoadDoesNotDoNothing(t *testing.T) {
 	src := "app: t\nstreams: {in: {topic: in}}\npipelines:\n  - {name: p, from: in, steps: [{filter: 'true'}]}\n"
-	_, err := topology.Load("t.yaml", []byte(src))
+	_, err := topofile.Load("t.yaml", []byte(src))
 	if err == nil || err.Error() != "t.yaml:3:1: the topology does nothing: no pipeline has a to step or an aggregation" {
 		t.Errorf("err = %v", err)
 	}
@@ -374,9 +375,9 @@ func TestLoadDoesNotDoNothing(t *testing.T) {
 // checkLoad loads data and checks the result is either a topology that
 // compiles or positioned errors.
 func checkLoad(t *testing.T, data []byte) {
-	f, err := topology.Load("fuzz.yaml", data)
+	f, err := topofile.Load("fuzz.yaml", data)
 	if err != nil {
-		var ces topology.ConfigErrors
+		var ces topofile.ConfigErrors
 		if !errors.As(err, &ces) || len(ces) == 0 {
 			t.Fatalf("Load error %v (%T) is not ConfigErrors", err, err)
 		}
@@ -417,7 +418,7 @@ func FuzzLoad(f *testing.F) {
 
 func BenchmarkCELFilter(b *testing.B) {
 	src := "app: t\nstreams: {in: {topic: in}}\npipelines:\n  - {name: p, from: in, steps: [{filter: \"value.amount > 100 && value.segment == 'retail'\"}, {to: {topic: out}}]}\n"
-	f, err := topology.Load("t.yaml", []byte(src))
+	f, err := topofile.Load("t.yaml", []byte(src))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -430,7 +431,7 @@ func BenchmarkCELFilter(b *testing.B) {
 	v, _ := topology.JSON{}.Decode([]byte(`{"customer": "c1", "segment": "retail", "amount": 150}`))
 	b.ReportAllocs()
 	for b.Loop() {
-		ok, err := topology.RunPredicate(filter, "c1", v)
+		ok, err := topofile.RunPredicate(filter, "c1", v)
 		if err != nil || !ok {
 			b.Fatal(ok, err)
 		}
@@ -448,7 +449,7 @@ func TestSpecExample(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("no yaml example in docs/topology-format.md")
 	}
-	f, err := topology.Load("topology-format.md", []byte(example))
+	f, err := topofile.Load("topology-format.md", []byte(example))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ pipelines:
       - join: {table: counts, value: "{'order': value, 'orders': other}"}
       - to: {topic: enriched}
 `
-	f, err := topology.Load("t.yaml", []byte(src))
+	f, err := topofile.Load("t.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +507,7 @@ pipelines:
       - join: {table: b, value: "other"}
       - latest: {}
 `
-	_, err = topology.Load("c.yaml", []byte(cyclic))
+	_, err = topofile.Load("c.yaml", []byte(cyclic))
 	want := `c.yaml:11:11: from: pipelines depend on each other in a cycle: b -> a -> b (each reads or joins the next)
 c.yaml:13:23: join: pipeline b joins its own table`
 	if err == nil || err.Error() != want {

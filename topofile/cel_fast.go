@@ -1,4 +1,4 @@
-package topology
+package topofile
 
 // The fast paths of CEL evaluation (see the comment at the top of cel.go):
 // map literals that build Go maps directly, and input maps whose fields

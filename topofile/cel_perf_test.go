@@ -1,6 +1,8 @@
-package topology
+package topofile
 
 import (
+	"github.com/weftstream/weft/topology"
+
 	"bufio"
 	"bytes"
 	"errors"
@@ -40,19 +42,19 @@ type perfEvent struct {
 }
 
 // bankAdder loads bank.yaml and returns the adder of its aggregate.
-func bankAdder(tb testing.TB) Aggregator {
+func bankAdder(tb testing.TB) topology.Aggregator {
 	tb.Helper()
 	f, err := LoadFile(perfBankFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var add Aggregator
+	var add topology.Aggregator
 	for _, n := range f.Topology.Nodes {
-		if n.Kind == KindAggregate {
+		if n.Kind == topology.KindAggregate {
 			if add != nil {
 				tb.Fatalf("%s: more than one aggregate", perfBankFile)
 			}
-			add = n.agg
+			add = n.Aggregator()
 		}
 	}
 	if add == nil {
@@ -75,7 +77,7 @@ func bankEvents(tb testing.TB) []perfEvent {
 		if len(line) == 0 {
 			continue
 		}
-		v, err := JSON{}.Decode(line)
+		v, err := topology.JSON{}.Decode(line)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -90,7 +92,7 @@ func bankEvents(tb testing.TB) []perfEvent {
 
 // foldBank runs every event through add, in order, and returns the
 // aggregates by account.
-func foldBank(tb testing.TB, add Aggregator, events []perfEvent) map[string]any {
+func foldBank(tb testing.TB, add topology.Aggregator, events []perfEvent) map[string]any {
 	tb.Helper()
 	state := map[string]any{}
 	for i, e := range events {
@@ -117,7 +119,7 @@ func BenchmarkCELBankAdder(b *testing.B) {
 	events := bankEvents(b)
 	for _, c := range []struct {
 		name string
-		add  Aggregator
+		add  topology.Aggregator
 	}{{"cel", bankAdder(b)}, {"go", bankAddGo}} {
 		b.Run(c.name, func(b *testing.B) {
 			state := make(map[string]any, 300)
@@ -161,7 +163,7 @@ func BenchmarkCELBankDeposit(b *testing.B) {
 func bankAddGo(key string, value, aggregate any) (any, error) {
 	v, ok := value.(map[string]any)
 	if !ok {
-		return nil, errors.New("rejected: 1: not a JSON object")
+		return nil, errors.New("rejected: 1: not a topology.JSON object")
 	}
 	typ, ok := v["type"].(string)
 	switch typ {
@@ -403,7 +405,7 @@ func TestCELFlatMapKeepsValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []KeyValue{{Key: fmt.Sprint("id-", i), Value: v}, {Key: "k", Value: map[string]any{"n": int64(i)}}}
+		want := []topology.KeyValue{{Key: fmt.Sprint("id-", i), Value: v}, {Key: "k", Value: map[string]any{"n": int64(i)}}}
 		if !reflect.DeepEqual(kvs, want) {
 			t.Fatalf("%v, want %v", kvs, want)
 		}

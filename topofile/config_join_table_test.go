@@ -1,4 +1,4 @@
-package topology_test
+package topofile_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/weftstream/weft/processors"
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
@@ -30,7 +31,7 @@ pipelines:
 `
 
 func TestJoinTableStep(t *testing.T) {
-	f, err := topology.Load("join.yaml", []byte(joinTableYAML))
+	f, err := topofile.Load("join.yaml", []byte(joinTableYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +55,12 @@ func TestJoinTableStep(t *testing.T) {
 
 func TestJoinTableStepErrors(t *testing.T) {
 	bad := strings.Replace(joinTableYAML, "from: table:customer\n", "from: customers\n", 1)
-	_, err := topology.Load("join.yaml", []byte(bad))
+	_, err := topofile.Load("join.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), "join.yaml:18:9: join_table joins the table a pipeline reads") {
 		t.Fatalf("join_table on a stream: %v", err)
 	}
 	bad = strings.Replace(joinTableYAML, "table: payments-per-customer", "table: payments-per-customr", 1)
-	_, err = topology.Load("join.yaml", []byte(bad))
+	_, err = topofile.Load("join.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), `unknown table "payments-per-customr", did you mean "payments-per-customer"?`) {
 		t.Fatalf("unknown table: %v", err)
 	}

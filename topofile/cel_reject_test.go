@@ -1,6 +1,8 @@
-package topology
+package topofile
 
 import (
+	"github.com/weftstream/weft/topology"
+
 	"context"
 	"encoding/json"
 	"strings"
@@ -114,7 +116,7 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Compile(f.Topology)
+	c, err := topology.Compile(f.Topology)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Compile(f.Topology); err != nil {
+	if _, err := topology.Compile(f.Topology); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package topology_test
+package topofile_test
 
 import (
 	"errors"
@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 )
 
 func TestCheckPartitions(t *testing.T) {
-	f, err := topology.LoadFile(filepath.Join(topologies, "join-crm.yaml"))
+	f, err := topofile.LoadFile(filepath.Join(topologies, "join-crm.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestCheckPartitions(t *testing.T) {
 		t.Errorf("all 8: %v", err)
 	}
 	err = check(map[string]int{"payments": 6, "crm-table": 4, "bank-counts-table": 8})
-	var ces topology.ConfigErrors
+	var ces topofile.ConfigErrors
 	if !errors.As(err, &ces) {
 		t.Fatalf("mismatched counts: %v, want ConfigErrors", err)
 	}

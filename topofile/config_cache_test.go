@@ -1,11 +1,11 @@
-package topology_test
+package topofile_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/weftstream/weft/topology"
+	"github.com/weftstream/weft/topofile"
 )
 
 const cacheTopology = `app: cached
@@ -28,7 +28,7 @@ func TestRecordCacheSettings(t *testing.T) {
 		{"cache_max_bytes: 64KiB\ncommit_interval: 250ms", 64 << 10, 250 * time.Millisecond},
 		{"cache_max_bytes: 0", 0, 0},
 	} {
-		f, err := topology.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", c.settings, 1)))
+		f, err := topofile.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", c.settings, 1)))
 		if err != nil {
 			t.Fatalf("%q: %v", c.settings, err)
 		}
@@ -50,7 +50,7 @@ func TestRecordCacheSettingsErrors(t *testing.T) {
 		"commit_interval: soon": "cache.yaml:2:18: commit_interval: bad duration",
 		"cache_max_byte: 10":    "cache_max_byte",
 	} {
-		_, err := topology.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", settings, 1)))
+		_, err := topofile.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", settings, 1)))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", settings, err, want)
 		}
