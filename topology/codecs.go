@@ -19,7 +19,7 @@ type int64Codec = codec.Int64
 type JSON struct{}
 
 // Encode encodes v as JSON.
-func (JSON) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (JSON) Encode(v any) ([]byte, error) { return encodeJSON(v) }
 
 // Decode decodes JSON, keeping integers as int64.
 func (JSON) Decode(data []byte) (any, error) { return decodeJSON(data) }

@@ -7,8 +7,21 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	sjson "github.com/segmentio/encoding/json"
 	"github.com/valyala/fastjson"
 )
+
+// encodeJSON encodes v as encoding/json's Marshal does (the same bytes: map
+// keys sorted, <, > and & escaped, invalid UTF-8 replaced; FuzzJSONEncode
+// holds it to that), with segmentio/encoding, which is about three times
+// faster on the generic values tables hold and allocates once.
+func encodeJSON(v any) ([]byte, error) {
+	b, err := sjson.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("json codec: %w", err)
+	}
+	return b, nil
+}
 
 // jsonParsers are the parsers of decodeJSON (a fastjson.Parser is reused
 // and not safe for concurrent use).

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -67,4 +68,28 @@ func BenchmarkJSONDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzJSONEncode holds the json codec's encoding to encoding/json's
+// Marshal (the reference): the same bytes for the values its decoding
+// makes, and for strings and numbers of any bytes.
+func FuzzJSONEncode(f *testing.F) {
+	f.Add([]byte(`{"account":"acc-1","owner":"A <b> & c","balance":-12,"f":1.5e-7,"g":1e21,"h":[null,true,"\u2028"]}`), "x\xffy\u2029<", 0.000001)
+	f.Add([]byte(`[1,2.5,-0,123456789012,"\u00e9"]`), "\x00\x1f\"\\", 1e300)
+	f.Fuzz(func(t *testing.T, data []byte, s string, x float64) {
+		values := []any{map[string]any{"s": s, s: x, "x": x}, []any{s, x}, s}
+		if v, err := decodeJSONStd(data); err == nil {
+			values = append(values, v)
+		}
+		for _, v := range values {
+			want, werr := json.Marshal(v)
+			got, gerr := encodeJSON(v)
+			if (werr != nil) != (gerr != nil) {
+				t.Fatalf("encode %#v: error %v, encoding/json's %v", v, gerr, werr)
+			}
+			if werr == nil && string(got) != string(want) {
+				t.Fatalf("encode %#v:\n got %s\nwant %s", v, got, want)
+			}
+		}
+	})
 }
