@@ -166,15 +166,16 @@ func newRecordCache(table string, codec goka.Codec, builder *statestore.Builder,
 		maxBytes: maxBytes, interval: interval, wake: make(chan struct{}, 1), parts: map[int32]*cachePart{}}
 }
 
-// hold returns the cache of the record's partition and defers the
-// commit of the record until the next flush is acknowledged.
-func (c *recordCache) hold(g goka.Context) *cachePart {
-	p := c.part(g.Partition(), g.Context().Done())
-	commit := g.DeferCommit()
+// hold defers commit, a record's deferred commit, until the next flush of
+// p is acknowledged. It must be called after the record's updates are in
+// the cache: a flush takes the held commits and the dirty entries at once,
+// so a commit held before its record's update could be released by a
+// flush that did not write the update, and a crash before the next flush
+// would lose it.
+func (p *cachePart) hold(commit func(error)) {
 	p.mu.Lock()
 	p.commits = append(p.commits, commit)
 	p.mu.Unlock()
-	return p
 }
 
 func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {

@@ -171,7 +171,20 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		ctx.span = span
 		defer span.End()
 		if rt.cache != nil && rt.stateful {
-			ctx.cpart = rt.cache.hold(gctx) // the record commits after the next flush
+			// The record commits after the flush that follows its updates:
+			// held when the callback is done with it (see cachePart.hold).
+			p := rt.cache.part(gctx.Partition(), gctx.Context().Done())
+			ctx.cpart = p
+			commit := gctx.DeferCommit()
+			defer func() {
+				if r := recover(); r != nil {
+					// gctx.Fail (or a handler's panic) leaves the callback:
+					// nothing of the record may be committed.
+					commit(fmt.Errorf("process %s/%d@%d: the callback failed", gctx.Topic(), gctx.Partition(), gctx.Offset()))
+					panic(r)
+				}
+				p.hold(commit)
+			}()
 		}
 
 		if rt.stateful {
