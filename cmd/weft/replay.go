@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,23 +29,25 @@ import (
 // targetFlags are where a replay or reset starts.
 type targetFlags struct {
 	earliest   bool
-	fromOffset int64
+	fromOffset string
 	fromTime   string
-	byDuration time.Duration
+	byDuration string
+	fromFile   string
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&t.earliest, "from-earliest", false, "start at the earliest offset still in the log (the default)")
-	fl.Int64Var(&t.fromOffset, "from-offset", 0, "start at this offset in every partition (clamped to the log)")
+	fl.StringVar(&t.fromOffset, "from-offset", "", "start at offset N in every partition, or per partition P=N,P=N (the others from the earliest); clamped to the log")
 	fl.StringVar(&t.fromTime, "from-time", "", "start at the first record at or after this RFC 3339 time")
-	fl.DurationVar(&t.byDuration, "by-duration", 0, "start at the first record at or after now minus this Go duration (e.g. 24h)")
+	fl.StringVar(&t.byDuration, "by-duration", "", "start at the first record at or after now minus this duration: Go (24h, 90m) or ISO-8601 (P1DT2H, PT30M)")
+	fl.StringVar(&t.fromFile, "from-file", "", "start at the offsets of this CSV file, lines topic,partition,offset (partitions not in it from the earliest)")
 }
 
 // from resolves the flags; at most one may be given.
 func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 	var set []string
-	for _, n := range []string{"from-earliest", "from-offset", "from-time", "by-duration"} {
+	for _, n := range []string{"from-earliest", "from-offset", "from-time", "by-duration", "from-file"} {
 		if cmd.Flags().Changed(n) {
 			set = append(set, "--"+n)
 		}
@@ -54,11 +57,29 @@ func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 	}
 	switch {
 	case cmd.Flags().Changed("from-offset"):
-		if t.fromOffset < 0 {
-			return replay.From{}, &usageError{fmt.Errorf("--from-offset %d: give an offset of 0 or more", t.fromOffset)}
+		if !strings.Contains(t.fromOffset, "=") {
+			o, err := strconv.ParseInt(strings.TrimSpace(t.fromOffset), 10, 64)
+			if err != nil || o < 0 {
+				return replay.From{}, &usageError{fmt.Errorf("--from-offset %q: give an offset of 0 or more, or partition=offset pairs such as 0=120,1=80", t.fromOffset)}
+			}
+			return replay.From{Offset: &o}, nil
 		}
-		o := t.fromOffset
-		return replay.From{Offset: &o}, nil
+		offs, err := replay.ParsePartitionOffsets(t.fromOffset)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-offset %q: %w", t.fromOffset, err)}
+		}
+		return replay.From{Offsets: offs}, nil
+	case cmd.Flags().Changed("from-file"):
+		fh, err := os.Open(t.fromFile)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-file: %w", err)}
+		}
+		defer fh.Close()
+		offs, err := replay.ReadOffsetsCSV(fh)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-file %s: %w", t.fromFile, err)}
+		}
+		return replay.From{Offsets: offs}, nil
 	case t.fromTime != "":
 		at, err := time.Parse(time.RFC3339Nano, t.fromTime)
 		if err != nil {
@@ -66,10 +87,14 @@ func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 		}
 		return replay.From{Time: at}, nil
 	case cmd.Flags().Changed("by-duration"):
-		if t.byDuration <= 0 {
-			return replay.From{}, &usageError{fmt.Errorf("--by-duration %s: give a positive duration such as 24h", t.byDuration)}
+		d, err := replay.ParseDuration(t.byDuration)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--by-duration: %w", err)}
 		}
-		return replay.From{Time: time.Now().Add(-t.byDuration)}, nil
+		if d <= 0 {
+			return replay.From{}, &usageError{fmt.Errorf("--by-duration %s: give a positive duration such as 24h or P1D", t.byDuration)}
+		}
+		return replay.From{Time: time.Now().Add(-d)}, nil
 	}
 	return replay.From{}, nil
 }
