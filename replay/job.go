@@ -76,7 +76,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	for i, g := range p.sel.groups {
 		names[i] = string(g.Name)
 	}
-	if err := refuseActive(ctx, adm, names, fmt.Sprintf("another job with --into %s is running", p.Into)); err != nil {
+	if err := refuseActive(ctx, adm, names, fmt.Sprintf("another job with --into %s is running (the member of a killed job leaves the group %s after it)", p.Into, kafkaclient.SessionTimeout)); err != nil {
 		return nil, err
 	}
 	if p.Restart {
@@ -95,6 +95,14 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	}
 	if o.StopOnRejection {
 		ropts = append(ropts, processors.StopOnRejection())
+	}
+	// The record cache as weft run sets it from the topology file.
+	if f := p.spec.File; f.CacheMaxBytes != nil || f.CommitInterval > 0 {
+		size := int64(processors.DefaultCacheMaxBytes)
+		if f.CacheMaxBytes != nil {
+			size = *f.CacheMaxBytes
+		}
+		ropts = append(ropts, processors.WithRecordCache(size, f.CommitInterval))
 	}
 	c, err := topology.Compile(renamed(p.spec.File, p.Into), topology.WithProcessorOptions(ropts...))
 	if err != nil {

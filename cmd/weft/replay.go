@@ -303,7 +303,10 @@ func executeReplay(ctx context.Context, log *slog.Logger, k kafkaclient.Config, 
 	progress, finish := progressDisplay(log, f.progress)
 	defer finish()
 	return replay.Execute(ctx, adm, plan, replay.Options{Kafka: k, StateDir: stateDir, Logger: log, TracerProvider: tp,
-		StopOnRejection: file.OnError == topology.OnErrorStop, Progress: progress})
+		StopOnRejection: file.OnError == topology.OnErrorStop, Progress: progress,
+		// Progress is checked at least as often as it is logged (every
+		// 50ms at most, 500ms at least).
+		PollInterval: min(500*time.Millisecond, max(f.progress, 50*time.Millisecond))})
 }
 
 // progressDisplay is a progress bar with rate and ETA on a terminal, a log
