@@ -96,14 +96,6 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	if o.StopOnRejection {
 		ropts = append(ropts, processors.StopOnRejection())
 	}
-	// The record cache as weft run sets it from the topology file.
-	if f := p.spec.File; f.CacheMaxBytes != nil || f.CommitInterval > 0 {
-		size := int64(processors.DefaultCacheMaxBytes)
-		if f.CacheMaxBytes != nil {
-			size = *f.CacheMaxBytes
-		}
-		ropts = append(ropts, processors.WithRecordCache(size, f.CommitInterval))
-	}
 	c, err := topology.Compile(renamed(p.spec.File, p.Into), topology.WithProcessorOptions(ropts...))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.File, err)
@@ -116,7 +108,16 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	}
 	k := o.Kafka
 	k.StartOffset = kafkaclient.StartEarliest // the job's internal topics are read from their start
-	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups)
+	// The record cache as weft run sets it from the topology file.
+	var extra []processors.Option
+	if f := p.spec.File; f.CacheMaxBytes != nil || f.CommitInterval > 0 {
+		size := int64(processors.DefaultCacheMaxBytes)
+		if f.CacheMaxBytes != nil {
+			size = *f.CacheMaxBytes
+		}
+		extra = append(extra, processors.WithRecordCache(size, f.CommitInterval))
+	}
+	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups, extra...)
 	if err != nil {
 		return nil, err
 	}

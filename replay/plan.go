@@ -68,6 +68,9 @@ type PartitionPlan struct {
 	// LogStart and LogEnd are the partition's log when the plan was made.
 	LogStart int64 `json:"log_start"`
 	LogEnd   int64 `json:"log_end"`
+	// Target is where an in-place job rewinds the tables to (From may be
+	// earlier, see InPlacePlan).
+	Target *int64 `json:"target,omitempty"`
 	// Done is how far an earlier run of the job got (its committed
 	// offset), when it resumes.
 	Done *int64 `json:"done,omitempty"`
