@@ -60,7 +60,9 @@ func (f *fixture) tableEnds(topic string) string {
 		f.t.Fatal(err)
 	}
 	var parts []string
-	ends.Each(func(l kadm.ListedOffset) { parts = append(parts, fmt.Sprintf("%s/%d:%d", l.Topic, l.Partition, l.Offset)) })
+	ends.Each(func(l kadm.ListedOffset) {
+		parts = append(parts, fmt.Sprintf("%s/%d:%d", l.Topic, l.Partition, l.Offset))
+	})
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
 }
