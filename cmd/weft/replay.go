@@ -112,12 +112,15 @@ type replayFlags struct {
 	sampleRatio float64
 	key         string
 	progress    time.Duration
+	inPlace     bool
+	rewindOnly  bool
+	force       bool
 }
 
 func newReplayCommand(g *globalFlags) *cobra.Command {
 	f := &replayFlags{}
 	cmd := &cobra.Command{
-		Use:   "replay <topology.yaml> --into <new-app> [--pipeline <name>...] [start] | --key <key> --until-time <time>",
+		Use:   "replay <topology.yaml> --into <new-app> | --in-place [--pipeline <name>...] [start] | --key <key> --until-time <time>",
 		Short: "Rebuild a topology's tables from the event log beside the live ones, or fold one key's state at a time",
 		Long: `Rebuild (--into): run the topology's groups under a new application name,
 so into new consumer groups <new-app>-<pipeline> and new tables
@@ -141,6 +144,18 @@ rebuilt tables with the live ones afterwards (exit code 1 on differences).
 Replayed records run in spans marked weft.replay=true, new roots linked
 (replayed_from) to the records' original trace context, sampled at
 --sample-ratio.
+
+In place (--in-place [start] [--rewind-only] [--force]): rewind the live
+tables to their state just before the start offsets, from their changelogs
+(each stored version names the input offsets it applied), reset the live
+groups' committed offsets there and reprocess to the end of the inputs.
+Where the record cache wrote one version for updates on both sides of the
+start, the groups start again earlier and skip what each key holds already.
+--rewind-only stops at the start: the next weft run reprocesses from there.
+The plan says how many keys change. It refuses while the live groups have
+members, naming them; --force waits for members that are gone (a killed
+instance until its session times out). Only tables fed by the input topics
+themselves can be rewound (not those behind a group_by's repartition topic).
 
 Point in time (--key K --until-time T [--pipeline P]): fold the records of
 key K up to T (the record timestamps, or the event time the topology's
@@ -168,6 +183,9 @@ partition is read.`,
 	fl.Float64Var(&f.sampleRatio, "sample-ratio", 0.01, "trace sample ratio of the replayed records")
 	fl.StringVar(&f.key, "key", "", "print the state of this key at --until-time, folded from the log")
 	fl.DurationVar(&f.progress, "progress-interval", 5*time.Second, "how often to log progress when stderr is not a terminal")
+	fl.BoolVar(&f.inPlace, "in-place", false, "rewind the live tables to their state before the start offsets, reset the live groups' offsets there and reprocess to the end")
+	fl.BoolVar(&f.rewindOnly, "rewind-only", false, "with --in-place: stop at the start offsets (the next weft run reprocesses from there)")
+	fl.BoolVar(&f.force, "force", false, "with --in-place: run although the live groups have members, waiting for them to leave (for instances that are gone)")
 	return cmd
 }
 
@@ -205,8 +223,22 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 		if len(f.pipelines) > 1 {
 			return &usageError{errors.New("--key: give at most one --pipeline")}
 		}
+	} else if f.inPlace {
+		switch {
+		case f.into != "":
+			return &usageError{errors.New("--in-place and --into: a job rewinds the live tables or rebuilds new ones; give one of them")}
+		case until.Offset != nil || !until.Time.IsZero():
+			return &usageError{errors.New("--in-place reprocesses to the end of the inputs: --until-offset and --until-time do not apply (--rewind-only stops at the start)")}
+		case f.verify:
+			return &usageError{errors.New("--verify compares a rebuild with the live tables; with --in-place the live tables are rebuilt themselves")}
+		case f.restart:
+			return &usageError{errors.New("--restart clears a rebuild made with --into; --in-place always starts from the changelogs")}
+		}
 	} else if f.into == "" {
-		return &usageError{errors.New("replay needs --into <new-app> (a rebuild) or --key with --until-time (a point-in-time read)")}
+		return &usageError{errors.New("replay needs --into <new-app> (a rebuild), --in-place (rewind the live tables) or --key with --until-time (a point-in-time read)")}
+	}
+	if !f.inPlace && (f.rewindOnly || f.force) {
+		return &usageError{errors.New("--rewind-only and --force apply to --in-place only")}
 	}
 	log, err := g.logger(os.Stderr)
 	if err != nil {
@@ -245,6 +277,9 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if f.inPlace {
+		return runInPlace(ctx, cmd, log, k, opts, adm, g.stateDir, f, file, from)
+	}
 	plan, err := replay.MakePlan(ctx, adm, replay.Spec{File: file, Into: f.into, Pipelines: f.pipelines, From: from, Until: until, Restart: f.restart})
 	if err != nil {
 		return k.Explain(err)
@@ -289,6 +324,84 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 		}
 	}
 	return nil
+}
+
+// runInPlace plans an in-place job and runs it with --execute.
+func runInPlace(ctx context.Context, cmd *cobra.Command, log *slog.Logger, k kafkaclient.Config, opts []kgo.Opt, adm *kadm.Client,
+	stateDir string, f *replayFlags, file *topology.File, from replay.From) error {
+	out := cmd.OutOrStdout()
+	ip, err := replay.MakeInPlacePlan(ctx, adm, opts, replay.InPlaceSpec{File: file, Pipelines: f.pipelines, From: from,
+		RewindOnly: f.rewindOnly, Force: f.force, StateDir: stateDir})
+	if err != nil {
+		return k.Explain(err)
+	}
+	if !f.execute {
+		if f.json {
+			return writeJSON(out, ip)
+		}
+		printInPlacePlan(out, ip)
+		fmt.Fprintln(out, "nothing changed: run again with --execute to run the job")
+		return nil
+	}
+	if !f.json {
+		printInPlacePlan(out, ip)
+	}
+	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(log, prov)
+	tp := prov.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(f.sampleRatio)))
+	progress, finish := progressDisplay(log, f.progress)
+	summary, err := replay.ExecuteInPlace(ctx, adm, opts, ip, replay.Options{Kafka: k, StateDir: stateDir, Logger: log, TracerProvider: tp,
+		StopOnRejection: file.OnError == topology.OnErrorStop, Progress: progress,
+		PollInterval: min(500*time.Millisecond, max(f.progress, 50*time.Millisecond))})
+	finish()
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return writeJSON(out, struct {
+			InPlace *replay.InPlacePlan `json:"in_place"`
+			*replay.Summary
+		}{ip, summary})
+	}
+	printSummary(out, summary)
+	return nil
+}
+
+func printInPlacePlan(w io.Writer, ip *replay.InPlacePlan) {
+	mode := "rewind and reprocess to the end"
+	if ip.RewindOnly {
+		mode = "rewind only"
+	}
+	fmt.Fprintf(w, "replay %s (app %s) in place: %s\n", ip.File, ip.App, mode)
+	fmt.Fprintln(w, "groups:")
+	for _, g := range ip.Groups {
+		fmt.Fprintf(w, "  %s (reads %s, table %s)\n", g.Group, strings.Join(g.Input, ", "), g.Table)
+	}
+	fmt.Fprintln(w, "input partitions:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TOPIC\tPARTITION\tTARGET\tFROM\tTO\tRECORDS\tNOTE")
+	for _, r := range ip.Partitions {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Topic, r.Partition, *r.Target, r.From, r.To, r.Records, r.Note)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "tables:")
+	for _, t := range ip.Tables {
+		fmt.Fprintf(w, "  %s: %d keys, %d change (%d rewound, %d deleted), %d unchanged; %d versions read, %d coalesced across the target\n",
+			t.Table, t.Keys, t.Rewound+t.Deleted, t.Rewound, t.Deleted, t.Unchanged, t.Versions, t.Coalesced)
+	}
+	fmt.Fprintf(w, "keys that change: %d; records to process again: %d\n", ip.KeysChanged, ip.Records)
+	if len(ip.DeleteStateDirs) > 0 {
+		fmt.Fprintf(w, "removes local state: %s\n", strings.Join(ip.DeleteStateDirs, ", "))
+	}
+	for _, m := range ip.Active {
+		fmt.Fprintf(w, "active member: %s\n", m)
+	}
+	for _, n := range ip.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 }
 
 // executeReplay runs the plan with tracing and a progress display.

@@ -116,9 +116,39 @@ pipelines:
 	if err == nil || !strings.Contains(err.Error(), "active members") {
 		t.Fatalf("reset while the live group runs: %v", err)
 	}
+	// In place: the plan names the live members; --execute is refused.
+	inPlace := append([]string{"replay", file, "--in-place", "--from-offset", "0", "--rewind-only", "--state-dir", state}, common...)
+	out, err = weft(t.Context(), inPlace...)
+	if err != nil || !strings.Contains(out, "keys that change: 10;") || !strings.Contains(out, "active member: "+app+"-balances") {
+		t.Fatalf("in-place plan while live: %v\n%s", err, out)
+	}
+	_, err = weft(t.Context(), append(inPlace, "--execute")...)
+	if err == nil || !strings.Contains(err.Error(), "--in-place") || !strings.Contains(err.Error(), "active members") {
+		t.Fatalf("in place while the live group runs: %v", err)
+	}
+	if _, err := weft(t.Context(), append([]string{"replay", file, "--in-place", "--into", "x"}, common...)...); err == nil ||
+		!strings.Contains(err.Error(), "--in-place and --into") {
+		t.Fatalf("--in-place with --into: %v", err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// Rewound to the start of the log: every key had no value then.
+	kafkatest.WaitFor(t, time.Minute, "the in-place rewind to go through", func() bool {
+		out, err = weft(t.Context(), append(inPlace, "--execute", "--json")...)
+		return err == nil
+	})
+	var rewound struct {
+		InPlace struct {
+			KeysChanged int `json:"keys_changed"`
+		} `json:"in_place"`
+	}
+	if err := json.Unmarshal([]byte(out), &rewound); err != nil || rewound.InPlace.KeysChanged != 10 {
+		t.Fatalf("in place --execute: %v\n%s", err, out)
+	}
+	if out, err := weft(t.Context(), append([]string{"get", app + "-balances", "acc-3"}, common...)...); err == nil {
+		t.Fatalf("acc-3 after the rewind to the start: %q, want no value", out)
 	}
 	kafkatest.WaitFor(t, time.Minute, "the reset to go through", func() bool {
 		out, err = weft(t.Context(), append([]string{"reset", file, "--execute", "--state-dir", state}, common...)...)
