@@ -233,3 +233,42 @@ func TestIntegrationReplayInPlaceRefusedWhileLive(t *testing.T) {
 		t.Errorf("the live table after the refusal: %v, want %v", got, allT)
 	}
 }
+
+// With Force the job does not refuse the live members: it waits for them
+// to leave (here the live processors stop while it waits or before it
+// looks) and then rewinds.
+func TestIntegrationReplayInPlaceForceWaits(t *testing.T) {
+	f := newFixture(t)
+	f.produce(100, time.Now().Add(-time.Hour))
+	state := filepath.Join(t.TempDir(), "live")
+	_, stop := f.startLive(state)
+	x := int64(9)
+	spec := replay.InPlaceSpec{File: f.file, Pipelines: []string{"totals"}, From: replay.From{Offset: &x}, StateDir: state, RewindOnly: true, Force: true}
+	ip, err := replay.MakeInPlacePlan(t.Context(), f.adm, f.opts, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ip.Active) == 0 {
+		t.Fatal("the plan names no active members of the live group")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := replay.ExecuteInPlace(t.Context(), f.adm, f.opts, ip, replay.Options{Kafka: f.kafka, PollInterval: 100 * time.Millisecond})
+		done <- err
+	}()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("in place with --force: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("in place with --force did not finish after the live group stopped")
+	}
+	beforeX, _ := fold(f.events, func(e event) bool { return e.offset < x })
+	if got := f.table(f.app + "-totals-table"); !equalMaps(got, beforeX) {
+		t.Errorf("rewound to %d with --force: %v, want %v", x, got, beforeX)
+	}
+}
