@@ -76,7 +76,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	for i, g := range p.sel.groups {
 		names[i] = string(g.Name)
 	}
-	if err := refuseActive(ctx, adm, names, fmt.Sprintf("another job with --into %s is running", p.Into)); err != nil {
+	if err := refuseActive(ctx, adm, names, fmt.Sprintf("another job with --into %s is running (the member of a killed job leaves the group %s after it)", p.Into, kafkaclient.SessionTimeout)); err != nil {
 		return nil, err
 	}
 	if p.Restart {
@@ -108,7 +108,16 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	}
 	k := o.Kafka
 	k.StartOffset = kafkaclient.StartEarliest // the job's internal topics are read from their start
-	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups)
+	// The record cache as weft run sets it from the topology file.
+	var extra []processors.Option
+	if f := p.spec.File; f.CacheMaxBytes != nil || f.CommitInterval > 0 {
+		size := int64(processors.DefaultCacheMaxBytes)
+		if f.CacheMaxBytes != nil {
+			size = *f.CacheMaxBytes
+		}
+		extra = append(extra, processors.WithRecordCache(size, f.CommitInterval))
+	}
+	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups, extra...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,6 +22,10 @@ type From struct {
 	// Time, when not zero, starts every partition at its first record
 	// with a timestamp at or after it.
 	Time time.Time
+	// Offsets, when set, are the offsets to start at per partition
+	// (--from-file, --from-offset P=N,...; clamped to the log); the
+	// partitions they do not name start at the earliest offset.
+	Offsets PartitionOffsets
 	// Neither: the earliest offset still in the log.
 }
 
@@ -64,6 +69,9 @@ type PartitionPlan struct {
 	// LogStart and LogEnd are the partition's log when the plan was made.
 	LogStart int64 `json:"log_start"`
 	LogEnd   int64 `json:"log_end"`
+	// Target is where an in-place job rewinds the tables to (From may be
+	// earlier, see InPlacePlan).
+	Target *int64 `json:"target,omitempty"`
 	// Done is how far an earlier run of the job got (its committed
 	// offset), when it resumes.
 	Done *int64 `json:"done,omitempty"`
@@ -265,6 +273,9 @@ func inputRanges(ctx context.Context, adm *kadm.Client, topics []string, from Fr
 			return nil, err
 		}
 	}
+	if err := checkOffsets(from.Offsets, topics, details); err != nil {
+		return nil, err
+	}
 	var out []PartitionPlan
 	for _, t := range topics {
 		parts := details[t].Partitions.Numbers()
@@ -280,6 +291,18 @@ func inputRanges(ctx context.Context, adm *kadm.Client, topics []string, from Fr
 					r.From, r.Note = s.Offset, fmt.Sprintf("--from-offset %d is before the log start %d: clamped to %d", *from.Offset, s.Offset, s.Offset)
 				} else if r.From > e.Offset {
 					r.From, r.Note = e.Offset, fmt.Sprintf("--from-offset %d is past the log end %d: clamped to %d", *from.Offset, e.Offset, e.Offset)
+				}
+			case from.Offsets != nil:
+				o, ok := from.Offsets.lookup(t, part)
+				switch {
+				case !ok:
+					r.Note = "no start offset given for this partition: from the log start"
+				case o < s.Offset:
+					r.From, r.Note = s.Offset, fmt.Sprintf("start offset %d is before the log start %d: clamped to %d", o, s.Offset, s.Offset)
+				case o > e.Offset:
+					r.From, r.Note = e.Offset, fmt.Sprintf("start offset %d is past the log end %d: clamped to %d", o, e.Offset, e.Offset)
+				default:
+					r.From = o
 				}
 			case fromAt != nil:
 				o, _ := fromAt.Lookup(t, part)
@@ -308,6 +331,28 @@ func inputRanges(ctx context.Context, adm *kadm.Client, topics []string, from Fr
 		}
 	}
 	return out, nil
+}
+
+// checkOffsets fails if offsets name a topic that is not an input or a
+// partition that does not exist, before anything changes.
+func checkOffsets(offsets PartitionOffsets, topics []string, details kadm.TopicDetails) error {
+	for topic, parts := range offsets {
+		if topic != "" && !slices.Contains(topics, topic) {
+			return fmt.Errorf("the start offsets name topic %s, which the job does not read (its inputs: %s)", topic, strings.Join(topics, ", "))
+		}
+		for part := range parts {
+			check := topics
+			if topic != "" {
+				check = []string{topic}
+			}
+			for _, t := range check {
+				if _, ok := details[t].Partitions[part]; !ok {
+					return fmt.Errorf("the start offsets name partition %d of %s, which has %d partitions (0 to %d)", part, t, len(details[t].Partitions), len(details[t].Partitions)-1)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func joinNote(a, b string) string {

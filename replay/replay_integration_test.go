@@ -600,3 +600,59 @@ func TestIntegrationReplayKeyUntilTime(t *testing.T) {
 		t.Error("--key on a re-keyed pipeline was accepted")
 	}
 }
+
+func TestIntegrationReplayFromPartitionOffsets(t *testing.T) {
+	f := newFixture(t)
+	f.produce(200, time.Now().Add(-time.Hour))
+	// Partition 0 from 10, 1 from 0, 3 past its end (clamped: nothing),
+	// 2 not named (from the log start).
+	csv := fmt.Sprintf("%s,0,10\n%s,1,0\n%s,3,100000\n", f.topic, f.topic, f.topic)
+	offs, err := replay.ReadOffsetsCSV(strings.NewReader(csv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := f.app + "-file"
+	p, _, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into, Pipelines: []string{"totals"}, From: replay.From{Offsets: offs}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := map[int32]int64{0: 10, 1: 0, 2: 0, 3: 1 << 62}
+	for _, r := range p.Partitions {
+		want := min(start[r.Partition], r.LogEnd)
+		if r.From != want {
+			t.Errorf("partition %d starts at %d, want %d", r.Partition, r.From, want)
+		}
+		if (r.Partition == 2 || r.Partition == 3) && r.Note == "" {
+			t.Errorf("partition %d: no note saying why it starts at %d", r.Partition, r.From)
+		}
+	}
+	wantT, _ := fold(f.events, func(e event) bool { return e.offset >= start[e.partition] })
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("from the file's offsets: totals %v, want %v", got, wantT)
+	}
+
+	// Per partition on every input topic, as --from-offset 1=5 gives it.
+	offs, err = replay.ParsePartitionOffsets("1=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	into = f.app + "-parts"
+	if _, _, err := f.execute(t.Context(), replay.Spec{File: f.file, Into: into, Pipelines: []string{"totals"}, From: replay.From{Offsets: offs}}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	wantT, _ = fold(f.events, func(e event) bool { return e.partition != 1 || e.offset >= 5 })
+	if got := f.table(into + "-totals-table"); !equalMaps(got, wantT) {
+		t.Errorf("from partition 1 offset 5: totals %v, want %v", got, wantT)
+	}
+
+	// An unknown topic or partition is an error before anything changes.
+	for _, bad := range []replay.PartitionOffsets{{"no-such-topic": {0: 1}}, {f.topic: {9: 1}}, {"": {4: 0}}} {
+		before := f.snapshot(f.app + "-bad-totals")
+		if _, err := replay.MakePlan(t.Context(), f.adm, replay.Spec{File: f.file, Into: f.app + "-bad", From: replay.From{Offsets: bad}}); err == nil {
+			t.Errorf("start offsets %v were accepted", bad)
+		}
+		if after := f.snapshot(f.app + "-bad-totals"); after != before {
+			t.Errorf("a refused plan changed the cluster:\nbefore %s\nafter  %s", before, after)
+		}
+	}
+}

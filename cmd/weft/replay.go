@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,23 +29,25 @@ import (
 // targetFlags are where a replay or reset starts.
 type targetFlags struct {
 	earliest   bool
-	fromOffset int64
+	fromOffset string
 	fromTime   string
-	byDuration time.Duration
+	byDuration string
+	fromFile   string
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&t.earliest, "from-earliest", false, "start at the earliest offset still in the log (the default)")
-	fl.Int64Var(&t.fromOffset, "from-offset", 0, "start at this offset in every partition (clamped to the log)")
+	fl.StringVar(&t.fromOffset, "from-offset", "", "start at offset N in every partition, or per partition P=N,P=N (the others from the earliest); clamped to the log")
 	fl.StringVar(&t.fromTime, "from-time", "", "start at the first record at or after this RFC 3339 time")
-	fl.DurationVar(&t.byDuration, "by-duration", 0, "start at the first record at or after now minus this Go duration (e.g. 24h)")
+	fl.StringVar(&t.byDuration, "by-duration", "", "start at the first record at or after now minus this duration: Go (24h, 90m) or ISO-8601 (P1DT2H, PT30M)")
+	fl.StringVar(&t.fromFile, "from-file", "", "start at the offsets of this CSV file, lines topic,partition,offset (partitions not in it from the earliest)")
 }
 
 // from resolves the flags; at most one may be given.
 func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 	var set []string
-	for _, n := range []string{"from-earliest", "from-offset", "from-time", "by-duration"} {
+	for _, n := range []string{"from-earliest", "from-offset", "from-time", "by-duration", "from-file"} {
 		if cmd.Flags().Changed(n) {
 			set = append(set, "--"+n)
 		}
@@ -54,11 +57,29 @@ func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 	}
 	switch {
 	case cmd.Flags().Changed("from-offset"):
-		if t.fromOffset < 0 {
-			return replay.From{}, &usageError{fmt.Errorf("--from-offset %d: give an offset of 0 or more", t.fromOffset)}
+		if !strings.Contains(t.fromOffset, "=") {
+			o, err := strconv.ParseInt(strings.TrimSpace(t.fromOffset), 10, 64)
+			if err != nil || o < 0 {
+				return replay.From{}, &usageError{fmt.Errorf("--from-offset %q: give an offset of 0 or more, or partition=offset pairs such as 0=120,1=80", t.fromOffset)}
+			}
+			return replay.From{Offset: &o}, nil
 		}
-		o := t.fromOffset
-		return replay.From{Offset: &o}, nil
+		offs, err := replay.ParsePartitionOffsets(t.fromOffset)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-offset %q: %w", t.fromOffset, err)}
+		}
+		return replay.From{Offsets: offs}, nil
+	case cmd.Flags().Changed("from-file"):
+		fh, err := os.Open(t.fromFile)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-file: %w", err)}
+		}
+		defer fh.Close()
+		offs, err := replay.ReadOffsetsCSV(fh)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--from-file %s: %w", t.fromFile, err)}
+		}
+		return replay.From{Offsets: offs}, nil
 	case t.fromTime != "":
 		at, err := time.Parse(time.RFC3339Nano, t.fromTime)
 		if err != nil {
@@ -66,10 +87,14 @@ func (t *targetFlags) from(cmd *cobra.Command) (replay.From, error) {
 		}
 		return replay.From{Time: at}, nil
 	case cmd.Flags().Changed("by-duration"):
-		if t.byDuration <= 0 {
-			return replay.From{}, &usageError{fmt.Errorf("--by-duration %s: give a positive duration such as 24h", t.byDuration)}
+		d, err := replay.ParseDuration(t.byDuration)
+		if err != nil {
+			return replay.From{}, &usageError{fmt.Errorf("--by-duration: %w", err)}
 		}
-		return replay.From{Time: time.Now().Add(-t.byDuration)}, nil
+		if d <= 0 {
+			return replay.From{}, &usageError{fmt.Errorf("--by-duration %s: give a positive duration such as 24h or P1D", t.byDuration)}
+		}
+		return replay.From{Time: time.Now().Add(-d)}, nil
 	}
 	return replay.From{}, nil
 }
@@ -87,12 +112,15 @@ type replayFlags struct {
 	sampleRatio float64
 	key         string
 	progress    time.Duration
+	inPlace     bool
+	rewindOnly  bool
+	force       bool
 }
 
 func newReplayCommand(g *globalFlags) *cobra.Command {
 	f := &replayFlags{}
 	cmd := &cobra.Command{
-		Use:   "replay <topology.yaml> --into <new-app> [--pipeline <name>...] [start] | --key <key> --until-time <time>",
+		Use:   "replay <topology.yaml> --into <new-app> | --in-place [--pipeline <name>...] [start] | --key <key> --until-time <time>",
 		Short: "Rebuild a topology's tables from the event log beside the live ones, or fold one key's state at a time",
 		Long: `Rebuild (--into): run the topology's groups under a new application name,
 so into new consumer groups <new-app>-<pipeline> and new tables
@@ -116,6 +144,18 @@ rebuilt tables with the live ones afterwards (exit code 1 on differences).
 Replayed records run in spans marked weft.replay=true, new roots linked
 (replayed_from) to the records' original trace context, sampled at
 --sample-ratio.
+
+In place (--in-place [start] [--rewind-only] [--force]): rewind the live
+tables to their state just before the start offsets, from their changelogs
+(each stored version names the input offsets it applied), reset the live
+groups' committed offsets there and reprocess to the end of the inputs.
+Where the record cache wrote one version for updates on both sides of the
+start, the groups start again earlier and skip what each key holds already.
+--rewind-only stops at the start: the next weft run reprocesses from there.
+The plan says how many keys change. It refuses while the live groups have
+members, naming them; --force waits for members that are gone (a killed
+instance until its session times out). Only tables fed by the input topics
+themselves can be rewound (not those behind a group_by's repartition topic).
 
 Point in time (--key K --until-time T [--pipeline P]): fold the records of
 key K up to T (the record timestamps, or the event time the topology's
@@ -143,6 +183,9 @@ partition is read.`,
 	fl.Float64Var(&f.sampleRatio, "sample-ratio", 0.01, "trace sample ratio of the replayed records")
 	fl.StringVar(&f.key, "key", "", "print the state of this key at --until-time, folded from the log")
 	fl.DurationVar(&f.progress, "progress-interval", 5*time.Second, "how often to log progress when stderr is not a terminal")
+	fl.BoolVar(&f.inPlace, "in-place", false, "rewind the live tables to their state before the start offsets, reset the live groups' offsets there and reprocess to the end")
+	fl.BoolVar(&f.rewindOnly, "rewind-only", false, "with --in-place: stop at the start offsets (the next weft run reprocesses from there)")
+	fl.BoolVar(&f.force, "force", false, "with --in-place: run although the live groups have members, waiting for them to leave (for instances that are gone)")
 	return cmd
 }
 
@@ -180,8 +223,22 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 		if len(f.pipelines) > 1 {
 			return &usageError{errors.New("--key: give at most one --pipeline")}
 		}
+	} else if f.inPlace {
+		switch {
+		case f.into != "":
+			return &usageError{errors.New("--in-place and --into: a job rewinds the live tables or rebuilds new ones; give one of them")}
+		case until.Offset != nil || !until.Time.IsZero():
+			return &usageError{errors.New("--in-place reprocesses to the end of the inputs: --until-offset and --until-time do not apply (--rewind-only stops at the start)")}
+		case f.verify:
+			return &usageError{errors.New("--verify compares a rebuild with the live tables; with --in-place the live tables are rebuilt themselves")}
+		case f.restart:
+			return &usageError{errors.New("--restart clears a rebuild made with --into; --in-place always starts from the changelogs")}
+		}
 	} else if f.into == "" {
-		return &usageError{errors.New("replay needs --into <new-app> (a rebuild) or --key with --until-time (a point-in-time read)")}
+		return &usageError{errors.New("replay needs --into <new-app> (a rebuild), --in-place (rewind the live tables) or --key with --until-time (a point-in-time read)")}
+	}
+	if !f.inPlace && (f.rewindOnly || f.force) {
+		return &usageError{errors.New("--rewind-only and --force apply to --in-place only")}
 	}
 	log, err := g.logger(os.Stderr)
 	if err != nil {
@@ -220,6 +277,9 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if f.inPlace {
+		return runInPlace(ctx, cmd, log, k, opts, adm, g.stateDir, f, file, from)
+	}
 	plan, err := replay.MakePlan(ctx, adm, replay.Spec{File: file, Into: f.into, Pipelines: f.pipelines, From: from, Until: until, Restart: f.restart})
 	if err != nil {
 		return k.Explain(err)
@@ -266,6 +326,84 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	return nil
 }
 
+// runInPlace plans an in-place job and runs it with --execute.
+func runInPlace(ctx context.Context, cmd *cobra.Command, log *slog.Logger, k kafkaclient.Config, opts []kgo.Opt, adm *kadm.Client,
+	stateDir string, f *replayFlags, file *topofile.File, from replay.From) error {
+	out := cmd.OutOrStdout()
+	ip, err := replay.MakeInPlacePlan(ctx, adm, opts, replay.InPlaceSpec{File: file, Pipelines: f.pipelines, From: from,
+		RewindOnly: f.rewindOnly, Force: f.force, StateDir: stateDir})
+	if err != nil {
+		return k.Explain(err)
+	}
+	if !f.execute {
+		if f.json {
+			return writeJSON(out, ip)
+		}
+		printInPlacePlan(out, ip)
+		fmt.Fprintln(out, "nothing changed: run again with --execute to run the job")
+		return nil
+	}
+	if !f.json {
+		printInPlacePlan(out, ip)
+	}
+	prov, err := tracing.Setup(ctx, tracing.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(log, prov)
+	tp := prov.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(f.sampleRatio)))
+	progress, finish := progressDisplay(log, f.progress)
+	summary, err := replay.ExecuteInPlace(ctx, adm, opts, ip, replay.Options{Kafka: k, StateDir: stateDir, Logger: log, TracerProvider: tp,
+		StopOnRejection: file.OnError == topofile.OnErrorStop, Progress: progress,
+		PollInterval: min(500*time.Millisecond, max(f.progress, 50*time.Millisecond))})
+	finish()
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return writeJSON(out, struct {
+			InPlace *replay.InPlacePlan `json:"in_place"`
+			*replay.Summary
+		}{ip, summary})
+	}
+	printSummary(out, summary)
+	return nil
+}
+
+func printInPlacePlan(w io.Writer, ip *replay.InPlacePlan) {
+	mode := "rewind and reprocess to the end"
+	if ip.RewindOnly {
+		mode = "rewind only"
+	}
+	fmt.Fprintf(w, "replay %s (app %s) in place: %s\n", ip.File, ip.App, mode)
+	fmt.Fprintln(w, "groups:")
+	for _, g := range ip.Groups {
+		fmt.Fprintf(w, "  %s (reads %s, table %s)\n", g.Group, strings.Join(g.Input, ", "), g.Table)
+	}
+	fmt.Fprintln(w, "input partitions:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TOPIC\tPARTITION\tTARGET\tFROM\tTO\tRECORDS\tNOTE")
+	for _, r := range ip.Partitions {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Topic, r.Partition, *r.Target, r.From, r.To, r.Records, r.Note)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "tables:")
+	for _, t := range ip.Tables {
+		fmt.Fprintf(w, "  %s: %d keys, %d change (%d rewound, %d deleted), %d unchanged; %d versions read, %d coalesced across the target\n",
+			t.Table, t.Keys, t.Rewound+t.Deleted, t.Rewound, t.Deleted, t.Unchanged, t.Versions, t.Coalesced)
+	}
+	fmt.Fprintf(w, "keys that change: %d; records to process again: %d\n", ip.KeysChanged, ip.Records)
+	if len(ip.DeleteStateDirs) > 0 {
+		fmt.Fprintf(w, "removes local state: %s\n", strings.Join(ip.DeleteStateDirs, ", "))
+	}
+	for _, m := range ip.Active {
+		fmt.Fprintf(w, "active member: %s\n", m)
+	}
+	for _, n := range ip.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
 // executeReplay runs the plan with tracing and a progress display.
 func executeReplay(ctx context.Context, log *slog.Logger, k kafkaclient.Config, stateDir string, adm *kadm.Client,
 	plan *replay.Plan, f *replayFlags, file *topofile.File) (*replay.Summary, error) {
@@ -278,7 +416,10 @@ func executeReplay(ctx context.Context, log *slog.Logger, k kafkaclient.Config, 
 	progress, finish := progressDisplay(log, f.progress)
 	defer finish()
 	return replay.Execute(ctx, adm, plan, replay.Options{Kafka: k, StateDir: stateDir, Logger: log, TracerProvider: tp,
-		StopOnRejection: file.OnError == topofile.OnErrorStop, Progress: progress})
+		StopOnRejection: file.OnError == topofile.OnErrorStop, Progress: progress,
+		// Progress is checked at least as often as it is logged (every
+		// 50ms at most, 500ms at least).
+		PollInterval: min(500*time.Millisecond, max(f.progress, 50*time.Millisecond))})
 }
 
 // progressDisplay is a progress bar with rate and ETA on a terminal, a log

@@ -1,16 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/replay"
 )
 
 // TestIntegrationReplayCommands drives weft replay and weft reset on a
@@ -106,9 +116,39 @@ pipelines:
 	if err == nil || !strings.Contains(err.Error(), "active members") {
 		t.Fatalf("reset while the live group runs: %v", err)
 	}
+	// In place: the plan names the live members; --execute is refused.
+	inPlace := append([]string{"replay", file, "--in-place", "--from-offset", "0", "--rewind-only", "--state-dir", state}, common...)
+	out, err = weft(t.Context(), inPlace...)
+	if err != nil || !strings.Contains(out, "keys that change: 10;") || !strings.Contains(out, "active member: "+app+"-balances") {
+		t.Fatalf("in-place plan while live: %v\n%s", err, out)
+	}
+	_, err = weft(t.Context(), append(inPlace, "--execute")...)
+	if err == nil || !strings.Contains(err.Error(), "--in-place") || !strings.Contains(err.Error(), "active members") {
+		t.Fatalf("in place while the live group runs: %v", err)
+	}
+	if _, err := weft(t.Context(), append([]string{"replay", file, "--in-place", "--into", "x"}, common...)...); err == nil ||
+		!strings.Contains(err.Error(), "--in-place and --into") {
+		t.Fatalf("--in-place with --into: %v", err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// Rewound to the start of the log: every key had no value then.
+	kafkatest.WaitFor(t, time.Minute, "the in-place rewind to go through", func() bool {
+		out, err = weft(t.Context(), append(inPlace, "--execute", "--json")...)
+		return err == nil
+	})
+	var rewound struct {
+		InPlace struct {
+			KeysChanged int `json:"keys_changed"`
+		} `json:"in_place"`
+	}
+	if err := json.Unmarshal([]byte(out), &rewound); err != nil || rewound.InPlace.KeysChanged != 10 {
+		t.Fatalf("in place --execute: %v\n%s", err, out)
+	}
+	if out, err := weft(t.Context(), append([]string{"get", app + "-balances", "acc-3"}, common...)...); err == nil {
+		t.Fatalf("acc-3 after the rewind to the start: %q, want no value", out)
 	}
 	kafkatest.WaitFor(t, time.Minute, "the reset to go through", func() bool {
 		out, err = weft(t.Context(), append([]string{"reset", file, "--execute", "--state-dir", state}, common...)...)
@@ -120,4 +160,186 @@ pipelines:
 	if _, err := os.Stat(filepath.Join(state, "processors", app+"-balances")); !os.IsNotExist(err) {
 		t.Fatalf("the local state is still there: %v", err)
 	}
+}
+
+// A `weft replay --execute` process killed (SIGKILL: no shutdown, no
+// commit) on its first progress log line that says it has read part, not
+// all, of the input, and started again with the same --into resumes and finishes with
+// the same tables as an uninterrupted replay of the same records, and as
+// an independent fold of them.
+func TestIntegrationReplayKilledResumes(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic, app := kafkatest.Topic(t, "payments"), kafkatest.Group(t, "kill")
+	kafkatest.CreateTopic(t, brokers, topic, 4)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pay.yaml")
+	// Commits every 50ms: the progress (the committed offsets) moves
+	// often enough to be seen half-way.
+	yaml := fmt.Sprintf(`app: %s
+commit_interval: 50ms
+streams:
+  payments: {topic: %s, codec: json}
+pipelines:
+  - name: balances
+    from: payments
+    steps:
+      - group_by_key: {}
+      - aggregate: {initial: "0", add: "aggregate + value.amount"}
+`, app, topic)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// n payments over 50 accounts: acc-i gets amounts j%9+1 for j ≡ i mod 50.
+	const n = 600000
+	k := kafkaclient.Config{Brokers: brokers}
+	opts, err := k.FranzOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(func(b []byte) uint32 {
+		h := fnv.New32a()
+		h.Write(b)
+		return h.Sum32()
+	}))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]string{}
+	sums := map[string]int64{}
+	recs := make([]*kgo.Record, 0, n)
+	for j := range n {
+		acc := fmt.Sprintf("acc-%d", j%50)
+		sums[acc] += int64(j%9 + 1)
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(acc), Value: fmt.Appendf(nil, `{"amount":%d}`, j%9+1)})
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for acc, s := range sums {
+		want[acc] = fmt.Sprint(s)
+	}
+	common := []string{"--brokers", strings.Join(brokers, ","), "--log-level", "info", "--partitions", "4"}
+
+	// Uninterrupted.
+	whole := app + "-whole"
+	if out, err := weft(t.Context(), append([]string{"replay", file, "--into", whole, "--execute", "--json", "--state-dir", filepath.Join(dir, "whole")}, common...)...); err != nil {
+		t.Fatalf("uninterrupted replay: %v\n%s", err, out)
+	}
+	wholeTable := readTable(t, opts, whole+"-balances-table")
+	if !maps.Equal(wholeTable, want) {
+		t.Fatalf("uninterrupted replay: %v, want %v", wholeTable, want)
+	}
+
+	// Killed half-way, once the progress log shows records read.
+	killed := app + "-killed"
+	state := filepath.Join(dir, "killed")
+	args := append([]string{"replay", file, "--into", killed, "--execute", "--state-dir", state, "--progress-interval", "1ms"}, common...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envAsWeft+"=1")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	progress := regexp.MustCompile(`msg="replay progress" done=(\d+) total=(\d+)`)
+	var output strings.Builder
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	deadline := time.After(2 * time.Minute)
+	var at int64
+wait:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("weft replay ended before it reported progress:\n%s", output.String())
+			}
+			output.WriteString(line + "\n")
+			if m := progress.FindStringSubmatch(line); m != nil {
+				done, _ := strconv.ParseInt(m[1], 10, 64)
+				total, _ := strconv.ParseInt(m[2], 10, 64)
+				if total != n {
+					t.Fatalf("progress total %d, want %d", total, n)
+				}
+				if done > 0 && done < total {
+					at = done
+					break wait
+				}
+				if done >= total {
+					t.Fatalf("weft replay reached %d of %d before it could be killed early enough; the test needs more records:\n%s", done, total, output.String())
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no progress from weft replay in 2 minutes:\n%s", output.String())
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for range lines { // drain
+	}
+	if strings.Contains(output.String(), "replayed ") {
+		t.Fatalf("the job finished before it was killed:\n%s", output.String())
+	}
+	t.Logf("killed at %d of %d records", at, n)
+	// The killed process's member stays in the group until its session
+	// times out; the job refuses to run beside it.
+	adm := kadm.NewClient(cl)
+	kafkatest.WaitFor(t, time.Minute, "the killed job's member to leave its group", func() bool {
+		d, err := adm.DescribeGroups(t.Context(), killed+"-balances")
+		return err == nil && len(d[killed+"-balances"].Members) == 0
+	})
+
+	// Started again: it resumes and finishes.
+	out, err := weft(t.Context(), append([]string{"replay", file, "--into", killed, "--execute", "--json", "--state-dir", state}, common...)...)
+	if err != nil {
+		t.Fatalf("resumed replay: %v\n%s", err, out)
+	}
+	var summary struct {
+		Plan struct {
+			Resume    bool  `json:"resume"`
+			Remaining int64 `json:"remaining"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &summary); err != nil {
+		t.Fatalf("resumed replay output: %v\n%s", err, out)
+	}
+	if !summary.Plan.Resume || summary.Plan.Remaining >= n || summary.Plan.Remaining <= 0 {
+		t.Errorf("the second run resume %v with %d of %d left, want a resume with part of the records left", summary.Plan.Resume, summary.Plan.Remaining, n)
+	}
+	if got := readTable(t, opts, killed+"-balances-table"); !maps.Equal(got, wholeTable) {
+		t.Errorf("killed and resumed: %v\nuninterrupted: %v", got, wholeTable)
+	}
+}
+
+// readTable reads a table topic's current values as strings.
+func readTable(t *testing.T, opts []kgo.Opt, topic string) map[string]string {
+	t.Helper()
+	raw, err := replay.ReadTable(t.Context(), opts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		out[k] = string(v)
+	}
+	return out
 }

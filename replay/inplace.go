@@ -1,0 +1,372 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/topofile"
+	"github.com/weftstream/weft/topology"
+)
+
+// InPlaceSpec describes an in-place job (weft replay --in-place): the live
+// application's tables are rewound to their state just before the target
+// offsets, its groups' committed offsets reset, and the records from there
+// processed again by the live groups.
+type InPlaceSpec struct {
+	File      *topofile.File
+	Pipelines []string // empty: all
+	// From is the target: the offsets (or the time) to rewind to; the
+	// tables keep what the records before it made. Default: the earliest
+	// offsets, which empties the tables.
+	From From
+	// RewindOnly stops the job at the target: the tables hold their state
+	// before it and the groups' committed offsets are the target, so the
+	// next weft run processes the records from there. Otherwise the job
+	// processes them up to the end offsets the inputs have when it is
+	// planned.
+	RewindOnly bool
+	// Force lets the job run although the live groups have members, for
+	// members that are gone (a killed instance is a member until its
+	// session times out): it waits until they leave, as Kafka changes the
+	// committed offsets of empty groups only.
+	Force bool
+	// StateDir is where the live groups keep their local state; the job
+	// removes it, so that the groups recover the rewound tables from their
+	// changelogs.
+	StateDir string
+}
+
+// TableRewind is what rewinding one table changes.
+type TableRewind struct {
+	Table string `json:"table"`
+	Group string `json:"group"`
+	Keys  int    `json:"keys"` // keys in the table now
+	// Rewound keys go back to an earlier value, Deleted keys had none
+	// before the target; Unchanged keys were not updated from the target
+	// on.
+	Rewound   int `json:"rewound"`
+	Deleted   int `json:"deleted"`
+	Unchanged int `json:"unchanged"`
+	// Coalesced counts keys whose first version from the target on also
+	// holds earlier updates (the record cache writes one version for
+	// several updates): those keys go back to the version before it and
+	// their records after that version are processed again.
+	Coalesced int `json:"coalesced"`
+	// Versions is how many changelog records were read.
+	Versions int64 `json:"versions"`
+}
+
+// InPlacePlan is what an in-place job will do; making it changes nothing.
+type InPlacePlan struct {
+	File       string      `json:"file"`
+	App        string      `json:"app"`
+	RewindOnly bool        `json:"rewind_only"`
+	Groups     []GroupPlan `json:"groups"`
+	// Partitions are the input partitions: Target is where the tables are
+	// rewound to, From where the groups start again (before Target where
+	// coalesced versions need records before the target again; the records
+	// a key's rewound version holds already are skipped), To the end.
+	Partitions []PartitionPlan `json:"partitions"`
+	Tables     []TableRewind   `json:"tables"`
+	// KeysChanged is the number of keys the rewind changes (rewound or
+	// deleted), over all tables.
+	KeysChanged int   `json:"keys_changed"`
+	Records     int64 `json:"records"` // records the job processes again
+	// DeleteStateDirs is the local state the job removes.
+	DeleteStateDirs []string `json:"delete_state_dirs,omitempty"`
+	// Active are the groups' members now: the job refuses to run while
+	// there are any, unless Force.
+	Active []string `json:"active_members,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
+
+	spec     InPlaceSpec
+	p        *Plan
+	rewrites []*kgo.Record
+}
+
+// keyVersions is what the rewind keeps of one key's changelog records.
+type keyVersions struct {
+	best      *kgo.Record // the last version before the target
+	bestEnv   statestore.Envelope
+	next      *kgo.Record // the first version after best (nil: none yet)
+	nextEnv   statestore.Envelope
+	nextAfter bool // next is from the target on (or a tombstone)
+	latest    *kgo.Record
+}
+
+// MakeInPlacePlan plans the in-place job spec describes: it reads the
+// tables' changelogs (opts reach the cluster) to find each key's state
+// before the target, and counts the keys that change.
+func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec InPlaceSpec) (*InPlacePlan, error) {
+	c, err := topology.Compile(spec.File.Topology)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.File.Name, err)
+	}
+	sel, err := selectGroups(spec.File, c, spec.Pipelines)
+	if err != nil {
+		return nil, err
+	}
+	app := spec.File.Topology.App
+	ip := &InPlacePlan{File: spec.File.Name, App: app, RewindOnly: spec.RewindOnly, spec: spec}
+	var names []string
+	for _, g := range sel.groups {
+		name := string(g.Name)
+		for _, t := range sel.inputs[name] {
+			if !sel.external[t] {
+				return nil, fmt.Errorf("--in-place: group %s reads %s, a topic of the application itself (a repartition or table topic), and only tables fed by the input topics can be rewound in place; rebuild it with --into, or start it again with weft reset", name, t)
+			}
+		}
+		names = append(names, name)
+		ip.Groups = append(ip.Groups, GroupPlan{Group: name, Input: sel.inputs[name], Table: g.Table, Level: sel.level[name]})
+		dir := filepath.Join(spec.StateDir, "processors", name)
+		if _, err := os.Stat(dir); err == nil {
+			ip.DeleteStateDirs = append(ip.DeleteStateDirs, dir)
+		}
+	}
+	ranges, err := inputRanges(ctx, adm, sel.externalInputs(), spec.From, Until{})
+	if err != nil {
+		return nil, err
+	}
+	target := map[string]map[int32]int64{}
+	logStart := map[string]map[int32]int64{}
+	restart := map[string]map[int32]int64{}
+	for _, r := range ranges {
+		if target[r.Topic] == nil {
+			target[r.Topic], logStart[r.Topic], restart[r.Topic] = map[int32]int64{}, map[int32]int64{}, map[int32]int64{}
+		}
+		target[r.Topic][r.Partition] = r.From
+		logStart[r.Topic][r.Partition] = r.LogStart
+		restart[r.Topic][r.Partition] = r.From
+	}
+	// before reports whether a version holds only records before the
+	// target.
+	before := func(env statestore.Envelope) bool {
+		for _, s := range env.Sources {
+			if x, ok := target[s.Topic][s.Partition]; ok && s.Offset >= x {
+				return false
+			}
+		}
+		return true
+	}
+	// back makes partition p of topic restart at most at from.
+	back := func(topic string, p int32, from int64) {
+		if cur, ok := restart[topic][p]; ok && from < cur {
+			restart[topic][p] = from
+		}
+	}
+	for _, g := range sel.groups {
+		if g.Table == "" {
+			continue
+		}
+		tr := TableRewind{Table: g.Table, Group: string(g.Name)}
+		keys := map[string]*keyVersions{}
+		var order []string
+		err := eachChangelogRecord(ctx, opts, g.Table, func(r *kgo.Record) error {
+			tr.Versions++
+			k := keys[string(r.Key)]
+			if k == nil {
+				k = &keyVersions{}
+				keys[string(r.Key)] = k
+				order = append(order, string(r.Key))
+			}
+			k.latest = r
+			if r.Value == nil { // a tombstone: when it came is unknown
+				if k.next == nil {
+					k.next, k.nextAfter = r, true
+				}
+				return nil
+			}
+			env, err := statestore.DecodeEnvelope(r.Value)
+			if err != nil {
+				return fmt.Errorf("table %s: %s/%d@%d was not written by weft, so it cannot be rewound: %w", g.Table, r.Topic, r.Partition, r.Offset, err)
+			}
+			if before(env) {
+				k.best, k.bestEnv, k.next, k.nextAfter = r, env, nil, false
+			} else if k.next == nil {
+				k.next, k.nextEnv, k.nextAfter = r, env, true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		inputs := sel.inputs[string(g.Name)]
+		for _, key := range order {
+			k := keys[key]
+			if k.latest.Value != nil {
+				tr.Keys++
+			}
+			if k.next == nil {
+				tr.Unchanged++
+				continue
+			}
+			// The first version from the target on: exact when it is one
+			// update (its version follows best's), else it may hold
+			// updates before the target too, which are processed again
+			// from just after best.
+			var baseVersion uint64
+			if k.best != nil {
+				baseVersion = k.bestEnv.Version
+			}
+			if k.next.Value == nil || k.nextEnv.Version > baseVersion+1 {
+				tr.Coalesced++
+				var slots []statestore.SourceOffset
+				if k.next.Value != nil {
+					slots = k.nextEnv.Sources
+				} else {
+					for _, t := range inputs {
+						for p := range target[t] {
+							slots = append(slots, statestore.SourceOffset{Topic: t, Partition: p})
+						}
+					}
+				}
+				for _, s := range slots {
+					from := logStart[s.Topic][s.Partition]
+					if k.best != nil {
+						for _, b := range k.bestEnv.Sources {
+							if b.SameSlot(s) {
+								from = b.Offset + 1
+							}
+						}
+					}
+					back(s.Topic, s.Partition, from)
+				}
+			}
+			if k.best == k.latest {
+				tr.Unchanged++
+				continue
+			}
+			rec := &kgo.Record{Topic: g.Table, Partition: k.latest.Partition, Key: k.latest.Key}
+			if k.best != nil {
+				rec.Value, rec.Headers = k.best.Value, k.best.Headers
+				tr.Rewound++
+			} else if k.latest.Value != nil {
+				tr.Deleted++
+			} else {
+				tr.Unchanged++ // deleted now and before the target
+				continue
+			}
+			ip.rewrites = append(ip.rewrites, rec)
+		}
+		ip.KeysChanged += tr.Rewound + tr.Deleted
+		ip.Tables = append(ip.Tables, tr)
+	}
+	for i := range ranges {
+		r := &ranges[i]
+		x := r.From
+		r.Target = &x
+		r.From = restart[r.Topic][r.Partition]
+		if r.From < x {
+			r.Note = joinNote(r.Note, fmt.Sprintf("restarts at %d, before the target %d: versions the record cache coalesced across the target need their records again (those a key holds already are skipped)", r.From, x))
+		}
+		if spec.RewindOnly {
+			r.To = x
+		}
+		r.Records = r.To - r.From
+		ip.Records += r.Records
+	}
+	ip.Partitions = ranges
+	ip.p = &Plan{File: spec.File.Name, App: app, Into: app, Bounded: spec.RewindOnly, Partitions: ranges,
+		Records: ip.Records, Remaining: ip.Records, compiled: c, sel: sel,
+		spec: Spec{File: spec.File, Into: app, Pipelines: spec.Pipelines, From: spec.From}}
+	for _, g := range ip.Groups {
+		if g.Table != "" {
+			ip.p.Tables = append(ip.p.Tables, g.Table)
+		}
+	}
+	described, err := adm.DescribeGroups(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("describe groups %v: %w", names, err)
+	}
+	for _, name := range names {
+		for _, m := range described[name].Members {
+			ip.Active = append(ip.Active, fmt.Sprintf("%s: %s (client %s on %s)", name, m.MemberID, m.ClientID, m.ClientHost))
+		}
+	}
+	if len(ip.Active) > 0 {
+		if spec.Force {
+			ip.Notes = append(ip.Notes, "the groups have active members: --force waits for them to leave (stop every instance of the application)")
+		} else {
+			ip.Notes = append(ip.Notes, "the groups have active members: stop every instance of the application before --execute (or --force for members that are gone)")
+		}
+	}
+	if _, outputs := sel.internalTopics(app); len(outputs) > 0 {
+		ip.Notes = append(ip.Notes, fmt.Sprintf("output topics %v are not rewound: processing again writes their records again", outputs))
+	}
+	if spec.RewindOnly {
+		ip.Notes = append(ip.Notes, "--rewind-only: the job stops at the target; the next weft run processes the records from there")
+	}
+	return ip, nil
+}
+
+// ExecuteInPlace applies the plan: it refuses while the live groups have
+// members (naming them; with Force it waits up to twice the session
+// timeout for them to leave), writes the rewound values (and tombstones
+// for the keys that had none) to the tables' changelogs, removes the
+// groups' local state, commits the restart offsets and runs the live
+// groups from there to the end (Execute's termination rule; with
+// RewindOnly to the target).
+func ExecuteInPlace(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, ip *InPlacePlan, o Options) (*Summary, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	names := make([]string, len(ip.Groups))
+	for i, g := range ip.Groups {
+		names[i] = g.Group
+	}
+	why := "an in-place replay needs every instance of " + ip.App + " stopped (--force waits for members that are gone)"
+	if err := refuseActive(ctx, adm, names, why); err != nil {
+		if !ip.spec.Force {
+			return nil, fmt.Errorf("--in-place: %w", err)
+		}
+		if err := waitEmpty(ctx, adm, names, 2*kafkaclient.SessionTimeout); err != nil {
+			return nil, err
+		}
+	}
+	if len(ip.rewrites) > 0 {
+		cl, err := kgo.NewClient(append(slices.Clone(opts), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to Kafka: %w", err)
+		}
+		err = cl.ProduceSync(ctx, ip.rewrites...).FirstErr()
+		cl.Close()
+		if err != nil {
+			return nil, fmt.Errorf("write the rewound values to the changelogs: %w", err)
+		}
+		o.Logger.Info("rewound the tables", "keys", ip.KeysChanged)
+	}
+	for _, g := range names {
+		if err := os.RemoveAll(filepath.Join(ip.spec.StateDir, "processors", g)); err != nil {
+			return nil, fmt.Errorf("remove the local state of %s: %w", g, err)
+		}
+	}
+	if o.StateDir == "" {
+		o.StateDir = ip.spec.StateDir
+	}
+	return Execute(ctx, adm, ip.p, o)
+}
+
+// waitEmpty waits until groups have no members, at most for d.
+func waitEmpty(ctx context.Context, adm *kadm.Client, groups []string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := refuseActive(ctx, adm, groups, "--force waited "+d.String()+" for them to leave: they are alive; stop them")
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
