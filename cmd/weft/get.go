@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve/client"
@@ -20,6 +19,7 @@ func newGetCommand(g *globalFlags) *cobra.Command {
 	var withMeta bool
 	var asOfSpec string
 	var sf serverFlags
+	var progressEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "get <table> <key>",
 		Short: "Print the value of a key in a table",
@@ -37,7 +37,11 @@ of updates), the event time and the last applied offset per input partition.
 
 With --as-of the value is the one the key had at a version number
 (--as-of 3) or at an event time (--as-of 2026-01-05T10:00:00Z), as far as
-the lineage index recorded it (see 'weft explain').`,
+the lineage index recorded it (see 'weft explain').
+
+A restore that takes more than a second shows a progress bar on a terminal;
+when stderr is not a terminal, a log line every --progress-interval says
+how far it has got.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("get needs <table> and <key>, got %d arguments", len(args))}
@@ -51,7 +55,7 @@ the lineage index recorded it (see 'weft explain').`,
 				if _, err := asOf(nil, asOfSpec); errors.As(err, &ue) {
 					return err
 				}
-				versions, table, err := g.history(cmd, &sf, args[0], args[1])
+				versions, table, err := g.history(cmd, &sf, args[0], args[1], progressEvery)
 				if err != nil {
 					return err
 				}
@@ -95,13 +99,7 @@ the lineage index recorded it (see 'weft explain').`,
 				return err
 			}
 			table := tableTopic(args[0])
-			dir, err := os.MkdirTemp("", "weft-get-")
-			if err != nil {
-				return fmt.Errorf("create temporary state directory: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			v, err := processors.StartView(cmd.Context(), table, new(codec.Bytes),
-				processors.WithKafka(k), processors.WithStateDir(dir), processors.WithLogger(log))
+			v, err := restoreTable(cmd.Context(), log, k, table, progressEvery)
 			if err != nil {
 				return err
 			}
@@ -113,7 +111,7 @@ the lineage index recorded it (see 'weft explain').`,
 			if val == nil {
 				return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
 			}
-			out, err := formatValue(val.([]byte), withMeta)
+			out, err := formatValue(val, withMeta)
 			if err != nil {
 				return fmt.Errorf("value of %s in %s: %w", args[1], table, err)
 			}
@@ -124,6 +122,7 @@ the lineage index recorded it (see 'weft explain').`,
 	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
+	cmd.Flags().DurationVar(&progressEvery, "progress-interval", 5*time.Second, "how often to log the progress of the table's restore when stderr is not a terminal (0: never)")
 	return withTimeout(cmd, nil)
 }
 
