@@ -123,15 +123,20 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		return
 	}
 
-	// The binary, built once. In the sessions, the README's own
-	// 'go build -o weft ./cmd/weft' copies it: building in the mirror
-	// directory would compile every package of weft again (the build cache
-	// is keyed by the packages' paths), which takes a minute.
+	// weft is this test binary, which runs weft's main when envAsWeft is
+	// set (see TestMain), behind a script named weft: the binary is built
+	// once, by go test. In the sessions, the README's own
+	// 'go build -o weft ./cmd/weft' copies that script (building in the
+	// mirror directory would compile every package of weft again: the
+	// build cache is keyed by the packages' paths).
 	binDir := t.TempDir()
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(binDir, "weft"), "./cmd/weft")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q \"$@\"\n", envAsWeft, self)
+	if err := os.WriteFile(filepath.Join(binDir, "weft"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for _, name := range docSessions {
 		blocks := scripts[name]
@@ -151,6 +156,7 @@ func runDocSession(t *testing.T, dir, binDir string, blocks []docBlock) {
 	brokerAddr, apiAddr := freeAddr(t), freeAddr(t)
 	var script, stop strings.Builder
 	script.WriteString("set -euo pipefail\n")
+	script.WriteString("for_a_while() { timeout 3 \"$@\" || [ $? -eq 124 ]; }\n")
 	for _, b := range blocks {
 		fmt.Fprintf(&script, "echo '+++ %s' >&2\n", b)
 		for _, line := range strings.SplitAfter(b.text, "\n") {
@@ -158,10 +164,9 @@ func runDocSession(t *testing.T, dir, binDir string, blocks []docBlock) {
 			case strings.HasPrefix(line, "kill %1"):
 				// The session's end: after all its blocks.
 				stop.WriteString(line)
-			case strings.Contains(line, "curl -sN "):
+			case strings.HasPrefix(line, "curl -sN "):
 				// A stream that runs until Ctrl-C: for a few seconds.
-				script.WriteString("timeout 3 " + strings.ReplaceAll(strings.TrimSuffix(line, "\n"), "localhost:7070", apiAddr) +
-					" || [ $? -eq 124 ]\n")
+				script.WriteString("for_a_while " + strings.ReplaceAll(line, "localhost:7070", apiAddr))
 			case strings.HasPrefix(line, "go build -o weft ./cmd/weft"):
 				fmt.Fprintf(&script, "cp %q weft # %s", filepath.Join(binDir, "weft"), line)
 			default:
