@@ -90,7 +90,7 @@ var docSessions = []string{"bank", "shop-offline", "shop"}
 // the commands; only the query API's address in curl commands is rewritten
 // from localhost:7070 to the session's port.
 func TestDocsCommandsRunAsWritten(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "go"} {
+	for _, tool := range []string{"bash", "curl", "timeout"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: %v", tool, err)
 		}
