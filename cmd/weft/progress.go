@@ -91,8 +91,7 @@ func (p *progressReport) update(done, total int64) {
 func (p *progressReport) newBar(total int64) *progressbar.ProgressBar {
 	opts := []progressbar.Option{progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(p.what),
 		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(progressSample), progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetRenderBlankState(true)}
+		progressbar.OptionThrottle(progressSample), progressbar.OptionClearOnFinish()}
 	if p.unit == "bytes" {
 		opts = append(opts, progressbar.OptionShowBytes(true))
 	} else {
