@@ -158,7 +158,7 @@ func envNames(cmd *cobra.Command, f *pflag.Flag) (name, alias string) {
 // annotateEnv adds the environment variable of every flag to its usage.
 func annotateEnv(cmd *cobra.Command) {
 	mark := func(f *pflag.Flag) {
-		if !strings.Contains(f.Usage, "[$") && f.Name != "help" {
+		if !strings.Contains(f.Usage, "[$") && f.Name != "help" && f.Name != "version" {
 			name, _ := envNames(cmd, f)
 			f.Usage += " [$" + name + "]"
 		}
@@ -175,8 +175,8 @@ func annotateEnv(cmd *cobra.Command) {
 // deprecated variable it used.
 func applyEnv(cmd *cobra.Command) (deprecated []string, err error) {
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
+		if err != nil || f.Changed || f.Name == "help" || f.Name == "version" {
+			return // cobra's own flags have no variable
 		}
 		name, alias := envNames(cmd, f)
 		v := os.Getenv(name)
