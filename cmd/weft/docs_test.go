@@ -64,7 +64,7 @@ type docRule struct {
 var docRules = []docRule{
 	{match: "go run ./cmd/weft demo", skip: "the demo runs until Ctrl-C, and go test ./... would run this test again; TestDemo runs the demo with --exit"},
 	{match: "go run ./cmd/weft get bank-balances acc-0001\n", skip: "needs the demo of the block above running; the session below runs the same get"},
-	{match: "./weft run &", session: "bank"},
+	{match: "./weft run --cache-max-bytes 0 &", session: "bank"},
 	{match: "weft run --brokers kafka-1:9092", skip: "needs a Kafka cluster with SASL and TLS (the TLS and SASL tests in kafkaclient cover the flags)"},
 	{match: "curl -s localhost:7070/tables ", session: "bank"},
 	{match: "weft replay shop.yaml --into shop-v2", skip: "needs shop.yaml's groups with data and minutes of replay; TestIntegrationReplay* cover these commands"},
@@ -196,21 +196,27 @@ func runDocSession(t *testing.T, dir, binDir string, blocks []docBlock) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
+	if testing.Verbose() {
+		t.Logf("the session printed:\n%s", out.String())
+	}
 	for _, b := range blocks {
 		checkShownOutputs(t, b, out.String())
 	}
 }
 
-// checkShownOutputs checks the outputs a block shows as comments right
-// after a command (lines "# {...}" with "..." for what varies) against what
-// the session printed.
+// explainHeader is the first line weft explain prints.
+var explainHeader = regexp.MustCompile(`^[a-z0-9-]+-table \S+: \d+ versions?, newest first$`)
+
+// checkShownOutputs checks the outputs a block shows as comments (lines
+// "# {...}" with "..." for what varies, and weft explain's first line)
+// against what the session printed.
 func checkShownOutputs(t *testing.T, b docBlock, out string) {
 	for _, line := range strings.Split(b.text, "\n") {
-		shown, ok := strings.CutPrefix(line, "# {")
-		if !ok {
+		shown, ok := strings.CutPrefix(line, "# ")
+		if !ok || !strings.HasPrefix(shown, "{") && !explainHeader.MatchString(shown) {
 			continue
 		}
-		parts := strings.Split("{"+shown, "...")
+		parts := strings.Split(shown, "...")
 		for i := range parts {
 			parts[i] = regexp.QuoteMeta(parts[i])
 		}

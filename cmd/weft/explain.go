@@ -52,7 +52,11 @@ on a terminal, or a log line every --progress-interval otherwise.`,
 			if asJSON {
 				return writeVersionsJSON(cmd.OutOrStdout(), versions)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d versions, newest first\n", table, args[1], len(versions))
+			noun := "versions"
+			if len(versions) == 1 {
+				noun = "version"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d %s, newest first\n", table, args[1], len(versions), noun)
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "VERSION\tEVENT TIME\tWRITER TRACEPARENT\tSOURCE\tVALUE")
 			for _, v := range versions {
