@@ -41,8 +41,9 @@ With --as-of the value is the one the key had at a version number
 (--as-of 3) or at an event time (--as-of 2026-01-05T10:00:00Z), as far as
 the lineage index recorded it (see 'weft explain').
 
-With --wait 10s a key without a value is asked for again until it has one
-(a script that has just produced the events waits for the processor).
+With --wait 10s a key without a value (or whose partition the running weft
+is still restoring) is asked for again until it has one: a script that has
+just produced the events waits for the processor.
 
 A restore that takes more than a second shows a progress bar on a terminal;
 when stderr is not a terminal, a log line every --progress-interval says
@@ -188,14 +189,15 @@ func tableTopic(name string) goka.Table {
 }
 
 // waitForValue runs get until it finds a value (or fails otherwise), for
-// up to wait: a key without a value is asked for again every quarter of a
-// second.
+// up to wait: a key without a value, or whose partition the query API is
+// still restoring, is asked for again every quarter of a second.
 func waitForValue(ctx context.Context, wait time.Duration, get func() error) error {
 	deadline := time.Now().Add(wait)
 	for {
 		err := get()
 		var nv *noValueError
-		if !errors.As(err, &nv) || time.Now().Add(waitRetry).After(deadline) {
+		retry := errors.As(err, &nv) || errors.Is(err, client.ErrUnavailable) // a partition restoring
+		if !retry || time.Now().Add(waitRetry).After(deadline) {
 			return err
 		}
 		select {
