@@ -353,8 +353,23 @@ func consumerBuilder(sc *sarama.Config) goka.SaramaConsumerBuilder {
 
 func (c Config) topicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
 	tm := c.TopicManagerConfig()
+	if tm.MismatchBehavior != goka.TMConfigMismatchBehaviorWarn {
+		return func(brokers []string) (goka.TopicManager, error) {
+			return goka.NewTopicManager(brokers, copyConfig(sc, ""), tm)
+		}
+	}
+	// Warnings through slog (see mismatchWarner), not goka's logger.
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
+	log := c.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	return func(brokers []string) (goka.TopicManager, error) {
-		return goka.NewTopicManager(brokers, copyConfig(sc, ""), tm)
+		m, err := goka.NewTopicManager(brokers, copyConfig(sc, ""), tm)
+		if err != nil {
+			return nil, err
+		}
+		return mismatchWarner{TopicManager: m, log: log}, nil
 	}
 }
 

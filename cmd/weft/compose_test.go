@@ -443,7 +443,10 @@ func resolveCommand(argv []string, env map[string]string) (*resolvedCommand, []s
 		return r, problems
 	}
 	byEnv := map[string]*pflag.Flag{}
-	c.Flags().VisitAll(func(f *pflag.Flag) { byEnv[envName(f.Name)] = f })
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		name, _ := envNames(c, f)
+		byEnv[name] = f
+	})
 	for _, k := range sortedKeys(env) {
 		if !strings.HasPrefix(k, envPrefix) {
 			continue

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve/client"
@@ -20,6 +19,7 @@ import (
 func newExplainCommand(g *globalFlags) *cobra.Command {
 	var asJSON bool
 	var sf serverFlags
+	var progressEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "explain <table> <key>",
 		Short: "Show the versions of a key: which event and which span made each",
@@ -33,7 +33,8 @@ topic/partition@offset#n for its n-th output) and the value.
 The history is rebuilt from the table topic into a temporary local store, so
 it goes back as far as the topic still holds versions of the key (a
 compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
-15 versions).`,
+15 versions). A restore that takes more than a second shows a progress bar
+on a terminal, or a log line every --progress-interval otherwise.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("explain needs <table> and <key>, got %d arguments", len(args))}
@@ -41,7 +42,7 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			versions, table, err := g.history(cmd, &sf, args[0], args[1])
+			versions, table, err := g.history(cmd, &sf, args[0], args[1], progressEvery)
 			if err != nil {
 				return err
 			}
@@ -51,7 +52,11 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 			if asJSON {
 				return writeVersionsJSON(cmd.OutOrStdout(), versions)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d versions, newest first\n", table, args[1], len(versions))
+			noun := "versions"
+			if len(versions) == 1 {
+				noun = "version"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d %s, newest first\n", table, args[1], len(versions), noun)
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "VERSION\tEVENT TIME\tWRITER TRACEPARENT\tSOURCE\tVALUE")
 			for _, v := range versions {
@@ -61,6 +66,7 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
+	cmd.Flags().DurationVar(&progressEvery, "progress-interval", 5*time.Second, "how often to log the progress of the table's restore when stderr is not a terminal (0: never)")
 	sf.register(cmd.Flags())
 	return withTimeout(cmd, nil)
 }
@@ -68,7 +74,7 @@ compacted topic keeps fewer) and the lineage index keeps them (the last 8 to
 // history returns the lineage of key: from the query API of a running
 // weft (see serverFlags), or else restored from the table topic into a
 // temporary view.
-func (g *globalFlags) history(cmd *cobra.Command, sf *serverFlags, tableName, key string) ([]statestore.Envelope, string, error) {
+func (g *globalFlags) history(cmd *cobra.Command, sf *serverFlags, tableName, key string, progressEvery time.Duration) ([]statestore.Envelope, string, error) {
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return nil, "", err
@@ -84,13 +90,7 @@ func (g *globalFlags) history(cmd *cobra.Command, sf *serverFlags, tableName, ke
 		return nil, "", err
 	}
 	table := tableTopic(tableName)
-	dir, err := os.MkdirTemp("", "weft-explain-")
-	if err != nil {
-		return nil, "", fmt.Errorf("create temporary state directory: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	v, err := processors.StartView(cmd.Context(), table, new(codec.Bytes),
-		processors.WithKafka(k), processors.WithStateDir(dir), processors.WithLogger(log))
+	v, err := restoreTable(cmd.Context(), log, k, table, progressEvery)
 	if err != nil {
 		return nil, "", err
 	}

@@ -46,3 +46,50 @@ func TestFlagMistakesBeforeSideEffects(t *testing.T) {
 		})
 	}
 }
+
+// A command's own flags take their environment variable from the command
+// (WEFT_DESCRIBE_FORMAT); the old name without it (WEFT_FORMAT) still
+// works, with one warning, and loses to the new one. Global flags keep
+// theirs (WEFT_LOG_FORMAT).
+func TestLocalFlagEnvNamedAfterCommand(t *testing.T) {
+	file := filepath.Join("..", "..", "testdata", "topologies", "shop.yaml")
+	describe := func() (string, error) { return weft(t.Context(), "describe", file) }
+
+	t.Setenv("WEFT_LOG_FORMAT", "json")
+	t.Setenv("WEFT_DESCRIBE_FORMAT", "mermaid")
+	out, err := describe()
+	if err != nil || !strings.HasPrefix(out, "flowchart") || strings.Contains(out, "deprecated") {
+		t.Fatalf("WEFT_DESCRIBE_FORMAT=mermaid: %v\n%s", err, out)
+	}
+
+	t.Setenv("WEFT_DESCRIBE_FORMAT", "")
+	t.Setenv("WEFT_FORMAT", "dot")
+	out, err = describe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	warning := `{"level":"WARN","msg":"environment variable WEFT_FORMAT is deprecated: use WEFT_DESCRIBE_FORMAT (it sets describe --format)"}`
+	lines := strings.Split(out, "\n")
+	var warnings int
+	for _, l := range lines {
+		if strings.Contains(l, "deprecated") {
+			warnings++
+			if i := strings.Index(l, `"level"`); i < 0 || "{"+l[i:] != warning {
+				t.Errorf("warning %s, want %s (and a time)", l, warning)
+			}
+		}
+	}
+	if warnings != 1 || !strings.Contains(out, "digraph") {
+		t.Fatalf("WEFT_FORMAT=dot: %d warnings, want 1, and a dot graph:\n%s", warnings, out)
+	}
+
+	t.Setenv("WEFT_DESCRIBE_FORMAT", "mermaid") // the new name wins
+	if out, err = describe(); err != nil || !strings.HasPrefix(out, "flowchart") || strings.Contains(out, "deprecated") {
+		t.Fatalf("both set: %v\n%s", err, out)
+	}
+
+	out, err = weft(t.Context(), "get", "--help")
+	if err != nil || !strings.Contains(out, "[$WEFT_GET_META]") || !strings.Contains(out, "[$WEFT_BROKERS]") {
+		t.Fatalf("get --help does not name WEFT_GET_META and WEFT_BROKERS:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve/client"
@@ -20,6 +20,8 @@ func newGetCommand(g *globalFlags) *cobra.Command {
 	var withMeta bool
 	var asOfSpec string
 	var sf serverFlags
+	var progressEvery, wait time.Duration
+	var get func(cmd *cobra.Command, args []string) error
 	cmd := &cobra.Command{
 		Use:   "get <table> <key>",
 		Short: "Print the value of a key in a table",
@@ -37,7 +39,15 @@ of updates), the event time and the last applied offset per input partition.
 
 With --as-of the value is the one the key had at a version number
 (--as-of 3) or at an event time (--as-of 2026-01-05T10:00:00Z), as far as
-the lineage index recorded it (see 'weft explain').`,
+the lineage index recorded it (see 'weft explain').
+
+With --wait 10s a key without a value (or whose partition the running weft
+is still restoring) is asked for again until it has one: a script that has
+just produced the events waits for the processor.
+
+A restore that takes more than a second shows a progress bar on a terminal;
+when stderr is not a terminal, a log line every --progress-interval says
+how far it has got.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("get needs <table> and <key>, got %d arguments", len(args))}
@@ -45,85 +55,87 @@ the lineage index recorded it (see 'weft explain').`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if asOfSpec != "" {
-				// A malformed --as-of is a usage error, before the restore.
-				var ue *usageError
-				if _, err := asOf(nil, asOfSpec); errors.As(err, &ue) {
-					return err
-				}
-				versions, table, err := g.history(cmd, &sf, args[0], args[1])
-				if err != nil {
-					return err
-				}
-				if len(versions) == 0 {
-					return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
-				}
-				v, err := asOf(versions, asOfSpec)
-				if errors.As(err, &ue) {
-					return err
-				}
-				if err != nil {
-					return &noValueError{fmt.Errorf("%s in %s: %w", args[1], table, err)}
-				}
-				out, err := formatValue(statestore.AppendEnvelope(nil, &v), withMeta)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(out))
-				return nil
+			if wait < 0 {
+				return &usageError{fmt.Errorf("--wait %s: give a positive duration, or 0 not to wait", wait)}
 			}
-			log, err := g.logger(os.Stderr)
+			return waitForValue(cmd.Context(), wait, func() error { return get(cmd, args) })
+		},
+	}
+	get = func(cmd *cobra.Command, args []string) error {
+		if asOfSpec != "" {
+			// A malformed --as-of is a usage error, before the restore.
+			var ue *usageError
+			if _, err := asOf(nil, asOfSpec); errors.As(err, &ue) {
+				return err
+			}
+			versions, table, err := g.history(cmd, &sf, args[0], args[1], progressEvery)
 			if err != nil {
 				return err
 			}
-			if env, a := sf.askValue(cmd.Context(), log, g, args[0], args[1], ""); a.done {
-				if errors.Is(a.err, client.ErrNoValue) {
-					return &noValueError{fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)}
-				}
-				if a.err != nil {
-					return fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)
-				}
-				out, err := formatValue(statestore.AppendEnvelope(nil, &env), withMeta)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(out))
-				return nil
-			}
-			k, err := g.clientKafka()
-			if err != nil {
-				return err
-			}
-			table := tableTopic(args[0])
-			dir, err := os.MkdirTemp("", "weft-get-")
-			if err != nil {
-				return fmt.Errorf("create temporary state directory: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			v, err := processors.StartView(cmd.Context(), table, new(codec.Bytes),
-				processors.WithKafka(k), processors.WithStateDir(dir), processors.WithLogger(log))
-			if err != nil {
-				return err
-			}
-			defer v.Close()
-			val, err := v.Get(args[1])
-			if err != nil {
-				return fmt.Errorf("get %s from %s: %w", args[1], table, err)
-			}
-			if val == nil {
+			if len(versions) == 0 {
 				return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
 			}
-			out, err := formatValue(val.([]byte), withMeta)
+			v, err := asOf(versions, asOfSpec)
+			if errors.As(err, &ue) {
+				return err
+			}
 			if err != nil {
-				return fmt.Errorf("value of %s in %s: %w", args[1], table, err)
+				return &noValueError{fmt.Errorf("%s in %s: %w", args[1], table, err)}
+			}
+			out, err := formatValue(statestore.AppendEnvelope(nil, &v), withMeta)
+			if err != nil {
+				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), string(out))
 			return nil
-		},
+		}
+		log, err := g.logger(os.Stderr)
+		if err != nil {
+			return err
+		}
+		if env, a := sf.askValue(cmd.Context(), log, g, args[0], args[1], ""); a.done {
+			if errors.Is(a.err, client.ErrNoValue) {
+				return &noValueError{fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)}
+			}
+			if a.err != nil {
+				return fmt.Errorf("%s in %s: %w", args[1], args[0], a.err)
+			}
+			out, err := formatValue(statestore.AppendEnvelope(nil, &env), withMeta)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		}
+		k, err := g.clientKafka()
+		if err != nil {
+			return err
+		}
+		table := tableTopic(args[0])
+		v, err := restoreTable(cmd.Context(), log, k, table, progressEvery)
+		if err != nil {
+			return err
+		}
+		defer v.Close()
+		val, err := v.Get(args[1])
+		if err != nil {
+			return fmt.Errorf("get %s from %s: %w", args[1], table, err)
+		}
+		if val == nil {
+			return &noValueError{fmt.Errorf("key %q has no value in table %s", args[1], table)}
+		}
+		out, err := formatValue(val, withMeta)
+		if err != nil {
+			return fmt.Errorf("value of %s in %s: %w", args[1], table, err)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), string(out))
+		return nil
 	}
 	cmd.Flags().BoolVar(&withMeta, "meta", false, "print the value with its writer span, version and source offsets")
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "if the key has no value yet, ask again until it has one or this long has passed, e.g. 10s (exit code 3 then)")
+	cmd.Flags().DurationVar(&progressEvery, "progress-interval", 5*time.Second, "how often to log the progress of the table's restore when stderr is not a terminal (0: never)")
 	return withTimeout(cmd, nil)
 }
 
@@ -175,3 +187,26 @@ func tableTopic(name string) goka.Table {
 	}
 	return goka.GroupTable(goka.Group(name))
 }
+
+// waitForValue runs get until it finds a value (or fails otherwise), for
+// up to wait: a key without a value, or whose partition the query API is
+// still restoring, is asked for again every quarter of a second.
+func waitForValue(ctx context.Context, wait time.Duration, get func() error) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := get()
+		var nv *noValueError
+		retry := errors.As(err, &nv) || errors.Is(err, client.ErrUnavailable) // a partition restoring
+		if !retry || time.Now().Add(waitRetry).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(waitRetry):
+		}
+	}
+}
+
+// waitRetry is how often get --wait asks again.
+const waitRetry = 250 * time.Millisecond

@@ -17,6 +17,25 @@ var kafkaFlags = []string{
 	"partitions", "replication-factor", "tls", "sasl-mechanism", "sasl-user", "sasl-password", "give-up-after",
 }
 
+// clientOnlyAnnotation marks a command that talks to Kafka only through
+// --brokers, as a client (validate): its help leaves out the flags of the
+// embedded broker, of state and of processors.
+const clientOnlyAnnotation = "weft/client-only"
+
+// processorFlags are the global flags a client-only command ignores.
+var processorFlags = []string{
+	"embedded-addr", "embedded-sync", "state-dir", "start-offset", "replication-factor", "give-up-after",
+}
+
+// markClientOnly annotates cmd as a client-only command.
+func markClientOnly(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[clientOnlyAnnotation] = "true"
+	return cmd
+}
+
 // markOffline annotates cmd as one that does not talk to Kafka.
 func markOffline(cmd *cobra.Command) *cobra.Command {
 	if cmd.Annotations == nil {
@@ -38,16 +57,23 @@ func offline(c *cobra.Command) bool {
 }
 
 // hideKafkaFlagsInHelp makes the help of offline commands leave out the
-// Kafka flags, which they accept (they are global) but ignore.
+// Kafka flags, and that of client-only commands the processor flags, which
+// they accept (they are global) but ignore.
 func hideKafkaFlagsInHelp(root *cobra.Command) {
 	help := root.HelpFunc()
 	root.SetHelpFunc(func(c *cobra.Command, args []string) {
-		if !offline(c) {
+		var hide []string
+		switch {
+		case offline(c):
+			hide = kafkaFlags
+		case c.Annotations[clientOnlyAnnotation] == "true":
+			hide = processorFlags
+		default:
 			help(c, args)
 			return
 		}
 		var hidden []*pflag.Flag
-		for _, name := range kafkaFlags {
+		for _, name := range hide {
 			if f := root.PersistentFlags().Lookup(name); f != nil && !f.Hidden {
 				f.Hidden = true
 				hidden = append(hidden, f)

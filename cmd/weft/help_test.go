@@ -36,6 +36,21 @@ func TestHelpListsKafkaFlagsOnlyWhereUsed(t *testing.T) {
 			}
 		}
 	}
+	// validate talks to Kafka only with --brokers, as a client: no embedded
+	// broker, state or processor flags (--partitions it uses: a missing topic
+	// counts with it).
+	out, err := weft(t.Context(), "validate", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"--embedded-addr", "--state-dir", "--replication-factor", "--give-up-after", "--start-offset"} {
+		if strings.Contains(out, flag) {
+			t.Errorf("weft validate --help lists %s:\n%s", flag, out)
+		}
+	}
+	if !strings.Contains(out, "--brokers") || !strings.Contains(out, "--tls") {
+		t.Errorf("weft validate --help does not list --brokers and --tls:\n%s", out)
+	}
 	// The flags are shared: after an offline command's help they are
 	// listed again.
 	root := newRootCommand()

@@ -16,11 +16,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newRootCommand().ExecuteContext(ctx)
+	root, g := newRoot()
+	routeLibraryLogs(root, g)
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "weft:", err)
-		os.Exit(exitCode(err))
+		code := exitCode(err)
+		if log := g.stderrLogger(); log != nil && g.logFormat == "json" {
+			// Every line on stderr is JSON then, this one too.
+			log.Error("weft: "+err.Error(), "exit_code", code)
+		} else {
+			fmt.Fprintln(os.Stderr, "weft:", err)
+		}
+		os.Exit(code)
 	}
 }
 

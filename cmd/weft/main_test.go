@@ -187,7 +187,7 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[$WEFT_BROKERS]", "[$WEFT_STATE_DIR]", "[$WEFT_INPUT]", "SIGTERM"} {
+	for _, want := range []string{"[$WEFT_BROKERS]", "[$WEFT_STATE_DIR]", "[$WEFT_RUN_INPUT]", "SIGTERM"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run --help lacks %q", want)
 		}

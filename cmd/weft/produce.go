@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/weftstream/weft/eventfile"
@@ -21,6 +24,7 @@ type produceFlags struct {
 	timestampField  string
 	maxMessageBytes int
 	onError         string
+	progress        time.Duration
 }
 
 func newProduceCommand(g *globalFlags) *cobra.Command {
@@ -52,7 +56,11 @@ traceparent header, if it has one) whose context goes into the record's
 traceparent header; the OTEL_* variables decide whether spans are exported.
 Records are partitioned as goka partitions them, so a processor finds each
 key's state where it expects it. Ctrl-C stops reading, waits for the
-records sent so far and exits non-zero.`,
+records sent so far and exits non-zero.
+
+A produce that takes more than a second shows a progress bar on a terminal;
+when stderr is not a terminal, a log line every --progress-interval says
+how far it has got.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &usageError{fmt.Errorf("produce needs <topic> and <file.jsonl>, got %d arguments", len(args))}
@@ -76,6 +84,7 @@ records sent so far and exits non-zero.`,
 	cmd.Flags().StringVar(&f.timestampField, "timestamp-field", "", "JSON field of the value with the event time (RFC 3339 or epoch milliseconds)")
 	cmd.Flags().IntVar(&f.maxMessageBytes, "max-message-bytes", 1000000, "largest key + value + headers of a line (the brokers' message.max.bytes must allow it)")
 	cmd.Flags().StringVar(&f.onError, "on-error", "stop", "a line that cannot be sent: stop, or skip it and go on")
+	cmd.Flags().DurationVar(&f.progress, "progress-interval", 5*time.Second, "how often to log progress when stderr is not a terminal (0: never)")
 	return withTimeout(cmd, nil)
 }
 
@@ -84,14 +93,18 @@ func produce(cmd *cobra.Command, g *globalFlags, f *produceFlags, topic, path st
 	if err != nil {
 		return err
 	}
-	in := os.Stdin
+	in := &countingReader{r: os.Stdin}
+	var size int64 // 0: unknown (standard input, a pipe)
 	if path != "-" {
 		file, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("open event file: %w", err)
 		}
 		defer file.Close()
-		in = file
+		if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		in.r = file
 	}
 	k, err := g.clientKafka()
 	if err != nil {
@@ -124,6 +137,10 @@ func produce(cmd *cobra.Command, g *globalFlags, f *produceFlags, topic, path st
 		stopErr = fmt.Errorf("line %d: %s (produced %d records before it; --on-error skip goes on)", line, msg, em.Sent())
 		return false
 	}
+	stopProgress := newProgressReport(log, "produce", "bytes", f.progress).follow(func() (int64, int64) {
+		return in.n.Load(), size
+	})
+	defer stopProgress()
 	for rec, err := range eventfile.ReadWith(in, eventfile.Options{KeyField: f.keyField, TimestampField: f.timestampField}) {
 		if err != nil {
 			stopErr = err
@@ -170,6 +187,7 @@ func produce(cmd *cobra.Command, g *globalFlags, f *produceFlags, topic, path st
 			}
 		})
 	}
+	stopProgress()
 	closeErr := em.Close()
 	if invalid+keyless > 0 {
 		log.Warn("produced lines without a key", "invalid_json", invalid, "missing_key", keyless)
@@ -206,4 +224,17 @@ func recordSize(rec eventfile.Record) int {
 		n += len(k) + len(v)
 	}
 	return n
+}
+
+// countingReader counts the bytes read through it, for progress reports
+// from another goroutine.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

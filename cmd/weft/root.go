@@ -39,6 +39,12 @@ type globalFlags struct {
 const envPrefix = "WEFT_"
 
 func newRootCommand() *cobra.Command {
+	root, _ := newRoot()
+	return root
+}
+
+// newRoot returns the root command and the global flags it parses into.
+func newRoot() (*cobra.Command, *globalFlags) {
 	g := &globalFlags{}
 	root := &cobra.Command{
 		Use:   "weft",
@@ -50,14 +56,29 @@ With no --brokers, weft uses its embedded Kafka-protocol broker:
 'weft run' starts it in-process on --embedded-addr, and the other commands
 connect to that address. Every flag can also be set through an environment
 variable: WEFT_ followed by the flag name in upper case with '_' for '-'
-(e.g. WEFT_BROKERS, WEFT_STATE_DIR, WEFT_SASL_PASSWORD).`,
+(e.g. WEFT_BROKERS, WEFT_STATE_DIR, WEFT_SASL_PASSWORD); a command's own
+flags have the command in the name too (get --meta: WEFT_GET_META). Each
+flag's help names its variable.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd); err != nil {
+			deprecated, err := applyEnv(cmd)
+			if err != nil {
 				return err
 			}
-			return g.validate()
+			if err := g.validate(); err != nil {
+				return err
+			}
+			if len(deprecated) > 0 {
+				log, err := g.logger(cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				for _, d := range deprecated {
+					log.Warn(d)
+				}
+			}
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		// An unknown command is a usage error, like an unknown flag.
@@ -94,7 +115,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newConsumeCommand(g),
 		newGetCommand(g),
 		newExplainCommand(g),
-		newValidateCommand(g),
+		markClientOnly(newValidateCommand(g)),
 		markOffline(newDescribeCommand(g)),
 		markOffline(newTestCommand(g)),
 		newReplayCommand(g), newResetCommand(g),
@@ -106,19 +127,40 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	annotateEnv(root)
 	hideKafkaFlagsInHelp(root)
-	return root
+	return root, g
 }
 
-// envName is the environment variable that sets flag name.
+// envName is the environment variable of a global flag: WEFT_ + its name
+// in upper case with '_' for '-'.
 func envName(name string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// envNames returns the environment variable that sets flag f of cmd, and
+// the deprecated name it also answers to ("" if none). A global flag's is
+// envName (WEFT_BROKERS); a command's own flag's is named after the command
+// as well (get --meta: WEFT_GET_META), and its old name without the command
+// (WEFT_META) still works with a warning, unless a global flag has that
+// name.
+func envNames(cmd *cobra.Command, f *pflag.Flag) (name, alias string) {
+	root := cmd.Root()
+	if root.PersistentFlags().Lookup(f.Name) == f {
+		return envName(f.Name), ""
+	}
+	path := strings.Fields(cmd.CommandPath())[1:] // without "weft"
+	name = envName(strings.Join(append(path, f.Name), "-"))
+	if root.PersistentFlags().Lookup(f.Name) != nil {
+		return name, ""
+	}
+	return name, envName(f.Name)
 }
 
 // annotateEnv adds the environment variable of every flag to its usage.
 func annotateEnv(cmd *cobra.Command) {
 	mark := func(f *pflag.Flag) {
-		if !strings.Contains(f.Usage, "[$") && f.Name != "help" {
-			f.Usage += " [$" + envName(f.Name) + "]"
+		if !strings.Contains(f.Usage, "[$") && f.Name != "help" && f.Name != "version" {
+			name, _ := envNames(cmd, f)
+			f.Usage += " [$" + name + "]"
 		}
 	}
 	cmd.PersistentFlags().VisitAll(mark)
@@ -129,22 +171,29 @@ func annotateEnv(cmd *cobra.Command) {
 }
 
 // applyEnv sets every flag the command line did not set from its
-// environment variable.
-func applyEnv(cmd *cobra.Command) error {
-	var err error
+// environment variable (see envNames), and returns a warning for every
+// deprecated variable it used.
+func applyEnv(cmd *cobra.Command) (deprecated []string, err error) {
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
+		if err != nil || f.Changed || f.Name == "help" || f.Name == "version" {
+			return // cobra's own flags have no variable
 		}
-		v := os.Getenv(envName(f.Name))
+		name, alias := envNames(cmd, f)
+		v := os.Getenv(name)
+		if v == "" && alias != "" {
+			if v = os.Getenv(alias); v != "" {
+				deprecated = append(deprecated, fmt.Sprintf("environment variable %s is deprecated: use %s (it sets %s --%s)", alias, name, cmd.Name(), f.Name))
+				name = alias
+			}
+		}
 		if v == "" {
 			return // unset or empty: keep the default
 		}
 		if serr := cmd.Flags().Set(f.Name, v); serr != nil {
-			err = &usageError{fmt.Errorf("environment variable %s: %w", envName(f.Name), serr)}
+			err = &usageError{fmt.Errorf("environment variable %s: %w", name, serr)}
 		}
 	})
-	return err
+	return deprecated, err
 }
 
 // logger builds the slog logger the flags ask for.

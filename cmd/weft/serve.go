@@ -44,7 +44,7 @@ type queryAPIFlags struct {
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&q.addr, "http-addr", defaultHTTPAddr, "address of the query API (GET /tables/<table>/<key>, ...); empty: no API")
-	fs.StringVar(&q.token, "http-token", "", "bearer token the query API requires (prefer WEFT_HTTP_TOKEN; empty: none)")
+	fs.StringVar(&q.token, "http-token", "", "bearer token the query API requires (prefer its environment variable; empty: none)")
 	fs.StringVar(&q.tokenFile, "http-token-file", "", "file holding the bearer token the query API requires")
 	fs.StringVar(&q.certFile, "http-tls-cert", "", "TLS certificate file: serve the query API over HTTPS")
 	fs.StringVar(&q.keyFile, "http-tls-key", "", "TLS key file, with --http-tls-cert")

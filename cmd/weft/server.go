@@ -21,7 +21,7 @@ type serverFlags struct {
 func (s *serverFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.url, "server", "", "query API of a running 'weft run' to ask (e.g. http://127.0.0.1:7070); "+
 		"empty: with the embedded broker, try the default one, then restore the table locally")
-	fs.StringVar(&s.token, "server-token", "", "bearer token of the query API (prefer WEFT_SERVER_TOKEN)")
+	fs.StringVar(&s.token, "server-token", "", "bearer token of the query API (prefer its environment variable)")
 }
 
 // client returns the API client to ask and whether --server named it (its
