@@ -92,19 +92,9 @@ func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err err
 	if err != nil {
 		return env, false, err
 	}
-	if r.cache != nil {
-		// The newest value is in the record cache until it is flushed.
-		if v, ok := r.cache.get(key); ok {
-			if v == nil {
-				return env, false, nil // deleted, not flushed yet
-			}
-			data, err := r.codec.Encode(v)
-			if err != nil {
-				return env, false, fmt.Errorf("encode the cached value of %q: %w", key, err)
-			}
-			env, err = decodeEnvelope(data)
-			return env, err == nil, err
-		}
+	// The newest value is in the record cache until it is flushed.
+	if env, held, deleted, err := r.cached(key); held || err != nil {
+		return env, held && !deleted && err == nil, err
 	}
 	data, err := st.Get(key)
 	if errors.Is(err, statestore.ErrClosed) {
@@ -118,8 +108,8 @@ func (r *TableReader) Get(key string) (env statestore.Envelope, ok bool, err err
 }
 
 // Lineage returns the recorded versions of key, newest first: the
-// versions written to the store and changelog (with a record cache, a
-// value still in the cache is not a version yet; Get returns it).
+// versions written to the store and changelog, and before them the
+// record cache's value if it is newer (not flushed yet).
 func (r *TableReader) Lineage(key string) ([]statestore.Envelope, error) {
 	st, err := r.store(r.Partition(key))
 	if err != nil {
@@ -129,14 +119,21 @@ func (r *TableReader) Lineage(key string) ([]statestore.Envelope, error) {
 	if errors.Is(err, statestore.ErrClosed) {
 		return nil, ErrNotServed
 	}
-	return versions, err
+	if err != nil {
+		return nil, err
+	}
+	return r.withCachedLineage(key, versions)
 }
 
-// GetAsOf returns version of key, if the lineage still holds it.
+// GetAsOf returns version of key, if the lineage still holds it (or the
+// record cache, for its newest version).
 func (r *TableReader) GetAsOf(key string, version uint64) (statestore.Envelope, bool, error) {
 	st, err := r.store(r.Partition(key))
 	if err != nil {
 		return statestore.Envelope{}, false, err
+	}
+	if env, ok, err := r.cachedAsOf(key, version); ok || err != nil {
+		return env, ok, err
 	}
 	env, ok, err := st.GetAsOf(key, version)
 	if errors.Is(err, statestore.ErrClosed) {
@@ -151,6 +148,9 @@ func (r *TableReader) GetAsOfTime(key string, t time.Time) (statestore.Envelope,
 	st, err := r.store(r.Partition(key))
 	if err != nil {
 		return statestore.Envelope{}, false, err
+	}
+	if env, ok, err := r.cachedAsOfTime(key, t); ok || err != nil {
+		return env, ok, err
 	}
 	env, ok, err := st.GetAsOfTime(key, t)
 	if errors.Is(err, statestore.ErrClosed) {
@@ -175,12 +175,22 @@ func (r *TableReader) Scan(prefix, after string, limit int) (entries []Entry, mo
 		if err != nil {
 			continue
 		}
-		got, err := scanStore(st, prefix, after, limit+1)
+		var cr cachedRange
+		if r.cache != nil {
+			cr = r.cache.cachedScan(p, prefix, after)
+		}
+		n := limit + 1 + len(cr.deleted) // enough for a page after the cached deletions
+		got, err := scanStore(st, prefix, after, n)
 		if errors.Is(err, statestore.ErrClosed) {
 			continue // revoked meanwhile
 		}
 		if err != nil {
 			return nil, false, nil, fmt.Errorf("scan %s/%d: %w", r.topic, p, err)
+		}
+		if r.cache != nil {
+			if got, err = r.overlay(got, cr, len(got) == n); err != nil {
+				return nil, false, nil, fmt.Errorf("scan %s/%d: %w", r.topic, p, err)
+			}
 		}
 		entries = append(entries, got...)
 		served = append(served, p)
