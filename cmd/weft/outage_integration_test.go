@@ -162,6 +162,9 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 	}
 
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	// Created before weft run and weft produce start, which would both
+	// create it (on real Kafka the second creation fails).
+	kafkatest.CreateTopic(t, strings.Split(addr, ","), input, 4)
 	common := []string{"--brokers", addr, "--log-level", "warn", "--partitions", "4"}
 	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
 	if err != nil {
