@@ -15,10 +15,23 @@ import (
 var claimList = regexp.MustCompile(`\[\]int32\{([0-9, ]*)\}`)
 
 // claimedPartitions returns how many partitions of its input p's latest
-// generation gave it.
-func claimedPartitions(p *proc) int {
+// generation (of goka processor processor, or of any if "") gave it.
+func claimedPartitions(p *proc, processor string) int {
 	out := p.out.String()
-	i := strings.LastIndex(out, logGeneration)
+	i := strings.LastIndex(out, "[Processor "+processor)
+	if processor == "" {
+		i = strings.LastIndex(out, logGeneration)
+	}
+	for i >= 0 {
+		line := out[i:]
+		if j := strings.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if strings.Contains(line, logGeneration) {
+			break
+		}
+		i = strings.LastIndex(out[:i], "[Processor "+processor)
+	}
 	if i < 0 {
 		return 0
 	}
@@ -91,7 +104,7 @@ func TestIntegrationRebalanceOneThreeOne(t *testing.T) {
 	bp, _, joined := start()
 	cp, _, _ := start()
 	for _, p := range []*proc{a, bp, cp} {
-		waitRunning(t, p, 3*time.Minute, "all three instances to hold partitions", func() bool { return claimedPartitions(p) > 0 })
+		waitRunning(t, p, 3*time.Minute, "all three instances to hold partitions", func() bool { return claimedPartitions(p, "") > 0 })
 	}
 	t.Logf("1 → 3: all three hold partitions %s after the two started", time.Since(joined).Round(time.Millisecond))
 	sent()
@@ -116,7 +129,7 @@ func TestIntegrationRebalanceOneThreeOne(t *testing.T) {
 	}
 	sent()
 	waitRunning(t, a, 3*time.Minute, "the remaining instance to hold every partition", func() bool {
-		return claimedPartitions(a) == partitions
+		return claimedPartitions(a, "") == partitions
 	})
 	t.Logf("3 → 1: the first instance holds every partition %s after the two were stopped", time.Since(left).Round(time.Millisecond))
 	produceAll(t, prod, part(4))
