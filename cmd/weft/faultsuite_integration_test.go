@@ -115,7 +115,7 @@ func TestIntegrationFaultSuiteBank(t *testing.T) {
 			// Restored before a poll saw it: a kill while processing,
 			// and again.
 			killAt(p, "while processing (after a restore too fast to catch)")
-			if attempt == 5 {
+			if attempt == 8 {
 				t.Fatalf("%s: no restore caught in %d attempts", what, attempt)
 			}
 		}
@@ -347,7 +347,7 @@ pipelines:
 			break
 		}
 		faults = append(faults, "while processing (after a restore too fast to catch)")
-		if attempt == 5 {
+		if attempt == 8 {
 			t.Fatalf("no restore caught in %d attempts", attempt)
 		}
 	}
