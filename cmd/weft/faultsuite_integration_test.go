@@ -51,10 +51,11 @@ func TestIntegrationFaultSuiteBank(t *testing.T) {
 			t.Fatal(err)
 		}
 		kafkatest.CreateTopic(t, other.Addrs(), input, 4)
-		produceAll(t, gokaProducer(t, other.Addrs(), input), genBank(500, accounts, 77))
+		otherEvents := genBank(max(500, accounts), accounts, 77)
+		produceAll(t, gokaProducer(t, other.Addrs(), input), otherEvents)
 		p := startProc(t, args(other.Addrs()[0], foreign)...)
 		waitRunning(t, p, 2*time.Minute, "the other cluster's table", func() bool {
-			return tableEnd(t, other.Addrs(), table) >= int64(accounts)/2
+			return tableEnd(t, other.Addrs(), table) >= int64(len(foldBank(t, otherEvents)))/2
 		})
 		p.signal(t, os.Interrupt)
 		_ = other.Close()
