@@ -145,9 +145,8 @@ func TestIntegrationSSTableCorruptedAfterOpen(t *testing.T) {
 		msg := err.Error()
 		if strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine ") || strings.Count(msg, "\n") > 0 {
 			// goka's ctx.Value() reports a store read error by panicking
-			// (ctx.Fail); the callback's read must report it as the
-			// processor's failure instead.
-			t.Errorf("the error is not one sentence (a store read error in a callback went through goka's panic): %q", msg)
+			// (ctx.Fail): "panic in callback: <error>\n<stack>".
+			t.Errorf("the error is not one sentence: %q", msg)
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("the processor neither stopped nor failed on the damaged store")

@@ -254,6 +254,9 @@ func (s *Store) Get(key string) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
+		if corrupt(err) {
+			return nil, fmt.Errorf("the local state in %s is corrupt (it is discarded and restored from the changelog when it is opened again): get %q: %w", s.dir, key, err)
+		}
 		return nil, fmt.Errorf("get %q from %s: %w", key, s.dir, err)
 	}
 	out := make([]byte, len(v))
