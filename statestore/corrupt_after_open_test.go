@@ -16,9 +16,9 @@ import (
 // changelog instead of failing on it again.
 func TestSSTableCorruptedAfterOpen(t *testing.T) {
 	dir := t.TempDir()
-	const keys = 4000
+	const keys = 2000
 	value := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 1000) }
-	st := New(dir, WithMemTableSize(1<<20))
+	st := New(dir, WithMemTableSize(256<<10))
 	if err := st.Open(); err != nil {
 		t.Fatal(err)
 	}
