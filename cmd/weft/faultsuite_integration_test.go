@@ -22,6 +22,7 @@ import (
 // the faults. The last process ends with every account exactly as the
 // reference fold of the input computes it, and nothing dead-lettered.
 func TestIntegrationFaultSuiteBank(t *testing.T) {
+	began := time.Now()
 	brokers := kafkatest.Brokers(t)
 	b := strings.Join(brokers, ",")
 	n := faultEvents(t, 6000)
@@ -69,7 +70,7 @@ func TestIntegrationFaultSuiteBank(t *testing.T) {
 	killAt := func(p *proc, what string) {
 		kill9(t, p)
 		faults = append(faults, what)
-		t.Logf("fault %d: SIGKILL %s", len(faults), what)
+		t.Logf("fault %d at %s: SIGKILL %s", len(faults), time.Since(began).Round(time.Millisecond), what)
 	}
 	processed := func(min int64) func() bool {
 		return func() bool { return tableEnd(t, brokers, table) >= min }
@@ -92,7 +93,7 @@ func TestIntegrationFaultSuiteBank(t *testing.T) {
 		t.Fatalf("the process joined its group before it was killed; the kill was not during the join")
 	}
 	faults = append(faults, "during group join")
-	t.Logf("fault %d: SIGKILL during group join", len(faults))
+	t.Logf("fault %d at %s: SIGKILL during group join", len(faults), time.Since(began).Round(time.Millisecond))
 
 	// 3. While it restores: the local state deleted, the process restores
 	// the table from the changelog and is killed while /readyz says so.
@@ -160,7 +161,7 @@ func TestIntegrationFaultSuiteBank(t *testing.T) {
 		t.Fatalf("the process joined its group before it was killed; the kill was not during the join")
 	}
 	faults = append(faults, "during group join")
-	t.Logf("fault %d: SIGKILL during group join", len(faults))
+	t.Logf("fault %d at %s: SIGKILL during group join", len(faults), time.Since(began).Round(time.Millisecond))
 
 	// The last process gets the rest and must end exact.
 	sent()
