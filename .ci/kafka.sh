@@ -6,6 +6,13 @@
 #                                     format storage, start broker, wait for it;
 #                                     prints WEFT_KAFKA_BROKERS=127.0.0.1:19092
 #   bash .ci/kafka.sh stop  WORKDIR   TERM, then KILL after a deadline
+#   bash .ci/kafka.sh kill  WORKDIR   KILL (no shutdown), wait until it is gone
+#   bash .ci/kafka.sh restart WORKDIR start again on the same data and config
+#                                     (after stop or kill; no fetch, no format)
+#   bash .ci/kafka.sh control WORKDIR stop|kill|start
+#                                     the same three, for tests: the command
+#                                     WEFT_KAFKA_CONTROL names (the tests append
+#                                     the action; see internal/kafkatest)
 #   bash .ci/kafka.sh logtail WORKDIR [N]   last N (100) lines of the broker log
 # start and stop leave everything (libs/, data/, broker.log, ...) in WORKDIR.
 #
@@ -25,7 +32,7 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 log() { echo "[kafka.sh] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-usage() { echo "usage: $0 start|stop|logtail WORKDIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|kill|restart|logtail WORKDIR, or control WORKDIR stop|kill|start" >&2; exit 2; }
 
 logtail() { # logtail WORKDIR [N]: the broker log, or the formatter's if none
   local wd="$1" n="${2:-100}" f="$1/broker.log"
@@ -173,12 +180,22 @@ start_broker() {
   write_config
   format_storage
   mkdir -p "$WD/logs"
+  launch_broker
+  log "total start $((SECONDS - t0))s"
+  echo "WEFT_KAFKA_BROKERS=127.0.0.1:$PORT"
+}
+
+# launch_broker: start the broker of $WD (configured and formatted) and wait
+# until it serves; its output is appended to broker.log.
+launch_broker() {
   java_opts
   log "starting broker on 127.0.0.1:$PORT (controller $CPORT)"
   # setsid: own process group, so stop (and a CI trap) can signal it cleanly;
   # </dev/null: CI has no stdin.
+  local from=0
+  [[ -f "$WD/broker.log" ]] && from=$(wc -l <"$WD/broker.log")
   setsid java "${JOPTS[@]}" -cp "$WD/libs/*" kafka.Kafka "$WD/server.properties" \
-    </dev/null >"$WD/broker.log" 2>&1 &
+    </dev/null >>"$WD/broker.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$WD/kafka.pid"
   local t1=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
@@ -187,8 +204,9 @@ start_broker() {
       fail_start "broker process $pid exited during start-up"
     fi
     # "Kafka Server started" is logged by KafkaRaftServer once the broker has
-    # caught up with the metadata log and opened its listeners.
-    if grep -q "Kafka Server started" "$WD/broker.log" 2>/dev/null && port_open "$PORT"; then
+    # caught up with the metadata log and opened its listeners (only lines
+    # of this start count).
+    if tail -n "+$((from + 1))" "$WD/broker.log" 2>/dev/null | grep -q "Kafka Server started" && port_open "$PORT"; then
       break
     fi
     if ((SECONDS >= deadline)); then
@@ -196,8 +214,45 @@ start_broker() {
     fi
     sleep 0.5
   done
-  log "broker ready (pid $pid) in $((SECONDS - t1))s; total start $((SECONDS - t0))s"
+  log "broker ready (pid $pid) in $((SECONDS - t1))s"
+}
+
+# restart_broker WORKDIR: start the broker again on the data and config that
+# start left in WORKDIR, after stop or kill.
+restart_broker() {
+  [[ -n "${1:-}" ]] || usage
+  WD="$(cd "$1" && pwd)"
+  [[ -s "$WD/server.properties" && -d "$WD/libs" ]] || die "no broker was started from $WD (run start first)"
+  if [[ -s "$WD/kafka.pid" ]] && alive "$(cat "$WD/kafka.pid")"; then
+    die "a broker is already running from $WD (pid $(cat "$WD/kafka.pid"))"
+  fi
+  # The ports are the ones start wrote into the config.
+  PORT="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1://p' "$WD/server.properties")"
+  CPORT="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1://p' "$WD/server.properties")"
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while port_open "$PORT" || port_open "$CPORT"; do
+    ((SECONDS < deadline)) || die "port $PORT or $CPORT on 127.0.0.1 is still in use"
+    sleep 0.2
+  done
+  launch_broker
   echo "WEFT_KAFKA_BROKERS=127.0.0.1:$PORT"
+}
+
+# kill_broker WORKDIR: SIGKILL (no shutdown, no flush), as a crash would.
+kill_broker() {
+  [[ -n "${1:-}" ]] || usage
+  local wd="$1" pid
+  [[ -s "$wd/kafka.pid" ]] || { log "no pid file in $wd; nothing to kill"; return 0; }
+  pid="$(cat "$wd/kafka.pid")"
+  log "killing broker $pid"
+  kill -KILL "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || die "broker $pid still alive ${STOP_TIMEOUT}s after KILL"
+    sleep 0.1
+  done
+  rm -f "$wd/kafka.pid"
+  log "broker killed"
 }
 
 stop_broker() {
@@ -230,6 +285,16 @@ cmd="${1:-}"
 case "$cmd" in
   start) start_broker "${2:-}" ;;
   stop) stop_broker "${2:-}" ;;
+  kill) kill_broker "${2:-}" ;;
+  restart) restart_broker "${2:-}" ;;
+  control)
+    case "${3:-}" in
+      stop) stop_broker "${2:-}" ;;
+      kill) kill_broker "${2:-}" ;;
+      start) restart_broker "${2:-}" ;;
+      *) usage ;;
+    esac
+    ;;
   logtail) [[ -n "${2:-}" ]] || usage; logtail "$2" "${3:-100}" ;;
   *) usage ;;
 esac

@@ -387,9 +387,44 @@ func (c Config) EnsureTopic(sc *sarama.Config, topic string) (int, error) {
 		return len(parts), nil
 	}
 	if err := tm.EnsureTopicExists(topic, c.Partitions, c.ReplicationFactor, nil); err != nil {
+		if createdMeanwhile(err) {
+			// The metadata shows it once the controller has spread it.
+			var n int
+			if werr := awaitCreated(func() error {
+				parts, perr := tm.Partitions(topic)
+				if perr == nil && len(parts) == 0 {
+					perr = errors.New("no partitions in metadata yet")
+				}
+				n = len(parts)
+				return perr
+			}); werr == nil {
+				return n, nil
+			}
+		}
 		return 0, c.Explain(fmt.Errorf("create topic %s: %w", topic, err))
 	}
 	return c.Partitions, nil
+}
+
+// awaitCreated retries check, for a topic another process created, until
+// it succeeds or 15 s have passed; it returns check's last error.
+func awaitCreated(check func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
+// createdMeanwhile reports whether err of a topic creation says that the
+// topic exists: another process (an instance of the same application
+// starting at the same time) created it between the check and the
+// creation. goka's topic manager keeps only the text of sarama's error.
+func createdMeanwhile(err error) bool {
+	return errors.Is(err, sarama.ErrTopicAlreadyExists) || strings.Contains(err.Error(), sarama.ErrTopicAlreadyExists.Error())
 }
 
 // EnsureTable creates a table topic (compacted) with the configured
@@ -401,7 +436,12 @@ func (c Config) EnsureTable(sc *sarama.Config, topic string) error {
 		return c.Explain(fmt.Errorf("connect topic manager: %w", err))
 	}
 	defer tm.Close()
-	if err := tm.EnsureTableExists(topic, c.Partitions); err != nil {
+	err = tm.EnsureTableExists(topic, c.Partitions)
+	if err != nil && createdMeanwhile(err) {
+		// It exists: check its settings once the metadata shows it.
+		err = awaitCreated(func() error { return tm.EnsureTableExists(topic, c.Partitions) })
+	}
+	if err != nil {
 		return c.Explain(fmt.Errorf("create table topic %s: %w", topic, err))
 	}
 	return nil

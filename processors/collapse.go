@@ -31,6 +31,12 @@ func collapse(err error) error {
 			}
 			return
 		}
+		if cs := joined(e); cs != nil {
+			for _, c := range cs {
+				walk(c, partition)
+			}
+			return
+		}
 		if m := partitionError.FindStringSubmatch(e.Error()); m != nil {
 			if inner := errors.Unwrap(e); inner != nil {
 				p, _ := strconv.Atoi(m[1])
@@ -46,7 +52,7 @@ func collapse(err error) error {
 				return
 			}
 		}
-		msg := strings.TrimSpace(e.Error())
+		msg := callbackPanic(strings.TrimSpace(e.Error()))
 		if _, seen := parts[msg]; !seen {
 			causes = append(causes, msg)
 			parts[msg] = nil
@@ -70,6 +76,43 @@ func collapse(err error) error {
 		}
 	}
 	return &collapsedError{msg: b.String(), err: err}
+}
+
+// joined returns the errors an errors.Join holds (its text is theirs, one
+// a line), or nil for any other error.
+func joined(e error) []error {
+	m, ok := e.(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	var cs []error
+	var texts []string
+	for _, c := range m.Unwrap() {
+		if c != nil {
+			cs = append(cs, c)
+			texts = append(texts, c.Error())
+		}
+	}
+	if len(cs) == 0 || strings.Join(texts, "\n") != e.Error() {
+		return nil
+	}
+	return cs
+}
+
+// callbackPanic turns goka's report of an error raised in a callback by
+// panicking (its ctx.Fail, e.g. when reading the key's value from the store
+// fails: "panic in callback: <error>\n<stack trace>") into the error's
+// text.
+func callbackPanic(msg string) string {
+	const prefix = "panic in callback: "
+	if !strings.HasPrefix(msg, prefix) {
+		return msg
+	}
+	msg = strings.TrimPrefix(msg, prefix)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return strings.TrimSpace(msg)
 }
 
 // partitionList formats partitions as "partition 3" or "partitions 0-3, 6".

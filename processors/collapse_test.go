@@ -38,4 +38,12 @@ func TestCollapse(t *testing.T) {
 	if strings.Contains(collapse(tree).Error(), "\n") {
 		t.Fatal("more than one line")
 	}
+	// A store read error goka raised by panicking in the callback, in an
+	// errors.Join: the error's text, without goka's stack trace.
+	read := fmt.Errorf("panic in callback: error reading value: get \"k\" from D: pebble: checksum mismatch\n(*Context).loadPrev\n\tcontext.go:139")
+	panicked := errors.Join(multierror.Append(nil, fmt.Errorf("error consuming from group consumer: %w",
+		multierror.Append(nil, fmt.Errorf("error processing message (partition=1): %w", read)))), nil)
+	if got, want := collapse(panicked).Error(), `error reading value: get "k" from D: pebble: checksum mismatch (partition 1)`; got != want {
+		t.Fatalf("a callback's panic:\n got %q\nwant %q", got, want)
+	}
 }

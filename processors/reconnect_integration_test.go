@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,15 +25,10 @@ import (
 // resume by itself, with every key's count exact in its table and as the
 // last value its coalescer emitted for the key.
 func TestIntegrationBrokerOutage(t *testing.T) {
-	if os.Getenv(kafkatest.EnvBrokers) != "" {
-		t.Skip("the test stops and restarts the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
-	}
-	dir := t.TempDir()
-	b := startOutageBroker(t, "127.0.0.1:0", dir)
-	addr := b.Addrs()[0]
-	defer func() { _ = b.Close() }()
+	kafkatest.SkipUnlessControllable(t)
+	b := newOutageBroker(t)
 
-	k := kafkaclient.Config{Brokers: []string{addr}, Partitions: 4}
+	k := kafkaclient.Config{Brokers: b.addrs, Partitions: 4}
 	input, output, group := kafkatest.Topic(t, "outage-in"), kafkatest.Topic(t, "outage-out"), kafkatest.Group(t, "outage")
 	kafkatest.CreateTopic(t, k.Brokers, input, 4)
 
@@ -97,9 +91,7 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 		return tl.Processed() >= perHalf/2
 	})
 
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	b.down()
 	outage := time.Now()
 	kafkatest.WaitFor(t, time.Minute, "the processor to notice the outage", func() bool {
 		running()
@@ -109,7 +101,7 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 	// Stay down for a few seconds, over several reconnection attempts.
 	time.Sleep(3 * time.Second)
 	running()
-	b = startOutageBroker(t, addr, dir)
+	b.up()
 	back := time.Now()
 
 	e.produce(input, batch(perHalf)...)
@@ -174,11 +166,9 @@ func TestIntegrationBrokerOutage(t *testing.T) {
 // whose broker stays away returns an error once the outage has lasted
 // WithGiveUpAfter.
 func TestIntegrationBrokerOutageGiveUp(t *testing.T) {
-	if os.Getenv(kafkatest.EnvBrokers) != "" {
-		t.Skip("the test stops the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
-	}
-	b := startOutageBroker(t, "127.0.0.1:0", t.TempDir())
-	k := kafkaclient.Config{Brokers: b.Addrs(), Partitions: 2}
+	kafkatest.SkipUnlessControllable(t)
+	b := newOutageBroker(t)
+	k := kafkaclient.Config{Brokers: b.addrs, Partitions: 2}
 	input, group := kafkatest.Topic(t, "giveup-in"), kafkatest.Group(t, "giveup")
 	kafkatest.CreateTopic(t, k.Brokers, input, 2)
 	rt := processors.NewRuntime()
@@ -192,9 +182,7 @@ func TestIntegrationBrokerOutageGiveUp(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(t.Context()) }()
 	kafkatest.WaitFor(t, waitTimeout, "the processor to get ready", func() bool { return p.Goka().Recovered() })
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	b.down()
 	closed := time.Now()
 	select {
 	case err := <-done:
@@ -209,6 +197,66 @@ func TestIntegrationBrokerOutageGiveUp(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the processor did not give up within a minute")
 	}
+}
+
+// outageBroker is a broker a test stops and starts again on the same
+// address and data: an embedded one of its own, or the real cluster of
+// kafkatest.EnvBrokers through kafkatest.EnvControl. The real one is
+// running again when the test ends.
+type outageBroker struct {
+	t        *testing.T
+	addrs    []string
+	dir      string
+	embedded *broker.Broker // nil while down, and with real Kafka
+	realDown bool
+}
+
+func newOutageBroker(t *testing.T) *outageBroker {
+	t.Helper()
+	o := &outageBroker{t: t}
+	if kafkatest.RealKafka() {
+		o.addrs = kafkatest.Brokers(t)
+		t.Cleanup(func() {
+			if o.realDown {
+				kafkatest.ControlBroker(t, "start")
+			}
+		})
+		return o
+	}
+	o.dir = t.TempDir()
+	o.embedded = startOutageBroker(t, "127.0.0.1:0", o.dir)
+	o.addrs = o.embedded.Addrs()
+	t.Cleanup(func() {
+		if o.embedded != nil {
+			_ = o.embedded.Close()
+		}
+	})
+	return o
+}
+
+// down stops the broker (SIGTERM for the real one).
+func (o *outageBroker) down() {
+	o.t.Helper()
+	if o.embedded == nil {
+		kafkatest.ControlBroker(o.t, "stop")
+		o.realDown = true
+		return
+	}
+	if err := o.embedded.Close(); err != nil {
+		o.t.Fatal(err)
+	}
+	o.embedded = nil
+}
+
+// up starts the broker again on the same address and data.
+func (o *outageBroker) up() {
+	o.t.Helper()
+	if kafkatest.RealKafka() {
+		kafkatest.ControlBroker(o.t, "start")
+		o.realDown = false
+		return
+	}
+	o.embedded = startOutageBroker(o.t, o.addrs[0], o.dir)
 }
 
 func startOutageBroker(t *testing.T, addr, dir string) *broker.Broker {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -67,4 +68,42 @@ func discardContents(fs vfs.FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// corruptMarker is the file a store leaves in its directory when Pebble
+// finds damaged data while the store is open: the next Open discards the
+// store (goka restores it from the changelog) instead of reading the
+// damage again.
+const corruptMarker = "WEFT-CORRUPT"
+
+// corruptionListener is the store's Pebble event listener: damage found
+// while reading (a bad block checksum) is logged and marked for the next
+// Open, and the read returns its error. Pebble's default listener calls
+// the logger's Fatalf, which panics.
+func (s *Store) corruptionListener() *pebble.EventListener {
+	var marked atomic.Bool // once per open store: every read of the damage reports it
+	return &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+		if marked.Swap(true) {
+			return
+		}
+		s.opts.logger.Error("local state is corrupt: reads of it fail; it is discarded and restored from the changelog when the store opens again",
+			"dir", s.dir, "file", info.Path, "error", info.Details)
+		f, err := s.opts.fs.Create(filepath.Join(s.dir, corruptMarker), vfs.WriteCategoryUnspecified)
+		if err == nil {
+			err = errors.Join(f.Sync(), f.Close())
+		}
+		if err != nil {
+			s.opts.logger.Error("could not mark the corrupt local state for discarding", "dir", s.dir, "error", err)
+		}
+	}}
+}
+
+// discardIfMarked discards the contents of the store's directory if a
+// store found them corrupt before (see corruptMarker).
+func (s *Store) discardIfMarked() error {
+	if _, err := s.opts.fs.Stat(filepath.Join(s.dir, corruptMarker)); err != nil {
+		return nil
+	}
+	s.opts.logger.Warn("local state was found corrupt: discarding it; it is restored from the changelog", "dir", s.dir)
+	return discardContents(s.opts.fs, s.dir)
 }

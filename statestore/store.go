@@ -111,6 +111,7 @@ func (s *Store) Open() error {
 		L0StopWritesThreshold:       24,
 		MaxOpenFiles:                256,
 		Logger:                      pebbleLogger{s.opts.logger},
+		EventListener:               s.corruptionListener(),
 		// Table statistics drive compaction heuristics for range deletions;
 		// computing them for the lineage index's trim tombstones cost a fifth
 		// of the write path's CPU in profiles, for no gain here.
@@ -130,6 +131,11 @@ func (s *Store) Open() error {
 		return fmt.Errorf("state directory %s is in use by another process (is another weft running with the same state directory?): %w", s.dir, err)
 	}
 	popts.Lock = lock
+	if err := s.discardIfMarked(); err != nil {
+		s.cache.release(popts.Cache)
+		_ = lock.Close()
+		return err
+	}
 	db, err := pebble.Open(s.dir, popts)
 	if err != nil && corrupt(err) {
 		// The store is a copy of the changelog: a corrupt one is
@@ -248,6 +254,9 @@ func (s *Store) Get(key string) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
+		if corrupt(err) {
+			return nil, fmt.Errorf("the local state in %s is corrupt (it is discarded and restored from the changelog when it is opened again): get %q: %w", s.dir, key, err)
+		}
 		return nil, fmt.Errorf("get %q from %s: %w", key, s.dir, err)
 	}
 	out := make([]byte, len(v))

@@ -106,9 +106,7 @@ const envOutage = "WEFT_TEST_OUTAGE"
 // logs that it lost the cluster and that it reconnected, and ends with
 // every account of testdata/bank exactly as the reference computes it.
 func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
-	if os.Getenv(kafkatest.EnvBrokers) != "" {
-		t.Skip("the test stops and restarts the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
-	}
+	kafkatest.SkipUnlessControllable(t)
 	outage := 3 * time.Second
 	if v := os.Getenv(envOutage); v != "" {
 		d, err := time.ParseDuration(v)
@@ -117,9 +115,28 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 		}
 		outage = d
 	}
-	addr, dataDir := freeAddr(t), t.TempDir()
-	startBroker := func() *proc {
-		b := startProc(t, "broker", "--embedded-addr", addr, "--data-dir", dataDir, "--log-level", "error")
+	// The broker: a `weft broker` process, or the real cluster (stopped
+	// and started through kafkatest.EnvControl).
+	var addr, dataDir string
+	var b *proc
+	realDown := false
+	if kafkatest.RealKafka() {
+		addr = strings.Join(kafkatest.Brokers(t), ",")
+		t.Cleanup(func() {
+			if realDown {
+				kafkatest.ControlBroker(t, "start")
+			}
+		})
+	} else {
+		addr, dataDir = freeAddr(t), t.TempDir()
+	}
+	startBroker := func() {
+		if kafkatest.RealKafka() {
+			kafkatest.ControlBroker(t, "start")
+			realDown = false
+			return
+		}
+		b = startProc(t, "broker", "--embedded-addr", addr, "--data-dir", dataDir, "--log-level", "error")
 		kafkatest.WaitFor(t, time.Minute, "weft broker to serve on "+addr, func() bool {
 			if !b.running() {
 				t.Fatalf("weft broker exited: %v", b.err)
@@ -127,11 +144,27 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 			_, err := (kafkaclient.Config{Brokers: []string{addr}}).PartitionCounts(t.Context(), nil)
 			return err == nil
 		})
-		return b
 	}
-	b := startBroker()
+	stopBroker := func(sig os.Signal) {
+		if kafkatest.RealKafka() {
+			action := "stop"
+			if sig == syscall.SIGKILL {
+				action = "kill"
+			}
+			kafkatest.ControlBroker(t, action)
+			realDown = true
+			return
+		}
+		b.signal(t, sig)
+	}
+	if !kafkatest.RealKafka() {
+		startBroker()
+	}
 
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	// Created before weft run and weft produce start, which would both
+	// create it (on real Kafka the second creation fails).
+	kafkatest.CreateTopic(t, strings.Split(addr, ","), input, 4)
 	common := []string{"--brokers", addr, "--log-level", "warn", "--partitions", "4"}
 	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
 	if err != nil {
@@ -171,7 +204,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 		produce(lines[i*third : (i+1)*third])
 		time.Sleep(300 * time.Millisecond) // stop the broker while the processor works on the records
 		lostBefore, backBefore := count(lost), count(back)
-		b.signal(t, sig)
+		stopBroker(sig)
 		down := time.Now()
 		kafkatest.WaitFor(t, time.Minute, fmt.Sprintf("weft run to notice the broker's %s", sig), func() bool {
 			if !run.running() {
@@ -181,7 +214,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 		})
 		t.Logf("%s: outage noticed after %s", sig, time.Since(down).Round(time.Millisecond))
 		time.Sleep(outage)
-		b = startBroker()
+		startBroker()
 		up := time.Now()
 		kafkatest.WaitFor(t, 2*time.Minute, fmt.Sprintf("weft run to reconnect after the broker's %s", sig), func() bool {
 			if !run.running() {
@@ -196,7 +229,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 	// The table topic, read from the start to its end each time (a goka
 	// view of it raced with goka's own close under -race when the view's
 	// run ended).
-	tableCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	tableCl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addr, ",")...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +254,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 		if left == 0 {
 			return out
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{table: parts}))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addr, ",")...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{table: parts}))
 		if err != nil {
 			return nil
 		}
@@ -272,5 +305,7 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 	if n := strings.Count(run.out.String(), "rejected input record"); n > 0 {
 		t.Errorf("weft run rejected %d records", n)
 	}
-	b.signal(t, os.Interrupt)
+	if b != nil {
+		b.signal(t, os.Interrupt)
+	}
 }
