@@ -94,6 +94,7 @@ variable: WEFT_ followed by the flag name in upper case with '_' for '-'
 		newConsumeCommand(g),
 		newGetCommand(g),
 		newExplainCommand(g),
+		newWatchCommand(g),
 		newValidateCommand(g),
 		markOffline(newDescribeCommand(g)),
 		markOffline(newTestCommand(g)),
