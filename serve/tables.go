@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -183,6 +184,9 @@ type scanResponse struct {
 	Partitions []int32 `json:"partitions"`
 	// Complete says whether every partition of the table was read.
 	Complete bool `json:"complete"`
+	// Unavailable are the partitions not read: restoring, or held by an
+	// instance that is unknown or did not answer.
+	Unavailable []int32 `json:"unavailable,omitempty"`
 }
 
 // scan answers GET /tables/{table}?prefix=&from=&limit=.
@@ -211,18 +215,21 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		s.failed(w, r, t, "", err)
 		return
 	}
-	out := scanResponse{Table: string(t.Group()), Items: make([]Value, 0, len(entries)), Partitions: served,
-		Complete: int32(len(served)) == t.Partitions()}
+	out := scanResponse{Table: string(t.Group()), Items: make([]Value, 0, len(entries)), Partitions: slices.Clone(served)}
 	if out.Partitions == nil {
 		out.Partitions = []int32{}
 	}
 	for _, e := range entries {
 		out.Items = append(out.Items, valueOf(string(t.Group()), e.Key, e.Envelope))
 	}
-	if more && len(entries) > 0 {
-		out.Next = entries[len(entries)-1].Key
+	if s.scanElsewhere(r, t, &out, prefix, from, limit) {
+		more = true
 	}
-	trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("weft.query.items", len(entries)))
+	out.Complete = int32(len(out.Partitions)) == t.Partitions()
+	if more && len(out.Items) > 0 {
+		out.Next = out.Items[len(out.Items)-1].Key
+	}
+	trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("weft.query.items", len(out.Items)))
 	writeJSON(w, out)
 }
 

@@ -150,6 +150,8 @@ func (w *watchPrinter) print(ctx context.Context, c *client.Client, table string
 			return nil
 		}
 		return w.change(serve.ValueOf(table, q.Key, env))
+	case "partial":
+		fmt.Fprintf(os.Stderr, "weft watch: this instance holds only some partitions of the table: %s\n", e.Data)
 	case "unavailable":
 		fmt.Fprintf(os.Stderr, "weft watch: the instance no longer serves the key: %s\n", e.Data)
 	}

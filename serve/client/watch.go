@@ -16,7 +16,10 @@ import (
 
 // Event is one server-sent event of a watch stream.
 type Event struct {
-	// Kind is "" for a change, "missed" when changes after the id the
+	// Kind is "" for a change, "open" for the start of the stream (ID is
+	// the server's last change then; the watch is subscribed), "partial"
+	// for a prefix watch of an instance that does not serve every
+	// partition (Data names the owners of the others), "missed" when changes after the id the
 	// stream resumed from are no longer held (read the value again), or
 	// "unavailable" when the watched key's partition left the instance.
 	Kind string
@@ -89,6 +92,7 @@ func (c *Client) Watch(ctx context.Context, table string, q WatchQuery, fn func(
 	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
 	var kind, id string
 	var data strings.Builder
+	opened := false
 	for sc.Scan() {
 		line := sc.Text()
 		field, value, _ := strings.Cut(line, ":")
@@ -97,6 +101,12 @@ func (c *Client) Watch(ctx context.Context, table string, q WatchQuery, fn func(
 		case line == "":
 			if id != "" {
 				lastID = id
+			}
+			if !opened && id != "" && data.Len() == 0 {
+				opened = true
+				if err := fn(Event{Kind: "open", ID: id}); err != nil {
+					return lastID, err
+				}
 			}
 			if data.Len() > 0 {
 				e := Event{Kind: kind, ID: id, Data: json.RawMessage(data.String())}
