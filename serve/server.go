@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
@@ -57,6 +58,7 @@ type config struct {
 	traceURL                  string
 	metrics                   http.Handler // GET /metrics, nil without WithMetrics
 	forward                   *forwardConfig
+	kafka                     *kafkaclient.Config // WithKafka: source records of lineages
 }
 
 // WithLogger sets the logger (default: discard).

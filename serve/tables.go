@@ -142,7 +142,10 @@ func (s *Server) notRecorded(w http.ResponseWriter, r *http.Request, t *processo
 type lineageResponse struct {
 	Table    string  `json:"table"`
 	Key      string  `json:"key"`
-	Versions []Value `json:"versions"`
+	Versions []lineageVersion `json:"versions"`
+	// EventsTruncated counts the versions (the oldest) whose source
+	// record was not fetched with ?events=true (MaxLineageEvents).
+	EventsTruncated int `json:"events_truncated,omitempty"`
 }
 
 // getLineage answers GET /tables/{table}/{key}/lineage.
@@ -155,6 +158,10 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	events, ok := s.wantsEvents(w, r)
+	if !ok {
+		return
+	}
 	versions, err := t.Lineage(key)
 	if err != nil {
 		s.failed(w, r, t, key, err)
@@ -164,9 +171,20 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("key %q has no recorded versions in %s", key, t.Topic()), withTable(string(t.Group())), withKey(key))
 		return
 	}
-	out := lineageResponse{Table: string(t.Group()), Key: key, Versions: make([]Value, 0, len(versions))}
+	values := make([]Value, 0, len(versions))
 	for _, env := range versions {
-		out.Versions = append(out.Versions, valueOf(string(t.Group()), key, env))
+		values = append(values, valueOf(string(t.Group()), key, env))
+	}
+	out := lineageResponse{Table: string(t.Group()), Key: key, Versions: make([]lineageVersion, len(values))}
+	for i, v := range values {
+		out.Versions[i].Value = v
+	}
+	if events {
+		if out.Versions, err = s.withEvents(r, values); err != nil {
+			s.failed(w, r, t, key, err)
+			return
+		}
+		out.EventsTruncated = max(len(values)-MaxLineageEvents, 0)
 	}
 	linkWriter(r, t, key, versions[0])
 	writeJSON(w, out)
