@@ -140,8 +140,8 @@ func (s *Server) notRecorded(w http.ResponseWriter, r *http.Request, t *processo
 
 // lineageResponse is the answer of GET /tables/{table}/{key}/lineage.
 type lineageResponse struct {
-	Table    string  `json:"table"`
-	Key      string  `json:"key"`
+	Table    string           `json:"table"`
+	Key      string           `json:"key"`
 	Versions []lineageVersion `json:"versions"`
 	// EventsTruncated counts the versions (the oldest) whose source
 	// record was not fetched with ?events=true (MaxLineageEvents).
