@@ -59,6 +59,8 @@ type config struct {
 	metrics                   http.Handler // GET /metrics, nil without WithMetrics
 	forward                   *forwardConfig
 	kafka                     *kafkaclient.Config // WithKafka: source records of lineages
+	retention                 time.Duration       // WithLineageRetention
+	replayFile                string
 }
 
 // WithLogger sets the logger (default: discard).

@@ -88,10 +88,20 @@ func (s *Server) getValue(w http.ResponseWriter, r *http.Request) {
 		env, found, err = t.Get(key)
 	case verr == nil:
 		env, found, err = t.GetAsOf(key, v)
+		if found && err == nil && s.cfg.retention > 0 {
+			// Held by the index, but perhaps older than the retention.
+			var versions []statestore.Envelope
+			versions, err = t.Lineage(key)
+			found = slices.ContainsFunc(s.kept(versions), func(e statestore.Envelope) bool { return e.Version == v })
+		}
 	default:
 		at, terr := time.Parse(time.RFC3339Nano, asOf)
 		if terr != nil {
 			writeProblem(w, http.StatusBadRequest, fmt.Sprintf("as_of %q is neither a version number nor an RFC 3339 time", asOf))
+			return
+		}
+		if cut := s.cutoff(); at.Before(cut) {
+			s.tooOld(w, t, key, asOf, cut)
 			return
 		}
 		env, found, err = t.GetAsOfTime(key, at)
@@ -128,12 +138,16 @@ func (s *Server) notRecorded(w http.ResponseWriter, r *http.Request, t *processo
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("key %q has no recorded value in %s", key, t.Topic()), withTable(string(t.Group())), withKey(key))
 		return
 	}
+	versions = s.kept(versions)
 	oldest := versions[len(versions)-1]
 	detail := fmt.Sprintf("the lineage of %q keeps versions %d to %d; as_of %s is not among them or older than the oldest",
 		key, oldest.Version, versions[0].Version, asOf)
 	writeProblem(w, http.StatusUnprocessableEntity, detail, withTable(string(t.Group())), withKey(key), func(p *problem) {
 		if !oldest.EventTime.IsZero() {
 			p.Oldest = oldest.EventTime.UTC().Format(time.RFC3339Nano)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, asOf); err == nil {
+			p.Replay = s.replayCommand(key, asOf)
 		}
 	})
 }
@@ -171,6 +185,7 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("key %q has no recorded versions in %s", key, t.Topic()), withTable(string(t.Group())), withKey(key))
 		return
 	}
+	versions = s.kept(versions)
 	values := make([]Value, 0, len(versions))
 	for _, env := range versions {
 		values = append(values, valueOf(string(t.Group()), key, env))
