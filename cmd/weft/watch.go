@@ -81,8 +81,9 @@ stderr and, for a key, prints its current value. Ctrl-C ends it (exit 0).`,
 }
 
 // follow watches table until ctx ends, reconnecting after the last event
-// seen. A first connection that fails, and answers that will not change
-// by retrying (no such table, a refused token), end it with an error.
+// seen. A first connection that fails (but for a 503: the key's partition
+// is restoring or moving), and answers that will not change by retrying
+// (no such table, a refused token), end it with an error.
 func follow(ctx context.Context, log *slog.Logger, c *client.Client, table string, q client.WatchQuery, w *watchPrinter) error {
 	delay := watchRetryFirst
 	connected := false
@@ -100,7 +101,9 @@ func follow(ctx context.Context, log *slog.Logger, c *client.Client, table strin
 		switch {
 		case errors.As(err, &werr), errors.Is(err, client.ErrNoTable), errors.Is(err, client.ErrRefused):
 			return fmt.Errorf("watch %s: %w", table, err)
-		case err != nil && !connected && q.LastEventID == "":
+		case err != nil && !connected && q.LastEventID == "" && !errors.Is(err, client.ErrUnavailable):
+			// Nothing reached (a wrong --server): say so. A partition that
+			// is restoring or moving (503) is waited for.
 			return fmt.Errorf("watch %s at %s: %w", table, c.URL(), err)
 		}
 		connected = connected || q.LastEventID != ""
