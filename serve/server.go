@@ -19,8 +19,6 @@ import (
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -156,14 +154,7 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 func (s *Server) routes() {
-	traced := func(route string, h http.HandlerFunc) http.Handler {
-		return otelhttp.NewHandler(s.auth(h), route,
-			otelhttp.WithTracerProvider(s.cfg.tracerProvider),
-			otelhttp.WithPropagators(tracing.Propagator()),
-			otelhttp.WithMeterProvider(noop.NewMeterProvider()),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "query " + r.PathValue("table") }),
-		)
-	}
+	traced := s.traced
 	s.mux.Handle("GET /tables/{table}/{key}", traced("/tables/{table}/{key}", s.getValue))
 	// More specific than /tables/{table}/{key}: a key named "watch" is
 	// read by a scan (?prefix=watch) and watched with ?key=watch.
