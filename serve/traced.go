@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"io"
 	"net/http"
+	"sync"
 
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/otel/attribute"
@@ -69,3 +71,51 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (flushes,
 // deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// hopTransport runs every request in a span "forward <host>" of kind
+// CLIENT, child of the request's context, whose context goes to the
+// owner as traceparent: what otelhttp.NewTransport did here, without its
+// per-request httptrace and body wrapping.
+type hopTransport struct {
+	base   http.RoundTripper
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+func (t *hopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, span := t.tracer.Start(r.Context(), "forward "+r.URL.Host, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.URL.Host),
+			attribute.String("url.full", r.URL.Redacted()))
+	}
+	r = r.Clone(ctx) // a RoundTripper must not change the caller's request
+	t.prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		tracing.RecordError(span, err)
+		span.End()
+		return nil, err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	// The hop lasts until its answer is read (a watch stream: its end).
+	resp.Body = &endOnClose{ReadCloser: resp.Body, span: span}
+	return resp, nil
+}
+
+// endOnClose ends a span when the body is closed.
+type endOnClose struct {
+	io.ReadCloser
+	span trace.Span
+	once sync.Once
+}
+
+func (b *endOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.span.End() })
+	return err
+}
