@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,10 @@ a running 'weft run' (default http://127.0.0.1:7070).
 When the stream breaks (the instance restarts, the network drops), watch
 reconnects and resumes after the last change it printed (Last-Event-ID). If
 the instance no longer holds the changes in between, watch says so on
-stderr and, for a key, prints its current value. Ctrl-C ends it (exit 0).`,
+stderr and, for a key, prints its current value. A key held by another
+instance is watched there (the instance forwards the stream); a prefix is
+watched at every instance that holds some of the table's partitions (the
+first one names the others). Ctrl-C ends it (exit 0).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case prefix == "" && len(args) != 2:
@@ -65,8 +69,8 @@ stderr and, for a key, prints its current value. Ctrl-C ends it (exit 0).`,
 			if prefix == "" {
 				q = client.WatchQuery{Key: args[1]}
 			}
-			w := &watchPrinter{out: cmd.OutOrStdout(), json: asJSON}
-			err = follow(cmd.Context(), log, c, args[0], q, w)
+			w := &watchPrinter{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: asJSON}
+			err = newWatchSet(cmd.Context(), log, sf.token, args[0], q, w).run(c)
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				return nil // Ctrl-C
 			}
@@ -84,14 +88,14 @@ stderr and, for a key, prints its current value. Ctrl-C ends it (exit 0).`,
 // seen. A first connection that fails (but for a 503: the key's partition
 // is restoring or moving), and answers that will not change by retrying
 // (no such table, a refused token), end it with an error.
-func follow(ctx context.Context, log *slog.Logger, c *client.Client, table string, q client.WatchQuery, w *watchPrinter) error {
+func follow(ctx context.Context, log *slog.Logger, c *client.Client, table string, q client.WatchQuery, w *watchPrinter, set *watchSet) error {
 	delay := watchRetryFirst
 	connected := false
 	for {
 		start := time.Now()
 		last, err := c.Watch(ctx, table, q, func(e client.Event) error {
 			connected = true
-			return w.print(ctx, c, table, q, e)
+			return w.print(ctx, c, table, q, e, set)
 		})
 		q.LastEventID = last
 		if ctx.Err() != nil {
@@ -120,10 +124,97 @@ func follow(ctx context.Context, log *slog.Logger, c *client.Client, table strin
 	}
 }
 
-// watchPrinter prints the events of a watch.
+// watchSet follows a watch at every instance that holds some of what it
+// watches: the first one, and those its "partial" event names (a prefix
+// watch on an instance that does not hold every partition).
+type watchSet struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+	token  string
+	table  string
+	q      client.WatchQuery
+	w      *watchPrinter
+	first  string // URL of the first instance
+	mu     sync.Mutex
+	seen   map[string]bool
+	ended  chan error // each follow's end
+}
+
+func newWatchSet(ctx context.Context, log *slog.Logger, token, table string, q client.WatchQuery, w *watchPrinter) *watchSet {
+	ctx, cancel := context.WithCancel(ctx)
+	return &watchSet{ctx: ctx, cancel: cancel, log: log, token: token, table: table, q: q, w: w,
+		seen: map[string]bool{}, ended: make(chan error, 16)}
+}
+
+// run follows the watch at c (and the instances it names) until one of
+// the follows ends: ctx ended, or a final error.
+func (s *watchSet) run(c *client.Client) error {
+	defer s.cancel()
+	s.first = c.URL()
+	s.start(c)
+	return <-s.ended
+}
+
+func (s *watchSet) start(c *client.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[c.URL()] {
+		return
+	}
+	s.seen[c.URL()] = true
+	go func() {
+		err := follow(s.ctx, s.log, c, s.table, s.q, s.w, s)
+		if c.URL() != s.first && s.ctx.Err() == nil {
+			// The others' changes still come: say what is missing.
+			s.w.note("stopped watching at %s: %v", c.URL(), err)
+			return
+		}
+		select {
+		case s.ended <- err:
+		default: // run returned already
+		}
+	}()
+}
+
+// partial follows the prefix at the instances a "partial" event names.
+func (s *watchSet) partial(data []byte) {
+	var p struct {
+		Elsewhere []struct {
+			URL string `json:"url"`
+		} `json:"elsewhere"`
+		Unknown []int32 `json:"unknown"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		s.w.note("the instance holds only some partitions and named the others unreadably: %s", data)
+		return
+	}
+	if len(p.Unknown) > 0 {
+		s.w.note("no instance is known to hold partitions %v: their changes are not shown", p.Unknown)
+	}
+	for _, o := range p.Elsewhere {
+		c, err := client.New(o.URL, s.token)
+		if err != nil {
+			s.w.note("cannot watch at %s: %v", o.URL, err)
+			continue
+		}
+		s.start(c)
+	}
+}
+
+// watchPrinter prints the events of a watch (from several streams).
 type watchPrinter struct {
-	out  io.Writer
-	json bool
+	mu     sync.Mutex
+	out    io.Writer
+	errOut io.Writer
+	json   bool
+}
+
+// note prints a line for the user on stderr.
+func (w *watchPrinter) note(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprintf(w.errOut, "weft watch: "+format+"\n", args...)
 }
 
 // writeError is a failure to print (stdout closed): final.
@@ -132,12 +223,16 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return "print: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-func (w *watchPrinter) print(ctx context.Context, c *client.Client, table string, q client.WatchQuery, e client.Event) error {
+func (w *watchPrinter) print(ctx context.Context, c *client.Client, table string, q client.WatchQuery, e client.Event, set *watchSet) error {
 	switch e.Kind {
 	case "":
 		return w.change(e.Change)
+	case "open":
+		if set != nil && c.URL() != set.first {
+			w.note("watching %s too", c.URL())
+		}
 	case "missed":
-		fmt.Fprintf(os.Stderr, "weft watch: some changes were missed (the instance no longer holds them): %s\n", e.Data)
+		w.note("some changes were missed (the instance no longer holds them): %s", e.Data)
 		if q.IsPrefix {
 			return nil
 		}
@@ -149,19 +244,23 @@ func (w *watchPrinter) print(ctx context.Context, c *client.Client, table string
 		case errors.Is(err, client.ErrNoValue):
 			return nil
 		case err != nil:
-			fmt.Fprintf(os.Stderr, "weft watch: reading the current value failed: %v\n", err)
+			w.note("reading the current value failed: %v", err)
 			return nil
 		}
 		return w.change(serve.ValueOf(table, q.Key, env))
 	case "partial":
-		fmt.Fprintf(os.Stderr, "weft watch: this instance holds only some partitions of the table: %s\n", e.Data)
+		if set != nil {
+			set.partial(e.Data)
+		}
 	case "unavailable":
-		fmt.Fprintf(os.Stderr, "weft watch: the instance no longer serves the key: %s\n", e.Data)
+		w.note("the instance no longer serves the key: %s", e.Data)
 	}
 	return nil
 }
 
 func (w *watchPrinter) change(v serve.Value) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var err error
 	if w.json {
 		var b []byte

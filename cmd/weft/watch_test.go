@@ -257,3 +257,118 @@ func TestIntegrationWatchCommandFollowsAndResumes(t *testing.T) {
 		t.Errorf("watch without a key: %v, want a usage error", err)
 	}
 }
+
+// weft watch --prefix at one of two instances of a group watches the
+// prefix at both: the first names the other in its "partial" event, and
+// the changes of the keys of both instances' partitions are printed, each
+// once.
+func TestIntegrationWatchCommandPrefixAtTwoInstances(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	common := []string{"--brokers", brokers, "--log-level", "error", "--partitions", "4"}
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	ctx, stop := context.WithCancel(context.Background())
+	var runs sync.WaitGroup
+	for _, addr := range addrs {
+		runs.Go(func() {
+			if out, err := weft(ctx, append([]string{"run", "--input", input, "--group", group, "--state-dir", t.TempDir(), "--http-addr", addr,
+				"--cache-max-bytes", "0"}, common...)...); err != nil {
+				t.Errorf("run at %s: %v\n%s", addr, err, out)
+			}
+		})
+	}
+	defer func() { stop(); runs.Wait() }()
+	// Both members hold restored partitions, four in all.
+	kafkatest.WaitFor(t, 2*time.Minute, "the partitions split over two ready instances", func() bool {
+		total := 0
+		for _, addr := range addrs {
+			resp, err := http.Get("http://" + addr + "/tables")
+			if err != nil {
+				return false
+			}
+			var ts struct {
+				Tables []struct {
+					Assigned []int32 `json:"assigned"`
+					Ready    []int32 `json:"ready"`
+				} `json:"tables"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&ts)
+			resp.Body.Close()
+			if err != nil || len(ts.Tables) != 1 || len(ts.Tables[0].Ready) == 0 || len(ts.Tables[0].Ready) != len(ts.Tables[0].Assigned) {
+				return false
+			}
+			total += len(ts.Tables[0].Ready)
+		}
+		return total == 4
+	})
+
+	var out, errOut lockedBuffer
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan error, 1)
+	go func() {
+		root := newRootCommand()
+		root.SetArgs(append([]string{"watch", group, "--prefix", "p-", "--json", "--server", "http://" + addrs[0]}, common...))
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		watchDone <- root.ExecuteContext(watchCtx)
+	}()
+	defer stopWatch()
+	kafkatest.WaitFor(t, time.Minute, "the watch subscribed at the second instance", func() bool {
+		return strings.Contains(errOut.String(), "watching http://"+addrs[1]+" too")
+	})
+
+	// Eight accounts: with four partitions over two instances, keys of
+	// both (goka's hash of p-0..p-7 covers every partition).
+	var events strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&events, `{"type":"AccountCreated","account":"p-%d","owner":"Prefix Test","at":"2026-03-01T00:00:00Z"}`+"\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(path, []byte(events.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := weft(t.Context(), append([]string{"produce", input, path, "--key-field", "account"}, common...)...); err != nil {
+		t.Fatalf("produce: %v\n%s", err, o)
+	}
+	var lines []watchLine
+	kafkatest.WaitFor(t, time.Minute, "the creation of p-0..p-7 printed", func() bool {
+		select {
+		case err := <-watchDone:
+			t.Fatalf("watch ended: %v\n%s\n%s", err, out.String(), errOut.String())
+		default:
+		}
+		lines = parseWatchLines(t, out.String())
+		return len(lines) >= 8
+	})
+	got := map[string]int{}
+	for _, l := range lines {
+		if l.Version != 1 || l.Value.Events != 1 {
+			t.Errorf("change %+v, want a creation (version 1)", l)
+		}
+		got[l.Key]++
+	}
+	for i := range 8 {
+		if k := fmt.Sprintf("p-%d", i); got[k] != 1 {
+			t.Errorf("%s printed %d times, want once; all: %v", k, got[k], got)
+		}
+	}
+	// Some of the keys are the second instance's own.
+	second := 0
+	for i := range 8 {
+		resp, err := http.Get(fmt.Sprintf("http://%s/tables/%s/p-%d", addrs[1], group, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 && resp.Header.Get("Weft-Served-By") == "" {
+			second++
+		}
+	}
+	if second == 0 || second == 8 {
+		t.Fatalf("the second instance holds %d of the 8 keys: the test needs keys at both", second)
+	}
+	stopWatch()
+	if err := <-watchDone; err != nil {
+		t.Fatalf("weft watch after Ctrl-C: %v", err)
+	}
+}
