@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/weftstream/weft/internal/kafkatest"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
@@ -17,8 +20,9 @@ import (
 // record that made it, fetched from Kafka at the version's source offset:
 // the three records produced for key "ev" ({"n":1..3}), newest first,
 // with their key and headers (the
-// fixture's server has WithKafka). Without WithKafka, and for a malformed
-// value, events= answers 400.
+// fixture's server has WithKafka). Once the oldest record is deleted from
+// the topic, its version says so and the others still come. Without
+// WithKafka, and for a malformed value, events= answers 400.
 func TestIntegrationLineageEvents(t *testing.T) {
 	f := newFixture(t)
 	em, err := processors.NewEmitter(t.Context(), f.input, processors.WithKafka(f.k), processors.WithTracerProvider(f.tp))
@@ -63,6 +67,27 @@ func TestIntegrationLineageEvents(t *testing.T) {
 			e.Headers["order"] != fmt.Sprint(n) {
 			t.Errorf("version %d: %+v event %+v, want the record {\"n\":%d} at its source offset", v.Version, v, e, n)
 		}
+	}
+	// The oldest record deleted from the topic (its log start moves past
+	// it): that version says so, the others still come.
+	oldest := lin.Versions[2].Sources[0]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.k.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: oldest.Topic, Partition: oldest.Partition, At: oldest.Offset + 1})
+	if res, err := kadm.NewClient(cl).DeleteRecords(t.Context(), del); err != nil || res.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, res.Error())
+	}
+	lin.Versions = nil
+	f.get("/tables/"+f.group+"/ev/lineage?events=true", nil, &lin)
+	if e := lin.Versions[2].Event; e == nil || !strings.Contains(e.Error, "no longer in") || e.Value != nil {
+		t.Errorf("the deleted record of version 1: %+v, want an error saying it is no longer in the topic", e)
+	}
+	if e := lin.Versions[1].Event; e == nil || e.Error != "" || string(e.Value) != `{"n":2}` {
+		t.Errorf("version 2 after the deletion of version 1's record: %+v", e)
 	}
 	// Without events=true: no events.
 	var plain struct {
