@@ -11,15 +11,19 @@ import (
 	"github.com/weftstream/weft/statestore"
 )
 
-// WithLineageRetention sets how far back (in event time, from now) the
-// lineage answers: a version is kept while it was the value at some time
-// within retention (it is the newest, or the next one's event time is not
-// before now - retention), and an as_of older than that answers 422 with
-// the oldest time available and the 'weft replay' command that can answer
-// it (for topologyFile, the file the processors run; "" names it
-// <topology.yaml>). 0 (the default) keeps what the lineage index holds.
-func WithLineageRetention(retention time.Duration, topologyFile string) Option {
+// WithLineageRetention sets what the lineage answers with, as a topology
+// file's lineage: {versions, retention} says: at most versions versions
+// of a key, newest first (0: what the index holds, which trims in steps),
+// and how far back (in event time, from now): a version is kept while it
+// was the value at some time within retention (it is the newest, or the
+// next one's event time is not before now - retention); an as_of older
+// than that answers 422 with the oldest time available and the 'weft
+// replay' command that can answer it (for topologyFile, the file the
+// processors run; "" names it <topology.yaml>). 0 keeps what the lineage
+// index holds.
+func WithLineageRetention(versions int, retention time.Duration, topologyFile string) Option {
 	return func(c *config) {
+		c.lineageVersions = max(versions, 0)
 		c.retention = max(retention, 0)
 		c.replayFile = topologyFile
 	}
@@ -34,8 +38,12 @@ func (s *Server) cutoff() time.Time {
 	return time.Now().Add(-s.cfg.retention).UTC()
 }
 
-// kept returns the versions (newest first) within the retention.
+// kept returns the versions (newest first) within the retention and the
+// count.
 func (s *Server) kept(versions []statestore.Envelope) []statestore.Envelope {
+	if n := s.cfg.lineageVersions; n > 0 && len(versions) > n {
+		versions = versions[:n]
+	}
 	cut := s.cutoff()
 	if cut.IsZero() {
 		return versions

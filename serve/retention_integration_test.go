@@ -19,7 +19,7 @@ import (
 // available and the replay command that can answer it; version 1 is
 // no longer answered either.
 func TestIntegrationLineageRetention(t *testing.T) {
-	f := newFixture(t, serve.WithLineageRetention(7*24*time.Hour, "shop.yaml"))
+	f := newFixture(t, serve.WithLineageRetention(0, 7*24*time.Hour, "shop.yaml"))
 	now := time.Now()
 	days := []int{20, 10, 5, 1}
 	em, err := processors.NewEmitter(t.Context(), f.input, processors.WithKafka(f.k), processors.WithTracerProvider(f.tp))

@@ -57,7 +57,8 @@ type config struct {
 	metrics                   http.Handler // GET /metrics, nil without WithMetrics
 	forward                   *forwardConfig
 	kafka                     *kafkaclient.Config // WithKafka: source records of lineages
-	retention                 time.Duration       // WithLineageRetention
+	lineageVersions           int                 // WithLineageRetention
+	retention                 time.Duration
 	replayFile                string
 }
 

@@ -88,7 +88,7 @@ func (s *Server) getValue(w http.ResponseWriter, r *http.Request) {
 		env, found, err = t.Get(key)
 	case verr == nil:
 		env, found, err = t.GetAsOf(key, v)
-		if found && err == nil && s.cfg.retention > 0 {
+		if found && err == nil && (s.cfg.retention > 0 || s.cfg.lineageVersions > 0) {
 			// Held by the index, but perhaps older than the retention.
 			var versions []statestore.Envelope
 			versions, err = t.Lineage(key)

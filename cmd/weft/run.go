@@ -276,7 +276,7 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if f.Lineage.Versions > 0 {
 		extra = append(extra, processors.WithStoreOptions(statestore.WithLineage(f.Lineage.Versions, true)))
 	}
-	rf.api.retention, rf.api.topologyFile = f.Lineage.Retention, f.Name
+	rf.api.lineageVersions, rf.api.retention, rf.api.topologyFile = f.Lineage.Versions, f.Lineage.Retention, f.Name
 	procs, err := topology.NewProcessors(ctx, log, k, stateDir, compiled.Groups, extra...)
 	if err != nil {
 		return err

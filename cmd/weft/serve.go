@@ -41,10 +41,11 @@ type queryAPIFlags struct {
 	// kafka is the cluster of the processors' groups, where the API finds
 	// which instance owns a key it does not hold (no forwarding without).
 	kafka kafkaclient.Config
-	// retention is the topology file's lineage.retention, topologyFile
-	// the file (for the replay command of an as_of beyond it).
-	retention    time.Duration
-	topologyFile string
+	// lineage is the topology file's lineage: {versions, retention},
+	// topologyFile the file (for the replay command of an as_of beyond it).
+	lineageVersions int
+	retention       time.Duration
+	topologyFile    string
 }
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
@@ -143,7 +144,7 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
 		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()),
 		serve.WithForwarding(q.kafka, q.advertisedURL()), serve.WithKafka(q.kafka),
-		serve.WithLineageRetention(q.retention, q.topologyFile))
+		serve.WithLineageRetention(q.lineageVersions, q.retention, q.topologyFile))
 	if err != nil {
 		return nil, err
 	}
