@@ -5,7 +5,7 @@
 //	GET /tables                                 the tables served, with their partitions
 //	GET /tables/{table}/{key}                   a value, its version, event time and writer
 //	GET /tables/{table}/{key}?as_of=<v|time>    the value at a version or an RFC 3339 event time
-//	GET /tables/{table}/{key}/lineage           the recorded versions, newest first
+//	GET /tables/{table}/{key}/lineage           the recorded versions, newest first (?events=true: with their input records, WithKafka)
 //	GET /tables/{table}?prefix=&from=&limit=    keys in order, paginated with a cursor
 //	GET /tables/{table}/watch?key=|prefix=      changes as server-sent events, resumable (Last-Event-ID)
 //	GET /topology                               the running topology (topology.DescribeJSON)
@@ -39,5 +39,11 @@
 // instance that cannot be reached (never a stale or empty value presented
 // as current). With WithForwarding, a key held by another instance is
 // forwarded to it (see forward.go; Weft-Served-By names it), or
-// redirected with ?redirect=true.
+// redirected with ?redirect=true; a scan reads the other instances'
+// partitions from them and merges the pages in key order, a key watch is
+// proxied to the key's owner, and a prefix watch names the owners of the
+// partitions it does not see in a first event "partial" (see fanout.go).
+// WithLineageRetention bounds how far back as_of answers (422 beyond it,
+// with the oldest time available and the 'weft replay' command that can
+// answer).
 package serve

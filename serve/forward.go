@@ -36,9 +36,7 @@ import (
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/tracing"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -137,9 +135,7 @@ func newForwarder(s *Server, fc *forwardConfig) (*forwarder, error) {
 	}
 	// The client span of the hop, child of the query span: its context
 	// goes to the owner as traceparent.
-	tr := otelhttp.NewTransport(base, otelhttp.WithTracerProvider(s.cfg.tracerProvider),
-		otelhttp.WithPropagators(tracing.Propagator()), otelhttp.WithMeterProvider(noop.NewMeterProvider()),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "forward " + r.URL.Host }))
+	tr := &hopTransport{base: base, tracer: s.cfg.tracerProvider.Tracer(tracerName), prop: tracing.Propagator()}
 	return &forwarder{self: fc.self, cl: cl, adm: kadm.NewClient(cl), transport: tr, s: s,
 		errorLog: slog.NewLogLogger(s.cfg.logger.Handler(), slog.LevelDebug), owners: map[string]*owners{}}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/weftstream/weft/processors"
@@ -27,6 +28,11 @@ const (
 	MetricPartitionsReady    = "weft.table.partitions.ready"
 	MetricCacheFlushes       = "weft.cache.flushes"
 	MetricConsumerLag        = "weft.consumer.lag"
+	MetricConsumerDelay      = "weft.consumer.delay"
+	MetricCacheSize          = "weft.cache.size"
+	MetricCacheEntries       = "weft.cache.entries"
+	MetricStoreSize          = "weft.store.size"
+	MetricRestoreRemaining   = "weft.table.restore.remaining"
 )
 
 // Metrics is the OpenTelemetry meter provider of a weft process, exported
@@ -100,9 +106,19 @@ type observed struct {
 //     (group, table): the table partitions this instance holds, and those
 //     restored and answering queries;
 //   - weft.cache.flushes (group, table): the record cache's flush cycles;
+//   - weft.cache.size and weft.cache.entries (group, table): the bytes
+//     (estimated, what the budget bounds) and keys the record cache holds;
+//   - weft.store.size (group, table, partition): the bytes on disk of each
+//     partition's store open here;
 //   - weft.consumer.lag (group, topic, partition): records of an input
 //     partition not processed yet, from goka's stats (the high watermark
-//     is sampled by goka every few seconds).
+//     is sampled by goka every few seconds);
+//   - weft.consumer.delay (group, topic, partition): how old (by its
+//     Kafka timestamp) the last record processed of an input partition
+//     was when it was processed, from goka's stats;
+//   - weft.table.restore.remaining (group, table, partition): changelog
+//     records a restoring partition has still to restore (0 once
+//     restored), from goka's stats.
 func (m *Metrics) Observe(procs ...*processors.Processor) error {
 	meter := m.provider.Meter(tracing.ScopeName)
 	processed, err1 := meter.Int64ObservableCounter(MetricRecordsProcessed, metric.WithUnit("{record}"),
@@ -119,7 +135,17 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 		metric.WithDescription("Flush cycles of the record cache to the store and changelog"))
 	lag, err7 := meter.Int64ObservableGauge(MetricConsumerLag, metric.WithUnit("{record}"),
 		metric.WithDescription("Records of an input partition not processed yet"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
+	delay, err8 := meter.Float64ObservableGauge(MetricConsumerDelay, metric.WithUnit("s"),
+		metric.WithDescription("Age (by its Kafka timestamp) of the last record processed of an input partition when it was processed"))
+	cacheSize, err9 := meter.Int64ObservableGauge(MetricCacheSize, metric.WithUnit("By"),
+		metric.WithDescription("Bytes (estimated) the record cache holds"))
+	cacheEntries, err10 := meter.Int64ObservableGauge(MetricCacheEntries, metric.WithUnit("{key}"),
+		metric.WithDescription("Keys the record cache holds"))
+	storeSize, err11 := meter.Int64ObservableGauge(MetricStoreSize, metric.WithUnit("By"),
+		metric.WithDescription("Bytes on disk of a table partition's store"))
+	restore, err12 := meter.Int64ObservableGauge(MetricRestoreRemaining, metric.WithUnit("{record}"),
+		metric.WithDescription("Changelog records a restoring table partition has still to restore"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12); err != nil {
 		return fmt.Errorf("create the metrics: %w", err)
 	}
 	var obs []observed
@@ -147,11 +173,16 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 				ob.ObserveInt64(assigned, int64(len(o.table.Assigned())), o.tattrs)
 				ob.ObserveInt64(ready, int64(len(o.table.Served())), o.tattrs)
 				ob.ObserveInt64(flushes, o.p.CacheFlushes(), o.tattrs)
+				ob.ObserveInt64(cacheSize, o.p.CacheBytes(), o.tattrs)
+				ob.ObserveInt64(cacheEntries, o.p.CacheEntries(), o.tattrs)
+				for p, n := range o.table.StoreBytes() {
+					ob.ObserveInt64(storeSize, n, o.partitionAttrs(p))
+				}
 			}
-			observeLag(ctx, ob, lag, o)
+			observeStats(ctx, ob, statsInstruments{lag: lag, delay: delay, restore: restore}, o)
 		}
 		return nil
-	}, processed, rejected, replayed, assigned, ready, flushes, lag)
+	}, processed, rejected, replayed, assigned, ready, flushes, lag, delay, cacheSize, cacheEntries, storeSize, restore)
 	if err != nil {
 		return fmt.Errorf("register the metrics callback: %w", err)
 	}
@@ -159,11 +190,23 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 	return nil
 }
 
-// observeLag observes the lag of every input partition the processor
-// consumes now. goka's OffsetLag is the high watermark (the next offset to
-// be written) minus the offset of the last record processed: one when
-// caught up.
-func observeLag(ctx context.Context, ob metric.Observer, lag metric.Int64ObservableGauge, o observed) {
+// statsInstruments are the metrics read from goka's stats.
+type statsInstruments struct {
+	lag, restore metric.Int64ObservableGauge
+	delay        metric.Float64ObservableGauge
+}
+
+// partitionAttrs are the attributes of a table partition's series.
+func (o observed) partitionAttrs(p int32) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("group", o.group), attribute.String("table", o.table.Topic()), attribute.Int("partition", int(p)))
+}
+
+// observeStats observes, from goka's stats, the lag and delay of every
+// input partition the processor consumes now and the restore progress of
+// its table partitions. goka's OffsetLag is the high watermark (the next
+// offset to be written) minus the offset of the last record processed:
+// one when caught up.
+func observeStats(ctx context.Context, ob metric.Observer, ins statsInstruments, o observed) {
 	gp := o.p.Goka()
 	if gp == nil {
 		return
@@ -180,8 +223,16 @@ func observeLag(ctx context.Context, ob metric.Observer, lag metric.Int64Observa
 			if in == nil {
 				continue
 			}
-			ob.ObserveInt64(lag, max(in.OffsetLag-1, 0), metric.WithAttributes(
-				attribute.String("group", o.group), attribute.String("topic", topic), attribute.Int("partition", int(partition))))
+			attrs := metric.WithAttributes(attribute.String("group", o.group), attribute.String("topic", topic), attribute.Int("partition", int(partition)))
+			ob.ObserveInt64(ins.lag, max(in.OffsetLag-1, 0), attrs)
+			ob.ObserveFloat64(ins.delay, max(in.Delay.Seconds(), 0), attrs)
+		}
+		if ts := ps.TableStats; ts != nil && o.table != nil {
+			var remaining int64
+			if ts.Status == goka.PartitionRecovering && ts.Recovery != nil {
+				remaining = max(ts.Recovery.Hwm-(ts.Recovery.Offset+1), 0)
+			}
+			ob.ObserveInt64(ins.restore, remaining, o.partitionAttrs(partition))
 		}
 	}
 }

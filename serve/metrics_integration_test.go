@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -79,7 +81,8 @@ func TestIntegrationMetrics(t *testing.T) {
 			})),
 		processors.Persist(new(codec.Int64)),
 	)
-	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(t.TempDir()),
+	stateDir := t.TempDir()
+	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(stateDir),
 		processors.WithRuntime(rt), processors.WithTracerProvider(prov.Tracer))
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +181,54 @@ func TestIntegrationMetrics(t *testing.T) {
 			t.Errorf("lag of %s/%d = %v (found: %v), want 0", input, i, lag, ok)
 		}
 	}
+
+	// The record cache holds the five keys k0..k4 (it keeps them after
+	// flushing, well within its budget); every partition is restored;
+	// every store has files, which the state directory holds.
+	fams = scrape(t, srv.URL+"/metrics", "s3cret")
+	tl := map[string]string{"group": group, "table": group + "-table"}
+	if n, ok := sample(fams, "weft_cache_entries", tl); !ok || n != 5 {
+		t.Errorf("weft_cache_entries = %v (found: %v), want 5", n, ok)
+	}
+	if n, ok := sample(fams, "weft_cache_size_bytes", tl); !ok || n <= 0 {
+		t.Errorf("weft_cache_size_bytes = %v (found: %v), want > 0", n, ok)
+	}
+	var stores float64
+	for i := range partitions {
+		pl := map[string]string{"group": group, "table": group + "-table", "partition": strconv.Itoa(i)}
+		if n, ok := sample(fams, "weft_table_restore_remaining", pl); !ok || n != 0 {
+			t.Errorf("weft_table_restore_remaining of partition %d = %v (found: %v), want 0", i, n, ok)
+		}
+		n, ok := sample(fams, "weft_store_size_bytes", pl)
+		if !ok || n <= 0 {
+			t.Errorf("weft_store_size_bytes of partition %d = %v (found: %v), want > 0", i, n, ok)
+		}
+		stores += n
+		if d, ok := sample(fams, "weft_consumer_delay_seconds", map[string]string{"group": group, "topic": input, "partition": strconv.Itoa(i)}); !ok || d < 0 || d > 120 {
+			t.Errorf("weft_consumer_delay_seconds of %s/%d = %v (found: %v), want 0 to 120 (the records are fresh)", input, i, d, ok)
+		}
+	}
+	if du := dirBytes(t, stateDir); stores > float64(du) {
+		t.Errorf("the stores' sizes add up to %v bytes, more than the %d bytes of the state directory", stores, du)
+	}
+}
+
+// dirBytes is the size of the regular files under dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if info, ierr := d.Info(); ierr == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // scrape GETs url with a bearer token and parses the Prometheus text.

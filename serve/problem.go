@@ -17,6 +17,10 @@ type problem struct {
 	Key       *string `json:"key,omitempty"`
 	Partition *int32  `json:"partition,omitempty"`
 	Oldest    string  `json:"oldest_recorded,omitempty"`
+	// OldestAvailable is the oldest as_of time answered; Replay the
+	// command that can answer older ones.
+	OldestAvailable string `json:"oldest_available,omitempty"`
+	Replay          string `json:"replay,omitempty"`
 }
 
 // writeProblem answers with a problem of status.

@@ -81,7 +81,7 @@ func newCachedFixture(t *testing.T, cache processors.Option, opts ...serve.Optio
 			t.Errorf("processor: %v", err)
 		}
 	})
-	s, err := serve.New([]*processors.TableReader{p.TableReader()}, append([]serve.Option{serve.WithTracerProvider(tp)}, opts...)...)
+	s, err := serve.New([]*processors.TableReader{p.TableReader()}, append([]serve.Option{serve.WithTracerProvider(tp), serve.WithKafka(k)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -57,6 +56,10 @@ type config struct {
 	traceURL                  string
 	metrics                   http.Handler // GET /metrics, nil without WithMetrics
 	forward                   *forwardConfig
+	kafka                     *kafkaclient.Config // WithKafka: source records of lineages
+	lineageVersions           int                 // WithLineageRetention
+	retention                 time.Duration
+	replayFile                string
 }
 
 // WithLogger sets the logger (default: discard).
@@ -152,14 +155,7 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 func (s *Server) routes() {
-	traced := func(route string, h http.HandlerFunc) http.Handler {
-		return otelhttp.NewHandler(s.auth(h), route,
-			otelhttp.WithTracerProvider(s.cfg.tracerProvider),
-			otelhttp.WithPropagators(tracing.Propagator()),
-			otelhttp.WithMeterProvider(noop.NewMeterProvider()),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "query " + r.PathValue("table") }),
-		)
-	}
+	traced := s.traced
 	s.mux.Handle("GET /tables/{table}/{key}", traced("/tables/{table}/{key}", s.getValue))
 	// More specific than /tables/{table}/{key}: a key named "watch" is
 	// read by a scan (?prefix=watch) and watched with ?key=watch.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -87,10 +88,20 @@ func (s *Server) getValue(w http.ResponseWriter, r *http.Request) {
 		env, found, err = t.Get(key)
 	case verr == nil:
 		env, found, err = t.GetAsOf(key, v)
+		if found && err == nil && (s.cfg.retention > 0 || s.cfg.lineageVersions > 0) {
+			// Held by the index, but perhaps older than the retention.
+			var versions []statestore.Envelope
+			versions, err = t.Lineage(key)
+			found = slices.ContainsFunc(s.kept(versions), func(e statestore.Envelope) bool { return e.Version == v })
+		}
 	default:
 		at, terr := time.Parse(time.RFC3339Nano, asOf)
 		if terr != nil {
 			writeProblem(w, http.StatusBadRequest, fmt.Sprintf("as_of %q is neither a version number nor an RFC 3339 time", asOf))
+			return
+		}
+		if cut := s.cutoff(); at.Before(cut) {
+			s.tooOld(w, t, key, asOf, cut)
 			return
 		}
 		env, found, err = t.GetAsOfTime(key, at)
@@ -127,6 +138,7 @@ func (s *Server) notRecorded(w http.ResponseWriter, r *http.Request, t *processo
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("key %q has no recorded value in %s", key, t.Topic()), withTable(string(t.Group())), withKey(key))
 		return
 	}
+	versions = s.kept(versions)
 	oldest := versions[len(versions)-1]
 	detail := fmt.Sprintf("the lineage of %q keeps versions %d to %d; as_of %s is not among them or older than the oldest",
 		key, oldest.Version, versions[0].Version, asOf)
@@ -134,14 +146,20 @@ func (s *Server) notRecorded(w http.ResponseWriter, r *http.Request, t *processo
 		if !oldest.EventTime.IsZero() {
 			p.Oldest = oldest.EventTime.UTC().Format(time.RFC3339Nano)
 		}
+		if _, err := time.Parse(time.RFC3339Nano, asOf); err == nil {
+			p.Replay = s.replayCommand(key, asOf)
+		}
 	})
 }
 
 // lineageResponse is the answer of GET /tables/{table}/{key}/lineage.
 type lineageResponse struct {
-	Table    string  `json:"table"`
-	Key      string  `json:"key"`
-	Versions []Value `json:"versions"`
+	Table    string           `json:"table"`
+	Key      string           `json:"key"`
+	Versions []lineageVersion `json:"versions"`
+	// EventsTruncated counts the versions (the oldest) whose source
+	// record was not fetched with ?events=true (MaxLineageEvents).
+	EventsTruncated int `json:"events_truncated,omitempty"`
 }
 
 // getLineage answers GET /tables/{table}/{key}/lineage.
@@ -154,6 +172,10 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	events, ok := s.wantsEvents(w, r)
+	if !ok {
+		return
+	}
 	versions, err := t.Lineage(key)
 	if err != nil {
 		s.failed(w, r, t, key, err)
@@ -163,9 +185,21 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("key %q has no recorded versions in %s", key, t.Topic()), withTable(string(t.Group())), withKey(key))
 		return
 	}
-	out := lineageResponse{Table: string(t.Group()), Key: key, Versions: make([]Value, 0, len(versions))}
+	versions = s.kept(versions)
+	values := make([]Value, 0, len(versions))
 	for _, env := range versions {
-		out.Versions = append(out.Versions, valueOf(string(t.Group()), key, env))
+		values = append(values, valueOf(string(t.Group()), key, env))
+	}
+	out := lineageResponse{Table: string(t.Group()), Key: key, Versions: make([]lineageVersion, len(values))}
+	for i, v := range values {
+		out.Versions[i].Value = v
+	}
+	if events {
+		if out.Versions, err = s.withEvents(r, values); err != nil {
+			s.failed(w, r, t, key, err)
+			return
+		}
+		out.EventsTruncated = max(len(values)-MaxLineageEvents, 0)
 	}
 	linkWriter(r, t, key, versions[0])
 	writeJSON(w, out)
@@ -183,6 +217,9 @@ type scanResponse struct {
 	Partitions []int32 `json:"partitions"`
 	// Complete says whether every partition of the table was read.
 	Complete bool `json:"complete"`
+	// Unavailable are the partitions not read: restoring, or held by an
+	// instance that is unknown or did not answer.
+	Unavailable []int32 `json:"unavailable,omitempty"`
 }
 
 // scan answers GET /tables/{table}?prefix=&from=&limit=.
@@ -211,18 +248,21 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		s.failed(w, r, t, "", err)
 		return
 	}
-	out := scanResponse{Table: string(t.Group()), Items: make([]Value, 0, len(entries)), Partitions: served,
-		Complete: int32(len(served)) == t.Partitions()}
+	out := scanResponse{Table: string(t.Group()), Items: make([]Value, 0, len(entries)), Partitions: slices.Clone(served)}
 	if out.Partitions == nil {
 		out.Partitions = []int32{}
 	}
 	for _, e := range entries {
 		out.Items = append(out.Items, valueOf(string(t.Group()), e.Key, e.Envelope))
 	}
-	if more && len(entries) > 0 {
-		out.Next = entries[len(entries)-1].Key
+	if s.scanElsewhere(r, t, &out, prefix, from, limit) {
+		more = true
 	}
-	trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("weft.query.items", len(entries)))
+	out.Complete = int32(len(out.Partitions)) == t.Partitions()
+	if more && len(out.Items) > 0 {
+		out.Next = out.Items[len(out.Items)-1].Key
+	}
+	trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("weft.query.items", len(out.Items)))
 	writeJSON(w, out)
 }
 

@@ -72,3 +72,6 @@ func traceparent(r statestore.SpanRef) string {
 	sc := processors.SpanContextOf(r)
 	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
 }
+
+// ValueOf renders an envelope of key in table as the API returns it.
+func ValueOf(table, key string, env statestore.Envelope) Value { return valueOf(table, key, env) }

@@ -95,8 +95,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !hasPrefix && !s.serves(t, wt.key) {
-		unavailable(w, t, wt.key)
+		s.forwardStream(w, r, t, wt.key)
 		return
+	}
+	var partial *partialWatch
+	if hasPrefix {
+		partial = s.partial(r, t)
 	}
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
@@ -149,6 +153,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		// The id makes a reconnecting browser resume from here even if no
 		// change came.
 		fmt.Fprintf(w, "retry: 2000\nid: %s\n: watching %s\n\n", head, group)
+		if partial != nil {
+			writeEvent(w, "partial", "", partial)
+		}
 		if missed != nil {
 			writeEvent(w, "missed", head, missed)
 		}

@@ -47,6 +47,13 @@ type File struct {
 	// often the cache flushes (0: not set).
 	CacheMaxBytes  *int64
 	CommitInterval time.Duration
+	// Lineage is lineage: {versions: N, retention: 7d}, what the lineage
+	// index of every table keeps: the last N versions of a key (0: not
+	// set), as far back as retention (0: not set; see serve).
+	Lineage struct {
+		Versions  int
+		Retention time.Duration
+	}
 	// Streams and Tables are the declared inputs, in file order.
 	Streams []Source
 	Tables  []Source
@@ -128,7 +135,7 @@ func Load(name string, data []byte) (f *File, err error) {
 var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "cache_max_bytes", "commit_interval", "streams", "tables", "pipelines"}
+	topKeys      = []string{"app", "brokers", "sasl", "on_error", "tracing", "cache_max_bytes", "commit_interval", "lineage", "streams", "tables", "pipelines"}
 	sourceKeys   = []string{"topic", "codec", "timestamp", "sample_ratio"}
 	pipelineKeys = []string{"name", "from", "steps"}
 	saslKeys     = []string{"mechanism", "user", "password"}
@@ -183,6 +190,9 @@ func (l *loader) load() *File {
 	}
 	if e, ok := top["commit_interval"]; ok {
 		f.CommitInterval = l.duration(e, "commit_interval", true)
+	}
+	if e, ok := top["lineage"]; ok {
+		l.lineage(e, f)
 	}
 	if e, ok := top["streams"]; ok {
 		b.streams = l.sources(e, "stream")
@@ -435,4 +445,31 @@ func (l *loader) duration(e kv, what string, positive bool) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// lineage reads lineage: {versions, retention}.
+func (l *loader) lineage(e kv, f *File) {
+	lin, _ := l.fields(e.V, e.K, "lineage", "versions", "retention")
+	if v, ok := lin["versions"]; ok {
+		if s, ok := l.str(v, "lineage.versions"); ok {
+			if n, err := strconv.Atoi(s); err != nil || n < 1 {
+				l.Errorf(v.V, "lineage.versions must be a whole number of at least 1, not %q", s)
+			} else {
+				f.Lineage.Versions = n
+			}
+		}
+	}
+	if v, ok := lin["retention"]; ok {
+		if s, ok := l.str(v, "lineage.retention"); ok {
+			days, isDays := strings.CutSuffix(s, "d")
+			n, err := strconv.ParseFloat(days, 64)
+			if d, derr := time.ParseDuration(s); isDays && err == nil && n > 0 {
+				f.Lineage.Retention = time.Duration(n * float64(24*time.Hour))
+			} else if derr == nil && d > 0 {
+				f.Lineage.Retention = d
+			} else {
+				l.Errorf(v.V, "lineage.retention: bad duration %q (write e.g. 7d, 36h, 90m)", s)
+			}
+		}
+	}
 }

@@ -27,7 +27,7 @@ pipelines:
 	if !errors.As(err, &ces) {
 		t.Fatalf("Load: %v, want ConfigErrors", err)
 	}
-	want := `merge.yaml:2:1: unknown key "x" in the topology file (keys: app, brokers, sasl, on_error, tracing, cache_max_bytes, commit_interval, streams, tables, pipelines)` + "\n" +
+	want := `merge.yaml:2:1: unknown key "x" in the topology file (keys: app, brokers, sasl, on_error, tracing, cache_max_bytes, commit_interval, lineage, streams, tables, pipelines)` + "\n" +
 		`merge.yaml:4:3: missing required key "topic" in stream orders` + "\n" +
 		`merge.yaml:4:12: merge keys (<<) are not supported`
 	if ces.Error() != want {

@@ -12,6 +12,7 @@ import (
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve"
+	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
 	"github.com/weftstream/weft/tracing"
@@ -273,6 +274,10 @@ func runTopology(ctx context.Context, log *slog.Logger, k kafkaclient.Config, st
 	if err := checkPartitions(ctx, k, f, compiled); err != nil {
 		return err
 	}
+	if f.Lineage.Versions > 0 {
+		extra = append(extra, processors.WithStoreOptions(statestore.WithLineage(f.Lineage.Versions, true)))
+	}
+	rf.api.lineageVersions, rf.api.retention, rf.api.topologyFile = f.Lineage.Versions, f.Lineage.Retention, f.Name
 	procs, err := topology.NewProcessors(ctx, log, k, stateDir, compiled.Groups, extra...)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/weftstream/weft/kafkaclient"
@@ -40,6 +41,11 @@ type queryAPIFlags struct {
 	// kafka is the cluster of the processors' groups, where the API finds
 	// which instance owns a key it does not hold (no forwarding without).
 	kafka kafkaclient.Config
+	// lineage is the topology file's lineage: {versions, retention},
+	// topologyFile the file (for the replay command of an as_of beyond it).
+	lineageVersions int
+	retention       time.Duration
+	topologyFile    string
 }
 
 func (q *queryAPIFlags) register(fs *pflag.FlagSet) {
@@ -137,7 +143,8 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 	}
 	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
 		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()),
-		serve.WithForwarding(q.kafka, q.advertisedURL()))
+		serve.WithForwarding(q.kafka, q.advertisedURL()), serve.WithKafka(q.kafka),
+		serve.WithLineageRetention(q.lineageVersions, q.retention, q.topologyFile))
 	if err != nil {
 		return nil, err
 	}

@@ -85,21 +85,7 @@ func (c *Client) get(ctx context.Context, rawPath string, query url.Values, out 
 	if resp.StatusCode == http.StatusOK {
 		return json.Unmarshal(body, out)
 	}
-	var p problem
-	_ = json.Unmarshal(body, &p)
-	detail := p.Detail
-	if detail == "" {
-		detail = strings.TrimSpace(string(body))
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound && p.Table != "" && strings.HasPrefix(detail, "no table"):
-		return fmt.Errorf("%w: %s", ErrNoTable, detail)
-	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusUnprocessableEntity:
-		return fmt.Errorf("%w: %s", ErrNoValue, detail)
-	case resp.StatusCode == http.StatusServiceUnavailable:
-		return fmt.Errorf("%w: %s", ErrUnavailable, detail)
-	}
-	return fmt.Errorf("%s answered %s: %s", c.base.Host, resp.Status, detail)
+	return c.problemError(resp, body)
 }
 
 // Get returns the envelope of key in table; asOf ("" for the current
