@@ -93,6 +93,9 @@ type recordCache struct {
 	// part's lock-free path (every record asks for its part).
 	fast [256]atomic.Pointer[cachePart]
 
+	// pastHits and pastMisses are the lookups of parts forgotten.
+	pastHits, pastMisses atomic.Int64
+
 	flushMu  sync.Mutex // one flush at a time
 	producer sarama.AsyncProducer
 	flushes  atomic.Int64
@@ -117,6 +120,8 @@ type cachePart struct {
 	clean                int           // entries not dirty (evictable), in the clean list
 	cleanHead, cleanTail *cacheEntry
 	current              *cacheEntry // entry of the record being processed: not evicted
+	// hits and misses count the lookups of records (see CacheLookups).
+	hits, misses int64
 }
 
 // cacheEntry is the cached state of a key. value is written only by the
@@ -229,6 +234,11 @@ func (p *cachePart) lookup(key string) *cacheEntry {
 	p.mu.Lock()
 	e := p.entries[key]
 	p.current = e
+	if e != nil {
+		p.hits++
+	} else {
+		p.misses++
+	}
 	p.mu.Unlock()
 	return e
 }

@@ -194,6 +194,9 @@ func (p *cachePart) drained() bool {
 func (c *recordCache) forget(p *cachePart) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c.pastHits.Add(p.hits)
+	c.pastMisses.Add(p.misses)
+	p.hits, p.misses = 0, 0
 	for _, e := range p.entries {
 		c.bytes.Add(-e.size)
 	}

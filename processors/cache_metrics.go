@@ -29,3 +29,24 @@ func (p *Processor) CacheEntries() int64 {
 	}
 	return n
 }
+
+// CacheLookups returns how many records found their key in the record
+// cache (hits) and how many had to read it from the store (misses), since
+// the processor started (0, 0 without a cache): the hit rate is
+// hits / (hits + misses). Call it when metrics are scraped.
+func (p *Processor) CacheLookups() (hits, misses int64) {
+	c := p.cache
+	if c == nil {
+		return 0, 0
+	}
+	hits, misses = c.pastHits.Load(), c.pastMisses.Load()
+	c.mu.Lock()
+	parts := append(mapValues(c.parts), c.retired...)
+	c.mu.Unlock()
+	for _, part := range parts {
+		part.mu.Lock()
+		hits, misses = hits+part.hits, misses+part.misses
+		part.mu.Unlock()
+	}
+	return hits, misses
+}

@@ -33,6 +33,9 @@ const (
 	MetricCacheEntries       = "weft.cache.entries"
 	MetricStoreSize          = "weft.store.size"
 	MetricRestoreRemaining   = "weft.table.restore.remaining"
+	// MetricCacheLookups counts records' lookups of their key in the
+	// record cache, by result (hit, miss): the hit rate.
+	MetricCacheLookups = "weft.cache.lookups"
 )
 
 // Metrics is the OpenTelemetry meter provider of a weft process, exported
@@ -145,7 +148,9 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 		metric.WithDescription("Bytes on disk of a table partition's store"))
 	restore, err12 := meter.Int64ObservableGauge(MetricRestoreRemaining, metric.WithUnit("{record}"),
 		metric.WithDescription("Changelog records a restoring table partition has still to restore"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12); err != nil {
+	lookups, err13 := meter.Int64ObservableCounter(MetricCacheLookups, metric.WithUnit("{lookup}"),
+		metric.WithDescription("Lookups of records' keys in the record cache, by result (hit: cached, miss: read from the store)"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13); err != nil {
 		return fmt.Errorf("create the metrics: %w", err)
 	}
 	var obs []observed
@@ -175,6 +180,9 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 				ob.ObserveInt64(flushes, o.p.CacheFlushes(), o.tattrs)
 				ob.ObserveInt64(cacheSize, o.p.CacheBytes(), o.tattrs)
 				ob.ObserveInt64(cacheEntries, o.p.CacheEntries(), o.tattrs)
+				hits, misses := o.p.CacheLookups()
+				ob.ObserveInt64(lookups, hits, metric.WithAttributes(attribute.String("group", o.group), attribute.String("table", o.table.Topic()), attribute.String("result", "hit")))
+				ob.ObserveInt64(lookups, misses, metric.WithAttributes(attribute.String("group", o.group), attribute.String("table", o.table.Topic()), attribute.String("result", "miss")))
 				for p, n := range o.table.StoreBytes() {
 					ob.ObserveInt64(storeSize, n, o.partitionAttrs(p))
 				}
@@ -182,7 +190,7 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 			observeStats(ctx, ob, statsInstruments{lag: lag, delay: delay, restore: restore}, o)
 		}
 		return nil
-	}, processed, rejected, replayed, assigned, ready, flushes, lag, delay, cacheSize, cacheEntries, storeSize, restore)
+	}, processed, rejected, replayed, assigned, ready, flushes, lag, delay, cacheSize, cacheEntries, storeSize, restore, lookups)
 	if err != nil {
 		return fmt.Errorf("register the metrics callback: %w", err)
 	}

@@ -190,6 +190,14 @@ func TestIntegrationMetrics(t *testing.T) {
 	if n, ok := sample(fams, "weft_cache_entries", tl); !ok || n != 5 {
 		t.Errorf("weft_cache_entries = %v (found: %v), want 5", n, ok)
 	}
+	// Every one of the 22 records looked its key up: the first of each of
+	// the five keys missed, the other 17 hit.
+	for result, want := range map[string]float64{"hit": 17, "miss": 5} {
+		attrs := map[string]string{"group": group, "table": group + "-table", "result": result}
+		if n, ok := sample(fams, "weft_cache_lookups_total", attrs); !ok || n != want {
+			t.Errorf("weft_cache_lookups_total{result=%q} = %v (found: %v), want %v", result, n, ok, want)
+		}
+	}
 	if n, ok := sample(fams, "weft_cache_size_bytes", tl); !ok || n <= 0 {
 		t.Errorf("weft_cache_size_bytes = %v (found: %v), want > 0", n, ok)
 	}
