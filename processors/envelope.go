@@ -86,10 +86,15 @@ func DeadLetterTopic(group goka.Group) goka.Stream { return goka.Stream(string(g
 // made by Handle with rt: the dead-letter topic of the group is added as an
 // output. Use Persist, Lookup and Join (not goka's) for tables, so that
 // values carry their envelopes.
+//
+// It binds rt to group (see Runtime): rt must serve this group only.
+// Defining the same group again with rt is allowed; defining another group
+// with it makes the callbacks of rt stop their processors at the first
+// record, and NewProcessor refuse rt, with an error that says so.
 func DefineGroup(rt *Runtime, group goka.Group, edges ...goka.Edge) *goka.GroupGraph {
 	edges = append(edges, goka.Output(DeadLetterTopic(group), new(rawCodec)))
 	g := goka.DefineGroup(group, edges...)
-	rt.stateful = g.GroupTable() != nil
+	rt.defineGroup(group, g.GroupTable() != nil)
 	return g
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lovoo/goka"
@@ -14,28 +15,34 @@ import (
 // Runtime holds what every traced callback of a processor shares: the
 // tracer and the tally of handled records. Create one per processor with
 // NewRuntime and pass it to Handle.
+//
+// A Runtime belongs to one group and one processor, and is bound to them
+// once: DefineGroup binds it to the group it defines, and NewProcessor
+// given WithRuntime binds it to the processor of that group (its table's
+// lineage, partitions and record cache). A second binding is an error,
+// not an overwrite: NewProcessor refuses a Runtime bound to another
+// processor or defined for another group, and the callbacks of a Runtime
+// given to DefineGroup for two groups stop their processors at the first
+// record (DefineGroup cannot return the error).
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
-	stateful bool // the group has a table (set by DefineGroup)
-	// cache is the group table's record cache (set by NewProcessor with
-	// WithRuntime unless WithRecordCache turned it off).
-	cache  *recordCache
-	stop   bool          // stop the processor on a bad record (StopOnRejection)
-	replay *replayConfig // a replay job's runtime (WithReplay)
-	// previous finds the value a redelivered record was first applied to
-	// (set by NewProcessor with WithRuntime).
-	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
-	// scan reads a partition of the group table (set by NewProcessor with
-	// WithRuntime): it returns the identity of the partition's store and a
-	// function that visits every key.
-	scan func(partition int32) (any, func(func(key string, v *Stored) error) error)
-	// partitions are the partition counts of the input streams of a
-	// stateful group (set by NewProcessor with WithRuntime), to reject
-	// records whose key is in another partition than goka puts it.
-	partitions map[string]int32
+	stateful bool          // the group has a table (bound by DefineGroup)
+	stop     bool          // stop the processor on a bad record (StopOnRejection)
+	replay   *replayConfig // a replay job's runtime (WithReplay)
+	// binding is the table of the processor bound to the runtime (the
+	// zero binding before NewProcessor binds it WithRuntime).
+	binding
 	// failure is the first error that stopped the processor (see fail).
 	failure atomic.Pointer[error]
+
+	// The bindings (see bind.go): bindMu guards them; misuse is the first
+	// binding that conflicted with them, which the callbacks fail with.
+	bindMu sync.Mutex
+	group  goka.Group // the group DefineGroup defined ("" before)
+	owner  goka.Group // the group of the processor bound (NewProcessor), "" before
+	owned  bool
+	misuse atomic.Pointer[error]
 }
 
 // fail stops the processor with err. It records err as the reason the
@@ -158,6 +165,10 @@ func HandleDecoded[T any](rt *Runtime, h Handler[T]) goka.ProcessCallback {
 
 func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handler[T]) goka.ProcessCallback {
 	return func(gctx goka.Context, raw any) {
+		if p := rt.misuse.Load(); p != nil {
+			rt.fail(gctx, *p)
+			return // not reached: fail does not return
+		}
 		if rt.beyondReplay(gctx) {
 			return
 		}

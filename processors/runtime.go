@@ -72,7 +72,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // so that the runtime can read the lineage of the group table: a record
 // redelivered after a crash is then re-run against the value it was first
 // applied to, with state writes suppressed, so that its other outputs are
-// produced again (without it such records are skipped).
+// produced again (without it such records are skipped). It binds rt to
+// the processor (see Runtime): rt must be the Runtime the graph was
+// defined with (DefineGroup) and serve no other processor.
 func WithRuntime(rt *Runtime) Option { return func(c *config) { c.runtime = rt } }
 
 // StopOnRejection makes a Runtime stop the processor on the first bad
@@ -121,6 +123,11 @@ type Processor struct {
 func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (*Processor, error) {
 	cfg := buildConfig(opts)
 	group := string(graph.Group())
+	if rt := cfg.runtime; rt != nil {
+		if err := rt.bindable(graph.Group()); err != nil {
+			return nil, err
+		}
+	}
 	retry := &setupRetry{cfg: cfg.reconnect, backoff: newBackoff(cfg.reconnect),
 		log: func(msg string, args ...any) { cfg.logger.Warn(msg, append([]any{"group", group}, args...)...) }}
 	var sc *sarama.Config
@@ -165,21 +172,27 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		p.partitions = n // the inputs are co-partitioned: any one tells
 		break
 	}
-	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
-		table := string(goka.GroupTable(graph.Group()))
-		codec := graph.GroupTable().Codec()
-		rt.previous = func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
-			return previousVersion(builder, table, codec, key, id)
+	if rt := cfg.runtime; rt != nil {
+		var b binding
+		if graph.GroupTable() != nil {
+			table := string(goka.GroupTable(graph.Group()))
+			codec := graph.GroupTable().Codec()
+			b.previous = func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
+				return previousVersion(builder, table, codec, key, id)
+			}
+			b.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
+				return scanTable(builder, table, codec, partition)
+			}
+			b.partitions = partitions
+			if cfg.cacheMaxBytes > 0 {
+				b.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
+			}
 		}
-		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
-			return scanTable(builder, table, codec, partition)
+		if err := rt.bind(graph.Group(), b); err != nil {
+			builder.Close()
+			return nil, err
 		}
-		rt.partitions = partitions
-		rt.cache = nil
-		if cfg.cacheMaxBytes > 0 {
-			rt.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
-		}
-		p.cache = rt.cache
+		p.cache = b.cache
 	}
 	return p, nil
 }

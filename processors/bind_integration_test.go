@@ -1,0 +1,34 @@
+package processors_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/weftstream/weft/internal/kafkatest"
+	"github.com/weftstream/weft/processors"
+)
+
+// A Runtime is bound to one processor: a second NewProcessor with it is
+// refused (it would have replaced the first one's lineage, partitions and
+// record cache), and the first processor goes on counting.
+func TestIntegrationRuntimeBindsOneProcessor(t *testing.T) {
+	e := newEnv(t)
+	input, group := kafkatest.Topic(t, "bound-in"), kafkatest.Group(t, "bound")
+	rt := e.runtime()
+	g := counterGraph(rt, group, input)
+	run := e.start(rt, g, t.TempDir())
+	_, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(e.kafka),
+		processors.WithStateDir(t.TempDir()), processors.WithRuntime(rt))
+	if err == nil || !strings.Contains(err.Error(), "is the runtime of the processor of group "+group+" already") {
+		t.Fatalf("second NewProcessor: %v, want the runtime refused", err)
+	}
+	e.produce(input, [3]string{"a", "x", ""}, [3]string{"a", "x", ""})
+	run.waitHandled(t, 2)
+	v, err := run.p.Goka().Get("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := v.(*processors.Stored); !ok || s.Value != int64(2) {
+		t.Fatalf("count of a = %#v, want 2", v)
+	}
+}
