@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/lovoo/goka"
-	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 )
 
@@ -49,7 +48,8 @@ type Runtime struct {
 // processor stopped, so that Processor.Run returns it as it is (instead of
 // goka's "panic in callback" with a stack trace), then calls goka's Fail,
 // which does not return: it panics to leave the callback at once, and goka
-// commits nothing of the record.
+// commits nothing of the record. Every caller returns right after it all
+// the same, so that the code reads as it runs.
 func (rt *Runtime) fail(gctx goka.Context, err error) {
 	rt.failure.CompareAndSwap(nil, &err)
 	gctx.Fail(err)
@@ -99,7 +99,8 @@ type Decoder[T any] func(data []byte) (T, error)
 // processing goes on. Any other error from h fails the processor, as goka
 // does. Handlers must not panic: goka stops the processor on a panic.
 //
-// State updates are effectively-once: a record that the key's envelope
+// State updates are effectively-once (applied.go defines the terms and
+// decides): a record that the key's envelope
 // shows as applied already (redelivered after a crash or rebalance) does
 // not change the state again; Tally counts it as replayed. If the processor
 // was created WithRuntime and the lineage index still holds the value the
@@ -193,19 +194,15 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			}
 		}
 
+		// AlreadyApplied reads the key's value; one that does not decode
+		// fails the processor there (Fail does not return).
 		if rt.stateful && ctx.AlreadyApplied() {
-			// A replay after a crash or rebalance: the key's state already
-			// includes this record. Applying it again would count it twice.
-			rt.tally.replayed.Add(1)
-			prev, made, ok := rt.previousOf(ctx)
-			if !ok {
+			// Replayed (see applied.go): the key's state already includes
+			// this record. Skip it, or re-run it with state writes
+			// suppressed.
+			if !rt.rerun(ctx) {
 				return
 			}
-			// Re-run against the value the record was first applied to,
-			// state writes suppressed, so that its other outputs are
-			// produced again, named as they were the first time.
-			ctx.prev, ctx.prevLoaded = prev, true
-			ctx.emitAs(made)
 			span.SetAttributes(tracing.AttrReplay.Bool(true))
 		}
 		data, msg, err := decode(raw)
@@ -224,6 +221,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			}
 			tracing.RecordError(span, err)
 			rt.fail(gctx, fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
+			return // not reached: fail does not return
 		}
 		if !ctx.replayed {
 			rt.tally.processed.Add(1)
@@ -265,21 +263,6 @@ func keyPartition(key string, n int32) int32 {
 	return p
 }
 
-// previousOf returns the value the record of ctx was first applied to and
-// the sources of the version it made then.
-func (rt *Runtime) previousOf(ctx *Context) (*Stored, []statestore.SourceOffset, bool) {
-	if rt.previous != nil {
-		if prev, made, ok := rt.previous(ctx.Key(), ctx.identity()); ok {
-			return prev, made, ok
-		}
-	}
-	if rt.cache != nil && ctx.cpart != nil {
-		prev, ok := rt.cache.replayBase(ctx)
-		return prev, nil, ok
-	}
-	return nil, nil, false
-}
-
 // Dead-letter headers added to a rejected record.
 const (
 	HeaderErrorReason    = "weft.error.reason"
@@ -296,7 +279,7 @@ func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
 		rt.tally.Reject(ctx.g, rej)
 		rt.fail(ctx.g, fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",
 			ctx.g.Topic(), ctx.g.Partition(), ctx.g.Offset(), rej))
-		return
+		return // not reached: fail does not return
 	}
 	h := make(goka.Headers, len(ctx.g.Headers())+6)
 	for k, v := range ctx.g.Headers() {
