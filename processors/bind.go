@@ -62,8 +62,8 @@ func (rt *Runtime) bindableLocked(group goka.Group) error {
 	case rt.misuse.Load() != nil:
 		return *rt.misuse.Load()
 	case rt.owned:
-		return fmt.Errorf("processors.WithRuntime: the Runtime given for group %s is the runtime of the processor of group %s already: "+
-			"make one Runtime per processor (processors.NewRuntime)", group, rt.owner)
+		return fmt.Errorf("processors.WithRuntime: the Runtime given for group %s is the runtime of the processor of group %s already "+
+			"(until its Run returns): make one Runtime per processor (processors.NewRuntime)", group, rt.owner)
 	case rt.group == "":
 		return fmt.Errorf("processors.WithRuntime: the Runtime given for group %s was not given to processors.DefineGroup: "+
 			"define the group with it", group)
@@ -74,7 +74,15 @@ func (rt *Runtime) bindableLocked(group goka.Group) error {
 	return nil
 }
 
-// bind binds rt to the processor of group, once.
+// unbind releases rt from its processor, whose Run returned: a new
+// processor of the same group (a restart) may bind it again.
+func (rt *Runtime) unbind() {
+	rt.bindMu.Lock()
+	defer rt.bindMu.Unlock()
+	rt.owner, rt.owned = "", false
+}
+
+// bind binds rt to the processor of group, once while that one runs.
 func (rt *Runtime) bind(group goka.Group, b binding) error {
 	rt.bindMu.Lock()
 	defer rt.bindMu.Unlock()

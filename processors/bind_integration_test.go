@@ -8,15 +8,18 @@ import (
 	"github.com/weftstream/weft/processors"
 )
 
-// A Runtime is bound to one processor: a second NewProcessor with it is
-// refused (it would have replaced the first one's lineage, partitions and
-// record cache), and the first processor goes on counting.
+// A Runtime is bound to one processor at a time: a second NewProcessor
+// with it is refused while the first one runs (it would have replaced the
+// first one's lineage, partitions and record cache), and the first
+// processor goes on counting; once it has stopped, a new processor of the
+// group (a restart) takes the runtime and goes on from its state.
 func TestIntegrationRuntimeBindsOneProcessor(t *testing.T) {
 	e := newEnv(t)
 	input, group := kafkatest.Topic(t, "bound-in"), kafkatest.Group(t, "bound")
 	rt := e.runtime()
 	g := counterGraph(rt, group, input)
-	run := e.start(rt, g, t.TempDir())
+	state := t.TempDir()
+	run := e.start(rt, g, state)
 	_, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(e.kafka),
 		processors.WithStateDir(t.TempDir()), processors.WithRuntime(rt))
 	if err == nil || !strings.Contains(err.Error(), "is the runtime of the processor of group "+group+" already") {
@@ -30,5 +33,16 @@ func TestIntegrationRuntimeBindsOneProcessor(t *testing.T) {
 	}
 	if s, ok := v.(*processors.Stored); !ok || s.Value != int64(2) {
 		t.Fatalf("count of a = %#v, want 2", v)
+	}
+
+	run.stop(t)
+	run = e.start(rt, g, state)
+	e.produce(input, [3]string{"a", "x", ""})
+	run.waitHandled(t, 3)
+	if v, err = run.p.Goka().Get("a"); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := v.(*processors.Stored); !ok || s.Value != int64(3) {
+		t.Fatalf("count of a after the restart = %#v, want 3", v)
 	}
 }

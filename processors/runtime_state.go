@@ -14,14 +14,16 @@ import (
 // tracer and the tally of handled records. Create one per processor with
 // NewRuntime and pass it to Handle.
 //
-// A Runtime belongs to one group and one processor, and is bound to them
-// once: DefineGroup binds it to the group it defines, and NewProcessor
-// given WithRuntime binds it to the processor of that group (its table's
-// lineage, partitions and record cache). A second binding is an error,
-// not an overwrite: NewProcessor refuses a Runtime bound to another
-// processor or defined for another group, and the callbacks of a Runtime
-// given to DefineGroup for two groups stop their processors at the first
-// record (DefineGroup cannot return the error).
+// A Runtime belongs to one group and one processor at a time, and is
+// bound to them explicitly: DefineGroup binds it to the group it defines,
+// once, and NewProcessor given WithRuntime binds it to the processor of
+// that group (its table's lineage, partitions and record cache) until that
+// processor's Run returns (then a new processor of the group, a restart,
+// may take it). A second binding is an error, not an overwrite:
+// NewProcessor refuses a Runtime bound to a processor that has not ended
+// or defined for another group, and the callbacks of a Runtime given to
+// DefineGroup for two groups stop their processors at the first record
+// (DefineGroup cannot return the error).
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
@@ -65,15 +67,24 @@ func (rt *Runtime) Failure() error {
 }
 
 // NewRuntime returns a Runtime configured by opts (WithTracerProvider,
-// WithLogger, and WithKafka for the server.address of process spans).
+// WithLogger, StopOnRejection, WithReplay, and WithKafka for the
+// server.address of process spans). Another option makes NewProcessor
+// refuse the runtime, and its callbacks stop at the first record.
 // Without a tracer provider spans are not exported (tracing.Unexported).
 func NewRuntime(opts ...Option) *Runtime {
-	cfg := buildConfig(opts)
+	cfg, err := buildConfig("NewRuntime", runtimeOptions, opts)
 	tp := cfg.tracerProvider
 	if tp == nil {
 		tp = tracing.Unexported()
 	}
-	return &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject, replay: cfg.replay}
+	rt := &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject, replay: cfg.replay}
+	if err != nil {
+		// NewRuntime cannot return it: NewProcessor refuses the runtime
+		// with it, and its callbacks fail with it (as for a misuse of
+		// DefineGroup).
+		rt.misused(err)
+	}
+	return rt
 }
 
 // Tally returns the accounting of handled records.
