@@ -51,16 +51,19 @@ func buildConfig(constructor string, uses optionSet, opts []Option) (config, err
 	return c, c.unused(constructor, uses)
 }
 
-// WithKafka sets how to reach Kafka.
+// WithKafka sets how to reach Kafka (every constructor; NewRuntime names
+// the brokers in its spans).
 func WithKafka(k kafkaclient.Config) Option { return option(optKafka, func(c *config) { c.kafka = k }) }
 
 // WithStateDir sets the directory under which state stores live (one
-// subdirectory per group or view); default "weft-data".
+// subdirectory per group or view); default "weft-data". NewProcessor and
+// StartView.
 func WithStateDir(dir string) Option {
 	return option(optStateDir, func(c *config) { c.stateDir = dir })
 }
 
 // WithLogger sets the logger; goka's own messages go to it at debug level.
+// NewRuntime (rejections), NewProcessor and StartView.
 func WithLogger(l *slog.Logger) Option {
 	return option(optLogger, func(c *config) {
 		if l != nil {
@@ -69,8 +72,9 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithTracerProvider sets the tracer provider of NewRuntime (default:
-// tracing.Unexported, spans with ids that are not exported).
+// WithTracerProvider sets the tracer provider of NewRuntime, NewEmitter
+// and NewCoalescer (default: tracing.Unexported, spans with ids that are
+// not exported).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return option(optTracerProvider, func(c *config) { c.tracerProvider = tp })
 }
@@ -85,24 +89,25 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // ended.
 func WithRuntime(rt *Runtime) Option { return option(optRuntime, func(c *config) { c.runtime = rt }) }
 
-// StopOnRejection makes a Runtime stop the processor on the first bad
+// StopOnRejection makes NewRuntime's runtime stop the processor on the first bad
 // record (after logging it) instead of sending it to the dead-letter topic.
 func StopOnRejection() Option {
 	return option(optStopOnRejection, func(c *config) { c.stopOnReject = true })
 }
 
-// WithCoalescer makes the processor run c's flush loop beside it (and
-// flush once more when it stops).
+// WithCoalescer makes NewProcessor's processor run c's flush loop beside
+// it (and flush once more when it stops).
 func WithCoalescer(c *Coalescer) Option {
 	return option(optCoalescer, func(cfg *config) { cfg.coalescers = append(cfg.coalescers, c) })
 }
 
-// WithStoreOptions passes options to the Pebble state stores.
+// WithStoreOptions passes options to the Pebble state stores (NewProcessor
+// and StartView).
 func WithStoreOptions(opts ...statestore.Option) Option {
 	return option(optStoreOptions, func(c *config) { c.storeOpts = append(c.storeOpts, opts...) })
 }
 
-// WithGokaOptions passes extra options to goka.NewProcessor.
+// WithGokaOptions passes extra options to goka.NewProcessor (NewProcessor).
 func WithGokaOptions(opts ...goka.ProcessorOption) Option {
 	return option(optGokaOptions, func(c *config) { c.gokaOpts = append(c.gokaOpts, opts...) })
 }
