@@ -54,10 +54,10 @@ const (
 // ahead of the changelog: the store commits a write when the changelog
 // acknowledges it. Downstream emits are not delayed.
 func WithRecordCache(maxBytes int64, commitInterval time.Duration) Option {
-	return func(c *config) {
+	return option(optRecordCache, func(c *config) {
 		c.cacheMaxBytes = max(maxBytes, 0)
 		c.commitInterval = commitInterval
-	}
+	})
 }
 
 // Size estimates of cache entries for the byte budget: a value's encoded

@@ -38,11 +38,11 @@ func (c *recordCache) replayBaseOf(ctx *Context) (*Stored, bool) {
 	if e == nil || e.replayBroken || e.value == nil {
 		return nil, false
 	}
-	if id.Upstream && !coversID(e.value.Meta.Sources, statestore.SourceOffset{
+	if id.Upstream && !covered(e.value.Meta.Sources, statestore.SourceOffset{
 		Topic: string(ctx.g.Topic()), Partition: ctx.g.Partition(), Offset: ctx.g.Offset()}) {
 		return nil, false // a new copy of an applied upstream record
 	}
-	if e.replay != nil && !coversID(e.replay.Meta.Sources, id) {
+	if e.replay != nil && !covered(e.replay.Meta.Sources, id) {
 		return e.replay, true
 	}
 	versions, err := lineage(c.builder, c.table, ctx.Key())
@@ -51,7 +51,7 @@ func (c *recordCache) replayBaseOf(ctx *Context) (*Stored, bool) {
 	}
 	first := -1 // the oldest version that covers the record
 	for i, v := range versions {
-		if !coversID(v.Sources, id) {
+		if !covered(v.Sources, id) {
 			break
 		}
 		first = i
@@ -78,13 +78,4 @@ func (c *recordCache) replayBaseOf(ctx *Context) (*Stored, bool) {
 	}
 	st, ok := decoded.(*Stored)
 	return st, ok
-}
-
-func coversID(sources []statestore.SourceOffset, id statestore.SourceOffset) bool {
-	for _, src := range sources {
-		if src.Covers(id) {
-			return true
-		}
-	}
-	return false
 }

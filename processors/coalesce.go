@@ -36,6 +36,7 @@ type Coalescer struct {
 	interval time.Duration
 	maxLinks int
 	opts     []Option
+	err      error // an option NewEmitter does not use (Run and NewProcessor fail with it)
 
 	mu      sync.Mutex
 	buf     map[string]*coalesced
@@ -70,13 +71,16 @@ func MaxLinks(n int) CoalesceOption {
 
 // NewCoalescer returns a coalescer named name (the span is "flush <name>")
 // that emits values encoded with codec to output. opts configure how it
-// reaches Kafka (the same options as the processor's: WithKafka, ...).
+// reaches Kafka: WithKafka and WithTracerProvider, the options of
+// NewEmitter (EmitterOptions picks them from a longer list); another
+// option makes NewProcessor refuse the coalescer (WithCoalescer).
 func NewCoalescer(rt *Runtime, name string, output goka.Stream, codec goka.Codec, copts []CoalesceOption, opts ...Option) *Coalescer {
 	c := &Coalescer{rt: rt, name: name, output: output, codec: codec, interval: time.Second,
 		maxLinks: DefaultMaxLinks, opts: opts, buf: map[string]*coalesced{}}
 	for _, o := range copts {
 		o(c)
 	}
+	_, c.err = buildConfig("NewCoalescer", emitterOptions, opts)
 	return c
 }
 
@@ -133,6 +137,9 @@ func (c *Coalescer) Flushes() int64 {
 // a clean stop commits everything it consumed. The processor runs it (see
 // WithCoalescer).
 func (c *Coalescer) Run(ctx context.Context) error {
+	if c.err != nil {
+		return c.err
+	}
 	em, err := NewEmitter(context.WithoutCancel(ctx), string(c.output), c.opts...)
 	if err != nil {
 		return err

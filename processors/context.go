@@ -28,10 +28,9 @@ import (
 // Value and Stored read the key's cached value and SetValue and Delete
 // update it there; the cache writes the table when it flushes.
 //
-// It also makes state updates effectively-once: when the key's envelope
-// shows that this record was applied already (a replay after a crash or
-// rebalance, or a record an upstream processor emitted again), state
-// writes are skipped while emits still happen, so that outputs stay
+// It also makes state updates effectively-once (applied.go): when the
+// key's envelope shows that this record was applied already (replayed),
+// state writes are skipped while emits still happen, so that outputs stay
 // at-least-once.
 type Context struct {
 	g    goka.Context
@@ -123,13 +122,6 @@ func (c *Context) Context() context.Context { return c.ps.Context() }
 // Span returns the record's span.
 func (c *Context) Span() trace.Span { return c.span }
 
-// AlreadyApplied reports whether the key's state already includes this
-// record (a replay); state writes are then skipped.
-func (c *Context) AlreadyApplied() bool {
-	c.loadPrev()
-	return c.replayed
-}
-
 func (c *Context) loadPrev() {
 	if c.prevLoaded {
 		return
@@ -154,38 +146,10 @@ func (c *Context) loadPrev() {
 		c.Fail(fmt.Errorf("the table of group %s holds a value for key %q that this processor cannot decode (%w): "+
 			"was the group name used before by a different topology? Give this one another name (app), or delete "+
 			"the table topic %s-table and the state directory to start over", c.g.Group(), c.g.Key(), s.err, c.g.Group()))
+		return // not reached: Fail does not return
 	}
 	c.prev = s
-	id := c.identity()
-	for _, src := range s.Meta.Sources {
-		if src.Covers(id) {
-			c.replayed = true
-			break
-		}
-	}
-}
-
-// identity is what identifies the record in the envelopes it writes: the
-// upstream record of its HeaderFrom header, else its own offset.
-func (c *Context) identity() statestore.SourceOffset {
-	if !c.idSet {
-		c.id, c.idSet = identityOf(c.g), true
-	}
-	return c.id
-}
-
-// emitAs makes the records emitted by a re-run of a record that was
-// applied before (from the version it made, with sources made) carry the
-// identities they had the first time. The record may be another copy, at
-// another offset, of the record applied then (an upstream processor
-// emitted it again after a crash): its emits must not look new downstream.
-func (c *Context) emitAs(made []statestore.SourceOffset) {
-	for _, src := range made {
-		if !src.Upstream && src.Topic == string(c.g.Topic()) && src.Partition == c.g.Partition() {
-			c.emitOffset, c.emitOffsetSet = src.Offset, true
-			return
-		}
-	}
+	c.replayed = covered(s.Meta.Sources, c.identity())
 }
 
 // appendFrom appends the HeaderFrom value of the next record the callback
@@ -430,47 +394,6 @@ func (c *Context) Emit(topic goka.Stream, key string, value any, options ...goka
 // traceparent.
 func (c *Context) Loopback(key string, value any, options ...goka.ContextOption) {
 	c.g.Loopback(key, value, c.withHeaders(options)...)
-}
-
-// withSource appends to out (empty, with room) the slot of id set to id
-// and that entry first, then the other slots of sources, so that
-// Sources[0] of an envelope is the record that made the version. sources
-// is not modified.
-func withSource(out, sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
-	out = append(out[:0], id)
-	for _, src := range sources {
-		if !src.SameSlot(id) {
-			out = append(out, src)
-		}
-	}
-	return out
-}
-
-// toFront sets the slot of id in sources to id and moves it first, the
-// other slots keeping their order, in place: withSource for a slice that
-// nothing else holds.
-func toFront(sources []statestore.SourceOffset, id statestore.SourceOffset) []statestore.SourceOffset {
-	i := 0
-	for i < len(sources) && !sources[i].SameSlot(id) {
-		i++
-	}
-	if i == len(sources) {
-		sources = append(sources, id)
-	}
-	copy(sources[1:i+1], sources[:i])
-	sources[0] = id
-	return sources
-}
-
-// withSlot sets the slot of src in sources (which withSource copied).
-func withSlot(sources []statestore.SourceOffset, src statestore.SourceOffset) []statestore.SourceOffset {
-	for i := range sources {
-		if sources[i].SameSlot(src) {
-			sources[i] = src
-			return sources
-		}
-	}
-	return append(sources, src)
 }
 
 func spanRef(sc trace.SpanContext) statestore.SpanRef {

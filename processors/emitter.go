@@ -29,7 +29,10 @@ type Emitter struct {
 // NewEmitter creates the topic if it is missing and returns an Emitter.
 // WithTracerProvider sets the provider of Publish's spans.
 func NewEmitter(ctx context.Context, topic string, opts ...Option) (*Emitter, error) {
-	cfg := buildConfig(opts)
+	cfg, err := buildConfig("NewEmitter", emitterOptions, opts)
+	if err != nil {
+		return nil, err
+	}
 	sc, err := cfg.kafka.Sarama(ctx)
 	if err != nil {
 		return nil, err

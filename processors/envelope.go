@@ -79,28 +79,6 @@ func (c envelopeCodec) decode(data []byte) (any, error) {
 	return &Stored{Meta: env, Value: v}, nil
 }
 
-// DeadLetterTopic is the dead-letter topic of a group.
-func DeadLetterTopic(group goka.Group) goka.Stream { return goka.Stream(string(group) + "-dlq") }
-
-// DefineGroup defines a goka group the way weft runs it, for the callbacks
-// made by Handle with rt: the dead-letter topic of the group is added as an
-// output. Use Persist, Lookup and Join (not goka's) for tables, so that
-// values carry their envelopes.
-func DefineGroup(rt *Runtime, group goka.Group, edges ...goka.Edge) *goka.GroupGraph {
-	edges = append(edges, goka.Output(DeadLetterTopic(group), new(rawCodec)))
-	g := goka.DefineGroup(group, edges...)
-	rt.stateful = g.GroupTable() != nil
-	return g
-}
-
-// Persist declares the group table with values encoded by user inside
-// envelopes. A stored value that does not decode (the table was written by
-// a different topology under the same group name) stops the processor with
-// one sentence that says so, instead of goka's panic.
-func Persist(user goka.Codec) goka.Edge {
-	return goka.Persist(envelopeCodec{user: user, keepErrors: true})
-}
-
 // decodeStored decodes a group table value with codec, returning the
 // decoding error of a value groupTableCodec could not decode.
 func decodeStored(codec goka.Codec, data []byte) (*Stored, error) {
@@ -117,14 +95,6 @@ func decodeStored(codec goka.Codec, data []byte) (*Stored, error) {
 	}
 	return s, nil
 }
-
-// Lookup declares a lookup table written by weft.
-func Lookup(table goka.Table, user goka.Codec) goka.Edge {
-	return goka.Lookup(table, EnvelopeCodec(user))
-}
-
-// Join declares a co-partitioned join table written by weft.
-func Join(table goka.Table, user goka.Codec) goka.Edge { return goka.Join(table, EnvelopeCodec(user)) }
 
 // rawCodec passes bytes through; nil stays nil.
 type rawCodec struct{}

@@ -4,77 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/lovoo/goka"
-	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 )
-
-// Runtime holds what every traced callback of a processor shares: the
-// tracer and the tally of handled records. Create one per processor with
-// NewRuntime and pass it to Handle.
-type Runtime struct {
-	tracer   *tracing.Tracer
-	tally    *Tally
-	stateful bool // the group has a table (set by DefineGroup)
-	// cache is the group table's record cache (set by NewProcessor with
-	// WithRuntime unless WithRecordCache turned it off).
-	cache  *recordCache
-	stop   bool          // stop the processor on a bad record (StopOnRejection)
-	replay *replayConfig // a replay job's runtime (WithReplay)
-	// previous finds the value a redelivered record was first applied to
-	// (set by NewProcessor with WithRuntime).
-	previous func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool)
-	// scan reads a partition of the group table (set by NewProcessor with
-	// WithRuntime): it returns the identity of the partition's store and a
-	// function that visits every key.
-	scan func(partition int32) (any, func(func(key string, v *Stored) error) error)
-	// partitions are the partition counts of the input streams of a
-	// stateful group (set by NewProcessor with WithRuntime), to reject
-	// records whose key is in another partition than goka puts it.
-	partitions map[string]int32
-	// failure is the first error that stopped the processor (see fail).
-	failure atomic.Pointer[error]
-}
-
-// fail stops the processor with err. It records err as the reason the
-// processor stopped, so that Processor.Run returns it as it is (instead of
-// goka's "panic in callback" with a stack trace), then calls goka's Fail,
-// which does not return: it panics to leave the callback at once, and goka
-// commits nothing of the record.
-func (rt *Runtime) fail(gctx goka.Context, err error) {
-	rt.failure.CompareAndSwap(nil, &err)
-	gctx.Fail(err)
-}
-
-// Failure returns the error a callback stopped the processor with (a bad
-// record under StopOnRejection, a handler's error, a stored value that does
-// not decode), or nil.
-func (rt *Runtime) Failure() error {
-	if p := rt.failure.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// NewRuntime returns a Runtime configured by opts (WithTracerProvider,
-// WithLogger, and WithKafka for the server.address of process spans).
-// Without a tracer provider spans are not exported (tracing.Unexported).
-func NewRuntime(opts ...Option) *Runtime {
-	cfg := buildConfig(opts)
-	tp := cfg.tracerProvider
-	if tp == nil {
-		tp = tracing.Unexported()
-	}
-	return &Runtime{tracer: tracing.NewTracer(tp, tracing.WithBrokers(cfg.kafka.Brokers)), tally: NewTally(cfg.logger), stop: cfg.stopOnReject, replay: cfg.replay}
-}
-
-// Tally returns the accounting of handled records.
-func (rt *Runtime) Tally() *Tally { return rt.tally }
-
-// Tracer returns the runtime's tracer.
-func (rt *Runtime) Tracer() *tracing.Tracer { return rt.tracer }
 
 // Handler processes one decoded input record. ctx is a *Context.
 type Handler[T any] func(ctx goka.Context, msg T) error
@@ -92,7 +25,8 @@ type Decoder[T any] func(data []byte) (T, error)
 // processing goes on. Any other error from h fails the processor, as goka
 // does. Handlers must not panic: goka stops the processor on a panic.
 //
-// State updates are effectively-once: a record that the key's envelope
+// State updates are effectively-once (applied.go defines the terms and
+// decides): a record that the key's envelope
 // shows as applied already (redelivered after a crash or rebalance) does
 // not change the state again; Tally counts it as replayed. If the processor
 // was created WithRuntime and the lineage index still holds the value the
@@ -158,6 +92,10 @@ func HandleDecoded[T any](rt *Runtime, h Handler[T]) goka.ProcessCallback {
 
 func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handler[T]) goka.ProcessCallback {
 	return func(gctx goka.Context, raw any) {
+		if p := rt.misuse.Load(); p != nil {
+			rt.fail(gctx, *p)
+			return // not reached: fail does not return
+		}
 		if rt.beyondReplay(gctx) {
 			return
 		}
@@ -195,19 +133,15 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			}
 		}
 
+		// AlreadyApplied reads the key's value; one that does not decode
+		// fails the processor there (Fail does not return).
 		if rt.stateful && ctx.AlreadyApplied() {
-			// A replay after a crash or rebalance: the key's state already
-			// includes this record. Applying it again would count it twice.
-			rt.tally.replayed.Add(1)
-			prev, made, ok := rt.previousOf(ctx)
-			if !ok {
+			// Replayed (see applied.go): the key's state already includes
+			// this record. Skip it, or re-run it with state writes
+			// suppressed.
+			if !rt.rerun(ctx) {
 				return
 			}
-			// Re-run against the value the record was first applied to,
-			// state writes suppressed, so that its other outputs are
-			// produced again, named as they were the first time.
-			ctx.prev, ctx.prevLoaded = prev, true
-			ctx.emitAs(made)
 			span.SetAttributes(tracing.AttrReplay.Bool(true))
 		}
 		data, msg, err := decode(raw)
@@ -226,6 +160,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			}
 			tracing.RecordError(span, err)
 			rt.fail(gctx, fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
+			return // not reached: fail does not return
 		}
 		if !ctx.replayed {
 			rt.tally.processed.Add(1)
@@ -267,21 +202,6 @@ func keyPartition(key string, n int32) int32 {
 	return p
 }
 
-// previousOf returns the value the record of ctx was first applied to and
-// the sources of the version it made then.
-func (rt *Runtime) previousOf(ctx *Context) (*Stored, []statestore.SourceOffset, bool) {
-	if rt.previous != nil {
-		if prev, made, ok := rt.previous(ctx.Key(), ctx.identity()); ok {
-			return prev, made, ok
-		}
-	}
-	if rt.cache != nil && ctx.cpart != nil {
-		prev, ok := rt.cache.replayBase(ctx)
-		return prev, nil, ok
-	}
-	return nil, nil, false
-}
-
 // Dead-letter headers added to a rejected record.
 const (
 	HeaderErrorReason    = "weft.error.reason"
@@ -298,7 +218,7 @@ func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
 		rt.tally.Reject(ctx.g, rej)
 		rt.fail(ctx.g, fmt.Errorf("bad record %s/%d@%d (the topology says on_error: stop): %w",
 			ctx.g.Topic(), ctx.g.Partition(), ctx.g.Offset(), rej))
-		return
+		return // not reached: fail does not return
 	}
 	h := make(goka.Headers, len(ctx.g.Headers())+6)
 	for k, v := range ctx.g.Headers() {

@@ -73,17 +73,6 @@ func appendEventTime(b []byte, t time.Time) []byte {
 	return strconv.AppendInt(b, t.UnixMilli(), 10)
 }
 
-// identityOf identifies the record of g: the upstream record of its
-// HeaderFrom header, else its own topic, partition and offset.
-func identityOf(g goka.Context) statestore.SourceOffset {
-	if h := g.Headers()[HeaderFrom]; len(h) > 0 {
-		if id, ok := parseFrom(h); ok {
-			return id
-		}
-	}
-	return statestore.SourceOffset{Topic: string(g.Topic()), Partition: g.Partition(), Offset: g.Offset()}
-}
-
 // parseFrom parses a HeaderFrom value.
 func parseFrom(h []byte) (statestore.SourceOffset, bool) {
 	var nums [3]int64 // partition, offset, index

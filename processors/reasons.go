@@ -15,8 +15,11 @@ package processors
 //	window       could not be assigned to a window
 //	encode       made a value the output's codec cannot encode
 //	loopback     is an unknown command on a suppressor's loopback topic
-//	<step kind>  made a topology step's expression fail (filter, map_values, map, select_key,
-//	             flat_map, branch, join, count, reduce, aggregate, latest, tableJoin)
+//	<node kind>  made the expression of a topology node fail; the reason is the node's
+//	             topology.Kind, the Go DSL's name also for a step of a topology file:
+//	             filter, branch, mapValues (a file's map_values), map, selectKey
+//	             (select_key and group_by), flatMap (flat_map), join, count, reduce,
+//	             aggregate, latest, tableJoin (join_table)
 //
 // Handlers written in Go add their own (the bank example: bad-amount,
 // unknown-account, insufficient-funds, ...).

@@ -47,14 +47,14 @@ func (r reconnectConfig) withDefaults() reconnectConfig {
 // default, 0, retries until the cluster is back or the processor's context
 // ends.
 func WithGiveUpAfter(d time.Duration) Option {
-	return func(c *config) { c.reconnect.giveUpAfter = d }
+	return option(optGiveUpAfter, func(c *config) { c.reconnect.giveUpAfter = d })
 }
 
 // WithReconnectBackoff sets the waits between attempts to reconnect after
 // the cluster was lost: from min, doubling up to max, each with up to 20%
 // jitter (defaults DefaultReconnectMin and DefaultReconnectMax).
 func WithReconnectBackoff(min, max time.Duration) Option {
-	return func(c *config) { c.reconnect.min, c.reconnect.max = min, max }
+	return option(optReconnectBackoff, func(c *config) { c.reconnect.min, c.reconnect.max = min, max })
 }
 
 // backoff yields the exponential waits between reconnection attempts.

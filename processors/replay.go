@@ -24,7 +24,7 @@ type replayConfig struct{ beyond ReplayBound }
 // root sampler (the replay's own ratio). Records that beyond reports are
 // skipped. Live processing never uses it.
 func WithReplay(beyond ReplayBound) Option {
-	return func(c *config) { c.replay = &replayConfig{beyond: beyond} }
+	return option(optReplay, func(c *config) { c.replay = &replayConfig{beyond: beyond} })
 }
 
 // replayAttr marks a replay's process spans.

@@ -17,10 +17,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Option configures a Processor or a View.
+// Option configures NewRuntime, NewProcessor, StartView, NewEmitter or
+// NewCoalescer; each says which it configures, and each constructor
+// refuses an option it does not use (see optionset.go).
 type Option func(*config)
 
 type config struct {
+	given     optionSet // the options given
 	kafka     kafkaclient.Config
 	stateDir  string
 	logger    *slog.Logger
@@ -37,62 +40,76 @@ type config struct {
 	commitInterval time.Duration
 }
 
-func buildConfig(opts []Option) config {
+// buildConfig applies opts for constructor, which uses the options uses,
+// to the defaults, and returns an error for any option it does not use.
+func buildConfig(constructor string, uses optionSet, opts []Option) (config, error) {
 	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler),
 		cacheMaxBytes: DefaultCacheMaxBytes, commitInterval: DefaultCommitInterval}
 	for _, o := range opts {
 		o(&c)
 	}
-	return c
+	return c, c.unused(constructor, uses)
 }
 
-// WithKafka sets how to reach Kafka.
-func WithKafka(k kafkaclient.Config) Option { return func(c *config) { c.kafka = k } }
+// WithKafka sets how to reach Kafka (every constructor; NewRuntime names
+// the brokers in its spans).
+func WithKafka(k kafkaclient.Config) Option { return option(optKafka, func(c *config) { c.kafka = k }) }
 
 // WithStateDir sets the directory under which state stores live (one
-// subdirectory per group or view); default "weft-data".
-func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+// subdirectory per group or view); default "weft-data". NewProcessor and
+// StartView.
+func WithStateDir(dir string) Option {
+	return option(optStateDir, func(c *config) { c.stateDir = dir })
+}
 
 // WithLogger sets the logger; goka's own messages go to it at debug level.
+// NewRuntime (rejections), NewProcessor and StartView.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
+	return option(optLogger, func(c *config) {
 		if l != nil {
 			c.logger = l
 		}
-	}
+	})
 }
 
-// WithTracerProvider sets the tracer provider of NewRuntime (default:
-// tracing.Unexported, spans with ids that are not exported).
+// WithTracerProvider sets the tracer provider of NewRuntime, NewEmitter
+// and NewCoalescer (default: tracing.Unexported, spans with ids that are
+// not exported).
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) { c.tracerProvider = tp }
+	return option(optTracerProvider, func(c *config) { c.tracerProvider = tp })
 }
 
 // WithRuntime tells NewProcessor which Runtime the graph's callbacks use,
 // so that the runtime can read the lineage of the group table: a record
 // redelivered after a crash is then re-run against the value it was first
 // applied to, with state writes suppressed, so that its other outputs are
-// produced again (without it such records are skipped).
-func WithRuntime(rt *Runtime) Option { return func(c *config) { c.runtime = rt } }
+// produced again (without it such records are skipped). It binds rt to
+// the processor (see Runtime): rt must be the Runtime the graph was
+// defined with (DefineGroup) and serve no other processor that has not
+// ended.
+func WithRuntime(rt *Runtime) Option { return option(optRuntime, func(c *config) { c.runtime = rt }) }
 
-// StopOnRejection makes a Runtime stop the processor on the first bad
+// StopOnRejection makes NewRuntime's runtime stop the processor on the first bad
 // record (after logging it) instead of sending it to the dead-letter topic.
-func StopOnRejection() Option { return func(c *config) { c.stopOnReject = true } }
+func StopOnRejection() Option {
+	return option(optStopOnRejection, func(c *config) { c.stopOnReject = true })
+}
 
-// WithCoalescer makes the processor run c's flush loop beside it (and
-// flush once more when it stops).
+// WithCoalescer makes NewProcessor's processor run c's flush loop beside
+// it (and flush once more when it stops).
 func WithCoalescer(c *Coalescer) Option {
-	return func(cfg *config) { cfg.coalescers = append(cfg.coalescers, c) }
+	return option(optCoalescer, func(cfg *config) { cfg.coalescers = append(cfg.coalescers, c) })
 }
 
-// WithStoreOptions passes options to the Pebble state stores.
+// WithStoreOptions passes options to the Pebble state stores (NewProcessor
+// and StartView).
 func WithStoreOptions(opts ...statestore.Option) Option {
-	return func(c *config) { c.storeOpts = append(c.storeOpts, opts...) }
+	return option(optStoreOptions, func(c *config) { c.storeOpts = append(c.storeOpts, opts...) })
 }
 
-// WithGokaOptions passes extra options to goka.NewProcessor.
+// WithGokaOptions passes extra options to goka.NewProcessor (NewProcessor).
 func WithGokaOptions(opts ...goka.ProcessorOption) Option {
-	return func(c *config) { c.gokaOpts = append(c.gokaOpts, opts...) }
+	return option(optGokaOptions, func(c *config) { c.gokaOpts = append(c.gokaOpts, opts...) })
 }
 
 // Processor runs one goka group graph on weft's state store and client
@@ -119,8 +136,21 @@ type Processor struct {
 // and WithGiveUpAfter); a cluster that cannot be reached at all fails at
 // once.
 func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (*Processor, error) {
-	cfg := buildConfig(opts)
+	cfg, err := buildConfig("NewProcessor", processorOptions, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.coalescers {
+		if c.err != nil {
+			return nil, fmt.Errorf("coalescer %s: %w", c.name, c.err)
+		}
+	}
 	group := string(graph.Group())
+	if rt := cfg.runtime; rt != nil {
+		if err := rt.bindable(graph.Group()); err != nil {
+			return nil, err
+		}
+	}
 	retry := &setupRetry{cfg: cfg.reconnect, backoff: newBackoff(cfg.reconnect),
 		log: func(msg string, args ...any) { cfg.logger.Warn(msg, append([]any{"group", group}, args...)...) }}
 	var sc *sarama.Config
@@ -165,21 +195,27 @@ func NewProcessor(ctx context.Context, graph *goka.GroupGraph, opts ...Option) (
 		p.partitions = n // the inputs are co-partitioned: any one tells
 		break
 	}
-	if rt := cfg.runtime; rt != nil && graph.GroupTable() != nil {
-		table := string(goka.GroupTable(graph.Group()))
-		codec := graph.GroupTable().Codec()
-		rt.previous = func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
-			return previousVersion(builder, table, codec, key, id)
+	if rt := cfg.runtime; rt != nil {
+		var b binding
+		if graph.GroupTable() != nil {
+			table := string(goka.GroupTable(graph.Group()))
+			codec := graph.GroupTable().Codec()
+			b.previous = func(key string, id statestore.SourceOffset) (*Stored, []statestore.SourceOffset, bool) {
+				return previousVersion(builder, table, codec, key, id)
+			}
+			b.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
+				return scanTable(builder, table, codec, partition)
+			}
+			b.partitions = partitions
+			if cfg.cacheMaxBytes > 0 {
+				b.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
+			}
 		}
-		rt.scan = func(partition int32) (any, func(func(key string, v *Stored) error) error) {
-			return scanTable(builder, table, codec, partition)
+		if err := rt.bind(graph.Group(), b); err != nil {
+			builder.Close()
+			return nil, err
 		}
-		rt.partitions = partitions
-		rt.cache = nil
-		if cfg.cacheMaxBytes > 0 {
-			rt.cache = newRecordCache(table, codec, builder, rt.tracer, sc, cfg.kafka.Brokers, cfg.cacheMaxBytes, cfg.commitInterval)
-		}
-		p.cache = rt.cache
+		p.cache = b.cache
 	}
 	return p, nil
 }
@@ -282,6 +318,9 @@ func ensureInputs(k kafkaclient.Config, sc *sarama.Config, graph *goka.GroupGrap
 // (a bad record under on_error: stop, a codec mismatch, rejected
 // credentials) stop it as before.
 func (p *Processor) Run(ctx context.Context) error {
+	if rt := p.cfg.runtime; rt != nil {
+		defer rt.unbind() // last: a processor made next may take the runtime
+	}
 	defer p.builder.Close()
 	group := string(p.graph.Group())
 	log := p.cfg.logger.With("group", group)

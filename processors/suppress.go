@@ -11,7 +11,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -82,10 +81,9 @@ type windowIndex struct {
 	emitted   dueSet                   // emitted windows and their purge time
 	requested map[string]bool          // keys with a loopback in flight
 
-	// applied is the newest update applied from each input slot. Updates
-	// of one slot arrive in order, so an update it covers was handled
-	// before: a redelivery, even when its window has been purged since.
-	applied map[sourceSlot]statestore.SourceOffset
+	// applied is the suppressor's effectively-once guard (see
+	// applied.go).
+	applied appliedSlots
 }
 
 // dueSet holds windows that something is due for at a time of their
@@ -108,25 +106,6 @@ func (d *dueSet) add(key string, at time.Time, slot sourceSlot) {
 	d.at[key] = dueAt{at, slot}
 	if next, ok := d.next[slot]; !ok || at.Before(next) {
 		d.next[slot] = at
-	}
-}
-
-// sourceSlot names an input slot of statestore.SourceOffset.
-type sourceSlot struct {
-	topic     string
-	partition int32
-	upstream  bool
-}
-
-func slotOf(s statestore.SourceOffset) sourceSlot {
-	return sourceSlot{s.Topic, s.Partition, s.Upstream}
-}
-
-// noteApplied records src as applied if it is the newest of its slot.
-func (idx *windowIndex) noteApplied(src statestore.SourceOffset) {
-	slot := slotOf(src)
-	if cur, ok := idx.applied[slot]; !ok || !cur.Covers(src) {
-		idx.applied[slot] = src
 	}
 }
 
@@ -186,14 +165,14 @@ func (w *WindowSuppressor) update(gctx goka.Context, v any) error {
 	}
 	defer w.requestDue(ctx, idx)
 	id := ctx.identity()
-	if prev, ok := idx.applied[slotOf(id)]; ctx.replayed || ok && prev.Covers(id) {
+	if ctx.replayed || idx.applied.covers(id) {
 		// Handled already (a redelivery after a crash): only the closes
 		// it may have triggered are sent again. Its stream time is not
 		// taken: it may be the aggregation's current one rather than the
 		// one the update was first applied at.
 		return nil
 	}
-	idx.noteApplied(id)
+	idx.applied.note(id)
 	slot := slotOf(id)
 	now := idx.advance(slot, streamTimeOf(ctx))
 	if cur, _ := ctx.Value().(*WindowState); cur != nil && cur.Emitted {
@@ -382,7 +361,7 @@ func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
 		return idx, nil
 	}
 	idx = &windowIndex{store: store, clocks: map[sourceSlot]time.Time{}, open: newDueSet(), emitted: newDueSet(),
-		requested: map[string]bool{}, applied: map[sourceSlot]statestore.SourceOffset{}}
+		requested: map[string]bool{}, applied: appliedSlots{}}
 	err := scan(func(key string, s *Stored) error {
 		ws, ok := s.Value.(*WindowState)
 		if !ok {
@@ -391,7 +370,7 @@ func (w *WindowSuppressor) index(ctx *Context) (*windowIndex, error) {
 		slot := upstreamSlot(ctx, s)
 		idx.advance(slot, ws.StreamTime)
 		for _, src := range s.Meta.Sources {
-			idx.noteApplied(src)
+			idx.applied.note(src)
 		}
 		if ws.Emitted {
 			idx.emitted.add(key, ws.Close.Add(w.retain), slot)

@@ -1,8 +1,6 @@
 package processors
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,37 +8,6 @@ import (
 
 	"github.com/lovoo/goka"
 )
-
-// Rejection is an error that marks an input record as bad: it is counted,
-// logged with its topic, partition and offset, and skipped, and the
-// processor goes on. Return one (see Reject) from a handler for input that
-// breaks the rules of the domain.
-type Rejection struct {
-	Reason string // short, stable category such as "decode" or "unknown-account"
-	Err    error
-}
-
-func (r *Rejection) Error() string {
-	if r.Err == nil {
-		return r.Reason
-	}
-	return r.Reason + ": " + r.Err.Error()
-}
-
-// Unwrap returns the cause.
-func (r *Rejection) Unwrap() error { return r.Err }
-
-// Reject returns a Rejection with a reason and a formatted detail.
-func Reject(reason, format string, args ...any) error {
-	return &Rejection{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
-// AsRejection reports whether err is (or wraps) a Rejection.
-func AsRejection(err error) (*Rejection, bool) {
-	var r *Rejection
-	ok := errors.As(err, &r)
-	return r, ok
-}
 
 // Tally accounts for every input record a processor handles: processed,
 // replayed or rejected (rejections are logged with topic, partition and
@@ -58,7 +25,7 @@ type Tally struct {
 	logger    *slog.Logger
 	processed atomic.Int64
 	replayed  atomic.Int64
-	total     atomic.Int64
+	rejected  atomic.Int64 // records rejected (each once, see Reject)
 	mu        sync.Mutex
 	byReason  map[string]int64
 	branches  []*BranchTally
@@ -158,7 +125,7 @@ func (b *Tally) Replayed() int64 { return b.replayed.Load() }
 
 // Reject accounts for the rejection of the record ctx is processing.
 func (b *Tally) Reject(ctx goka.Context, rej *Rejection) {
-	b.total.Add(1)
+	b.rejected.Add(1)
 	b.mu.Lock()
 	b.byReason[rej.Reason]++
 	if now := time.Now(); now.Sub(b.logWindow) >= rejectLogWindow {
@@ -196,12 +163,12 @@ func (b *Tally) logUnloggedLocked() {
 		reasons[k] = v
 	}
 	b.logger.Warn("more input records rejected than logged one by one", "not_logged", b.unlogged,
-		"rejected_total", b.total.Load(), "rejected_by_reason", reasons)
+		"rejected_total", b.rejected.Load(), "rejected_by_reason", reasons)
 	b.unlogged = 0
 }
 
 // Rejected returns the number of rejected records.
-func (b *Tally) Rejected() int64 { return b.total.Load() }
+func (b *Tally) Rejected() int64 { return b.rejected.Load() }
 
 // RejectedByReason returns a copy of the rejection counts per reason.
 func (b *Tally) RejectedByReason() map[string]int64 {

@@ -23,7 +23,10 @@ type View struct {
 // StartView connects to Kafka, starts following table and returns once the
 // local copy has caught up with the changelog (or ctx ends). Close stops it.
 func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...Option) (*View, error) {
-	cfg := buildConfig(opts)
+	cfg, err := buildConfig("StartView", viewOptions, opts)
+	if err != nil {
+		return nil, err
+	}
 	sc, err := cfg.kafka.Sarama(ctx)
 	if err != nil {
 		return nil, err

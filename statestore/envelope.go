@@ -57,7 +57,9 @@ type SpanRef struct {
 // IsValid reports whether both ids are non-zero, as W3C requires.
 func (r SpanRef) IsValid() bool { return r.TraceID != [16]byte{} && r.SpanID != [8]byte{} }
 
-// SourceOffset is the last source offset applied from one input partition.
+// SourceOffset is the last source offset applied from one input partition
+// (one slot, in the terms of the effectively-once guard, which
+// processors/applied.go defines and decides).
 //
 // A record that a weft processor emitted while it processed another record
 // is identified by that upstream record instead (Upstream set): Topic,
@@ -71,20 +73,6 @@ type SourceOffset struct {
 	Offset    int64  `json:"offset"`
 	Index     uint32 `json:"index,omitempty"`    // with Upstream: the record's place among those emitted for Offset
 	Upstream  bool   `json:"upstream,omitempty"` // Topic/Partition@Offset is the record being processed when this one was emitted
-}
-
-// Covers reports whether s, the last applied source of its slot, covers
-// record r: same topic, partition and kind, and r is not newer.
-func (s SourceOffset) Covers(r SourceOffset) bool {
-	if s.Topic != r.Topic || s.Partition != r.Partition || s.Upstream != r.Upstream {
-		return false
-	}
-	return s.Offset > r.Offset || s.Offset == r.Offset && s.Index >= r.Index
-}
-
-// SameSlot reports whether s and r are offsets of the same input slot.
-func (s SourceOffset) SameSlot(r SourceOffset) bool {
-	return s.Topic == r.Topic && s.Partition == r.Partition && s.Upstream == r.Upstream
 }
 
 // Envelope is a table value with its trace metadata.

@@ -94,26 +94,6 @@ func TestEnvelopeLayoutIndexedSources(t *testing.T) {
 	}
 }
 
-func TestSourceOffsetCovers(t *testing.T) {
-	applied := SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 2, Upstream: true}
-	for _, c := range []struct {
-		r    SourceOffset
-		want bool
-	}{
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 2, Upstream: true}, true},
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 1, Upstream: true}, true},
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 9, Index: 7, Upstream: true}, true},
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 10, Index: 3, Upstream: true}, false},
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 11, Upstream: true}, false},
-		{SourceOffset{Topic: "o", Partition: 1, Offset: 5}, false}, // a direct input of the same name
-		{SourceOffset{Topic: "o", Partition: 2, Offset: 5, Upstream: true}, false},
-	} {
-		if got := applied.Covers(c.r); got != c.want {
-			t.Errorf("%+v covers %+v = %v, want %v", applied, c.r, got, c.want)
-		}
-	}
-}
-
 func TestEnvelopeBoundsContributors(t *testing.T) {
 	e := Envelope{Contributors: make([]SpanRef, MaxContributors+5), Dropped: 1}
 	got, err := DecodeEnvelope(AppendEnvelope(nil, &e))

@@ -451,7 +451,7 @@ func (gb *groupBuilder) suppress(n *Node) (processors.Step, error) {
 	}
 	sink := n.Children[0]
 	co := processors.NewCoalescer(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec,
-		[]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, gb.cfg.runtimeOpts...)
+		[]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, processors.EmitterOptions(gb.cfg.runtimeOpts)...)
 	gb.co[n] = co
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
 	return processors.CoalesceStep(co), nil

@@ -87,7 +87,7 @@ func runDemo(ctx context.Context, out io.Writer, g *globalFlags, f *demoFlags, c
 	k := g.kafka(b.Addrs())
 	fmt.Fprintf(out, "embedded Kafka broker listening on %s\n", b.Addrs()[0])
 
-	em, err := processors.NewEmitter(ctx, bank.DefaultInput, processors.WithKafka(k), processors.WithLogger(log))
+	em, err := processors.NewEmitter(ctx, bank.DefaultInput, processors.WithKafka(k))
 	if err != nil {
 		return err
 	}

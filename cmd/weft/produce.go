@@ -118,8 +118,7 @@ func produce(cmd *cobra.Command, g *globalFlags, f *produceFlags, topic, path st
 		return err
 	}
 	defer shutdownTracing(log, prov)
-	em, err := processors.NewEmitter(cmd.Context(), topic, processors.WithKafka(k), processors.WithLogger(log),
-		processors.WithTracerProvider(prov.Tracer))
+	em, err := processors.NewEmitter(cmd.Context(), topic, processors.WithKafka(k), processors.WithTracerProvider(prov.Tracer))
 	if err != nil {
 		return err
 	}

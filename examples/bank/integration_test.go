@@ -40,7 +40,7 @@ func (e bankEnv) opts() []processors.Option {
 // produce sends lines (keyed by account) to the input topic.
 func (e bankEnv) produce(t *testing.T, lines []string) {
 	t.Helper()
-	em, err := processors.NewEmitter(t.Context(), e.input, e.opts()...)
+	em, err := processors.NewEmitter(t.Context(), e.input, processors.WithKafka(e.kafka))
 	if err != nil {
 		t.Fatal(err)
 	}
