@@ -233,7 +233,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 					from := logStart[s.Topic][s.Partition]
 					if k.best != nil {
 						for _, b := range k.bestEnv.Sources {
-							if b.SameSlot(s) {
+							if b.Topic == s.Topic && b.Partition == s.Partition && !b.Upstream { // the input partition's own slot
 								from = b.Offset + 1
 							}
 						}
