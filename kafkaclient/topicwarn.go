@@ -20,15 +20,28 @@ type mismatchWarner struct {
 }
 
 func (m mismatchWarner) EnsureTableExists(topic string, npar int) error {
-	return m.warn(topic, m.TopicManager.EnsureTableExists(topic, npar))
+	return m.ensure(topic, func() error { return m.TopicManager.EnsureTableExists(topic, npar) })
 }
 
 func (m mismatchWarner) EnsureStreamExists(topic string, npar int) error {
-	return m.warn(topic, m.TopicManager.EnsureStreamExists(topic, npar))
+	return m.ensure(topic, func() error { return m.TopicManager.EnsureStreamExists(topic, npar) })
 }
 
 func (m mismatchWarner) EnsureTopicExists(topic string, npar, rfactor int, config map[string]string) error {
-	return m.warn(topic, m.TopicManager.EnsureTopicExists(topic, npar, rfactor, config))
+	return m.ensure(topic, func() error { return m.TopicManager.EnsureTopicExists(topic, npar, rfactor, config) })
+}
+
+// ensure runs one of goka's Ensure calls. A topic that another process
+// created between goka's check and its creation (two instances of one
+// application starting together: goka's processors create their loop and
+// repartition topics themselves) is no error: the call is repeated until
+// the topic is in the metadata, as EnsureTopic does.
+func (m mismatchWarner) ensure(topic string, f func() error) error {
+	err := f()
+	if err != nil && createdMeanwhile(err) {
+		err = awaitCreated(f)
+	}
+	return m.warn(topic, err)
 }
 
 // gokaMismatches start the messages of goka's configuration mismatches

@@ -83,7 +83,7 @@ func TestIntegrationMetrics(t *testing.T) {
 	)
 	stateDir := t.TempDir()
 	p, err := processors.NewProcessor(t.Context(), g, processors.WithKafka(k), processors.WithStateDir(stateDir),
-		processors.WithRuntime(rt), processors.WithTracerProvider(prov.Tracer))
+		processors.WithRuntime(rt)) // rt traces with prov.Tracer
 	if err != nil {
 		t.Fatal(err)
 	}
