@@ -19,19 +19,31 @@ func TestIntegrationConcurrentTopicCreation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := range 5 {
-		topic, table := kafkatest.Topic(t, "race"), kafkatest.Topic(t, "race-table")
+		topic, table, loop := kafkatest.Topic(t, "race"), kafkatest.Topic(t, "race-table"), kafkatest.Topic(t, "race-loop")
 		var wg sync.WaitGroup
-		errs := make([]error, 8)
-		parts := make([]int, 8)
+		errs := make([]error, 12)
+		parts := make([]int, 12)
 		for i := range errs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if i%2 == 0 {
+				switch i % 3 {
+				case 0:
 					parts[i], errs[i] = c.EnsureTopic(sc, topic)
-				} else {
+				case 1:
 					parts[i] = 4
 					errs[i] = c.EnsureTable(sc, table)
+				default:
+					// goka's processors create their loop topics
+					// themselves, through the topic manager weft gives them.
+					parts[i] = 4
+					tm, err := c.TopicManagerBuilder(sc)(c.Brokers)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					defer tm.Close()
+					errs[i] = tm.EnsureStreamExists(loop, 4)
 				}
 			}()
 		}

@@ -351,15 +351,23 @@ func consumerBuilder(sc *sarama.Config) goka.SaramaConsumerBuilder {
 	}
 }
 
+// TopicManagerBuilder returns the builder of the goka topic managers that
+// weft's processors, views and emitters use (ProcessorOptions): goka's,
+// with the cluster's settings, configuration mismatches logged through
+// slog, and topics that another instance created meanwhile taken as
+// created.
+func (c Config) TopicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
+	return c.withDefaults().topicManagerBuilder(sc)
+}
+
 func (c Config) topicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
 	tm := c.TopicManagerConfig()
-	if tm.MismatchBehavior != goka.TMConfigMismatchBehaviorWarn {
-		return func(brokers []string) (goka.TopicManager, error) {
-			return goka.NewTopicManager(brokers, copyConfig(sc, ""), tm)
-		}
+	if tm.MismatchBehavior == goka.TMConfigMismatchBehaviorWarn {
+		// Warnings through slog (see mismatchWarner), not goka's logger.
+		tm.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
 	}
-	// Warnings through slog (see mismatchWarner), not goka's logger.
-	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
+	// Always wrapped: mismatchWarner also rides out a topic another
+	// instance created meanwhile (see mismatchWarner.ensure).
 	log := c.Logger
 	if log == nil {
 		log = slog.Default()

@@ -13,7 +13,8 @@ import (
 // with its own logger, plain text on stderr, which cannot be replaced. The
 // topic manager it wraps fails at the first mismatch instead
 // (TMConfigMismatchBehaviorFail), which mismatchWarner turns into a
-// warning, as goka's TMConfigMismatchBehaviorWarn would have.
+// warning, as goka's TMConfigMismatchBehaviorWarn would have. Every topic
+// manager weft builds is one (see ensure).
 type mismatchWarner struct {
 	goka.TopicManager
 	log *slog.Logger
