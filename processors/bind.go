@@ -61,9 +61,9 @@ func (rt *Runtime) bindableLocked(group goka.Group) error {
 	switch {
 	case rt.misuse.Load() != nil:
 		return *rt.misuse.Load()
-	case rt.owned:
+	case rt.bound:
 		return fmt.Errorf("processors.WithRuntime: the Runtime given for group %s is the runtime of the processor of group %s already "+
-			"(until its Run returns): make one Runtime per processor (processors.NewRuntime)", group, rt.owner)
+			"(until its Run returns): make one Runtime per processor (processors.NewRuntime)", group, rt.group)
 	case rt.group == "":
 		return fmt.Errorf("processors.WithRuntime: the Runtime given for group %s was not given to processors.DefineGroup: "+
 			"define the group with it", group)
@@ -79,7 +79,7 @@ func (rt *Runtime) bindableLocked(group goka.Group) error {
 func (rt *Runtime) unbind() {
 	rt.bindMu.Lock()
 	defer rt.bindMu.Unlock()
-	rt.owner, rt.owned = "", false
+	rt.bound = false
 }
 
 // bind binds rt to the processor of group, once while that one runs.
@@ -89,7 +89,7 @@ func (rt *Runtime) bind(group goka.Group, b binding) error {
 	if err := rt.bindableLocked(group); err != nil {
 		return err
 	}
-	rt.owner, rt.owned = group, true
+	rt.bound = true
 	rt.binding = b
 	return nil
 }

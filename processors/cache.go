@@ -283,64 +283,41 @@ type versionInput struct {
 // from the entry before it encodes it.
 func (c *recordCache) set(p *cachePart, e *cacheEntry, in versionInput) *Stored {
 	p.mu.Lock()
-	ver := uint64(1)
-	if e.value != nil {
-		ver = e.value.Meta.Version + 1
-	}
 	var v *Stored
-	if e.owned && e.value != nil {
+	switch {
+	case e.owned && e.value != nil:
+		// In place: the version after e.value, its contributors extended.
 		v = e.value
 		v.Meta.Sources = toFront(v.Meta.Sources, in.id)
-		v.Meta.Contributors, v.Meta.Dropped = appendContributor(v.Meta.Contributors, v.Meta.Dropped, in.writer)
-	} else {
-		var prev []statestore.SourceOffset
-		if e.value != nil {
-			prev = e.value.Meta.Sources
+		if in.ownSet {
+			v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
 		}
-		v = newStored(nil, len(prev)+2)
-		v.Meta.Sources = withSource(v.Meta.Sources, prev, in.id)
-		c.chainContributors(e, v, in.writer, in.collect)
-		e.owned = true
+		v.Value, v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.value, in.writer, in.eventTime, v.Meta.Version+1
+		v.Meta.Contributors, v.Meta.Dropped = appendContributor(v.Meta.Contributors, v.Meta.Dropped, in.writer)
+	case in.collect:
+		// The contributors continue those of the flushed version.
+		v = newVersion(e.value, in)
+		v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, in.writer)
+	default:
+		// The first update since the flush: a new list, which later
+		// updates grow in place up to MaxContributors.
+		v = newVersion(e.value, in)
+		v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, in.writer)
 	}
-	if in.ownSet {
-		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
-	}
-	v.Value, v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.value, in.writer, in.eventTime, ver
+	e.owned = true
 	c.updateLocked(p, e, v)
 	p.mu.Unlock()
 	c.checkBudget(p)
 	return v
 }
 
-// update makes v (nil: deleted) the value of e. collect is setValue's: the
-// contributors of v continue those of the flushed version.
-func (c *recordCache) update(p *cachePart, e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
+// remove makes e's key deleted (not flushed yet).
+func (c *recordCache) remove(p *cachePart, e *cacheEntry) {
 	p.mu.Lock()
-	if v != nil {
-		c.chainContributors(e, v, w, collect)
-	}
 	e.owned = false
-	c.updateLocked(p, e, v)
+	c.updateLocked(p, e, nil)
 	p.mu.Unlock()
 	c.checkBudget(p)
-}
-
-// chainContributors sets the contributors of v, a new version of e's key
-// written by w; p.mu is held.
-func (c *recordCache) chainContributors(e *cacheEntry, v *Stored, w statestore.SpanRef, collect bool) {
-	switch {
-	case e.dirty && e.value != nil:
-		// The chain of updates since the last flush: e.value is not
-		// flushed yet, so its contributors can be extended in place
-		// (a flush encodes only up to the length it took).
-		v.Meta.Contributors, v.Meta.Dropped = appendContributor(e.value.Meta.Contributors, e.value.Meta.Dropped, w)
-	case collect:
-		v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, w)
-	default:
-		// The first update since the flush: a new list, which later
-		// updates grow in place up to MaxContributors.
-		v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, w)
-	}
 }
 
 // updateLocked makes v the value of e and e the most recently changed

@@ -336,6 +336,12 @@ func (c *recordCache) discard() {
 	defer c.flushMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, p := range append(mapValues(c.parts), c.retired...) {
+		p.mu.Lock()
+		c.pastHits.Add(p.hits) // CacheLookups counts on
+		c.pastMisses.Add(p.misses)
+		p.mu.Unlock()
+	}
 	c.parts = map[int32]*cachePart{}
 	c.retired = nil
 	for i := range c.fast {

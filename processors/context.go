@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -223,50 +224,51 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 	if c.replayed && c.centry == nil {
 		return
 	}
-	w := c.writerRef()
-	if c.cpart != nil && !c.replayed {
-		// Into the record cache, which may update its value in place.
-		if c.prev != nil {
-			c.linkPrevious()
-		}
-		in := versionInput{value: value, writer: w, eventTime: c.Timestamp(), id: c.identity(), collect: collect}
-		if in.id.Upstream {
-			in.own, in.ownSet = statestore.SourceOffset{Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()}, true
-		}
-		c.prev, c.prevLoaded = c.rt.cache.set(c.cpart, c.centry, in), true
-		return
-	}
-	var prevSources []statestore.SourceOffset
 	if c.prev != nil {
-		prevSources = c.prev.Meta.Sources
-	}
-	next := newStored(value, len(prevSources)+2)
-	if collect && c.cpart == nil {
-		next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, w)
-	}
-	next.Meta.Writer = w
-	next.Meta.EventTime = c.Timestamp()
-	next.Meta.Version = 1
-	if c.prev != nil {
-		next.Meta.Version = c.prev.Meta.Version + 1
 		c.linkPrevious()
 	}
-	id := c.identity()
-	next.Meta.Sources = withSource(next.Meta.Sources, prevSources, id)
-	if id.Upstream {
+	in := versionInput{value: value, writer: c.writerRef(), eventTime: c.Timestamp(), id: c.identity(), collect: collect}
+	if in.id.Upstream {
 		// Also the record's own offset: a re-run of another copy of it
 		// emits under this offset (see emitAs).
-		next.Meta.Sources = withSlot(next.Meta.Sources, statestore.SourceOffset{
-			Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()})
+		in.own, in.ownSet = statestore.SourceOffset{Topic: string(c.g.Topic()), Partition: c.g.Partition(), Offset: c.g.Offset()}, true
 	}
-	if c.replayed {
+	switch {
+	case c.replayed:
 		// A re-run of a redelivered record: the state is not written; the
 		// next redelivered record of the key re-runs against this value.
+		next := newVersion(c.prev, in)
 		c.cpart.setReplay(c.centry, next)
-	} else {
+		c.prev = next
+	case c.cpart != nil:
+		// Into the record cache, which may update its value in place.
+		c.prev = c.rt.cache.set(c.cpart, c.centry, in)
+	default:
+		next := newVersion(c.prev, in)
+		if collect {
+			next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, in.writer)
+		}
 		c.g.SetValue(next, c.withHeaders(options)...)
+		c.prev = next
 	}
-	c.prev, c.prevLoaded = next, true
+	c.prevLoaded = true
+}
+
+// newVersion returns the version of a key that in makes after prev (nil:
+// none), without contributors.
+func newVersion(prev *Stored, in versionInput) *Stored {
+	var sources []statestore.SourceOffset
+	ver := uint64(1)
+	if prev != nil {
+		sources, ver = prev.Meta.Sources, prev.Meta.Version+1
+	}
+	v := newStored(in.value, len(sources)+2)
+	v.Meta.Sources = withSource(v.Meta.Sources, sources, in.id)
+	if in.ownSet {
+		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
+	}
+	v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.writer, in.eventTime, ver
+	return v
 }
 
 // writerRef returns the reference of the record's span, as the values it
@@ -300,17 +302,10 @@ func newStored(value any, n int) *Stored {
 // addContributor returns the contributors of prev plus w (see
 // appendContributor); it copies instead of extending prev's.
 func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
-	var have []statestore.SpanRef
-	var dropped uint64
-	if prev != nil {
-		have, dropped = prev.Meta.Contributors, prev.Meta.Dropped
+	if prev == nil {
+		return appendContributor(nil, 0, w)
 	}
-	if !listedContributor(w) || len(have) >= statestore.MaxContributors {
-		return have, dropped + 1
-	}
-	out := make([]statestore.SpanRef, len(have), len(have)+1)
-	copy(out, have)
-	return append(out, w), dropped
+	return appendContributor(slices.Clip(prev.Meta.Contributors), prev.Meta.Dropped, w)
 }
 
 // listedContributor reports whether a version names w among its
@@ -338,7 +333,7 @@ func (c *Context) Delete(options ...goka.ContextOption) {
 		c.linkPrevious()
 	}
 	if c.cpart != nil {
-		c.rt.cache.update(c.cpart, c.centry, nil, statestore.SpanRef{}, false)
+		c.rt.cache.remove(c.cpart, c.centry)
 	} else {
 		c.g.Delete(c.withHeaders(options)...)
 	}

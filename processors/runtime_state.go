@@ -40,8 +40,7 @@ type Runtime struct {
 	// binding that conflicted with them, which the callbacks fail with.
 	bindMu sync.Mutex
 	group  goka.Group // the group DefineGroup defined ("" before)
-	owner  goka.Group // the group of the processor bound (NewProcessor), "" before
-	owned  bool
+	bound  bool       // a processor of group is bound (NewProcessor) until its Run returns
 	misuse atomic.Pointer[error]
 }
 

@@ -41,18 +41,14 @@ func (p *ProcessSpan) Context() context.Context {
 func (t *Tracer) StartProcessSpan(p *ProcessSpan, ctx context.Context, rec Record, opts ...trace.SpanStartOption) {
 	if t.unexported && len(opts) == 0 {
 		ctx = t.Extract(ctx, rec.Headers) // ctx itself without headers
-		*p = ProcessSpan{parent: ctx}
-		p.local.sc = unexportedChild(trace.SpanContextFromContext(ctx))
-		p.span = &p.local
+		p.startLocal(ctx, unexportedChild(trace.SpanContextFromContext(ctx)))
 		return
 	}
 	if t.sampler != nil && len(opts) == 0 {
 		ctx = t.Extract(ctx, rec.Headers)
 		d := presample(t.sampler, ctx, trace.SpanContextFromContext(ctx), t.processSpan(rec).name)
 		if d.drop {
-			*p = ProcessSpan{parent: ctx}
-			p.local.sc = d.sc
-			p.span = &p.local
+			p.startLocal(ctx, d.sc)
 			return
 		}
 		sctx := ctx
@@ -68,6 +64,14 @@ func (t *Tracer) StartProcessSpan(p *ProcessSpan, ctx context.Context, rec Recor
 	}
 	sctx, span := t.StartProcess(ctx, rec, opts...)
 	*p = ProcessSpan{parent: ctx, span: span, ctx: sctx}
+}
+
+// startLocal makes p's span its own non-recording one with context sc, a
+// child of ctx.
+func (p *ProcessSpan) startLocal(ctx context.Context, sc trace.SpanContext) {
+	*p = ProcessSpan{parent: ctx}
+	p.local.sc = sc
+	p.span = &p.local
 }
 
 // unexportedChild is the span context of a non-recording child of parent
