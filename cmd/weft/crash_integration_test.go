@@ -106,26 +106,7 @@ func TestIntegrationCrashMidTopology(t *testing.T) {
 	orders := kafkatest.Topic(t, "orders")
 	final := kafkatest.Topic(t, "final")
 	kafkatest.CreateTopic(t, brokers, orders, 1)
-	file := filepath.Join(t.TempDir(), "hourly.yaml")
-	topology := strings.NewReplacer("APP", app, "ORDERS", orders, "FINAL", final).Replace(`app: APP
-streams:
-  orders: {topic: ORDERS, timestamp: "timestamp(value.at)"}
-pipelines:
-  - name: hourly
-    from: orders
-    steps:
-      - group_by: "value.customer"
-      - window: {size: 1h, grace: 0s}
-      - count: {}
-  - name: hourly-final
-    from: table:hourly
-    steps:
-      - suppress: {until: window_close}
-      - to: {topic: FINAL, codec: json}
-`)
-	if err := os.WriteFile(file, []byte(topology), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeHourlyTopology(t, app, orders, final)
 
 	// 3,000 orders of 7 customers, two minutes apart (100 hours), then one
 	// order per partition of the suppressor's input a day later, so that
@@ -269,34 +250,8 @@ func TestIntegrationCrashBank(t *testing.T) {
 	b := strings.Join(brokers, ",")
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
 	common := []string{"--brokers", b, "--log-level", "warn", "--partitions", "4"}
-	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(strings.TrimSpace(string(events)), "\n")
-	produce := func(part []string) {
-		t.Helper()
-		f := filepath.Join(t.TempDir(), "events.jsonl")
-		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := weft(t.Context(), append([]string{"produce", input, f, "--key-field", "account"}, common...)...)
-		if err != nil || !strings.Contains(out, fmt.Sprintf("produced %d records", len(part))) {
-			t.Fatalf("produce: %v\n%s", err, out)
-		}
-	}
-	want := map[string]map[string]any{}
-	data, err := os.ReadFile(filepath.Join(bankData, "expected.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var acc map[string]any
-		if err := json.Unmarshal([]byte(line), &acc); err != nil {
-			t.Fatal(err)
-		}
-		want[acc["account"].(string)] = acc
-	}
+	lines, want := bankReference(t)
+	produce := bankProducer(t, input, common)
 
 	state := t.TempDir()
 	// A small record cache: it flushes while the first process runs, so
@@ -522,4 +477,72 @@ pipelines:
 	}
 	first.noRejections()
 	second.noRejections()
+}
+
+// bankReference returns the lines of testdata/bank/events.jsonl and the
+// read model of every account after them (expected.jsonl), by account.
+func bankReference(t *testing.T) (lines []string, want map[string]map[string]any) {
+	t.Helper()
+	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.SplitAfter(strings.TrimSpace(string(events)), "\n")
+	want = map[string]map[string]any{}
+	data, err := os.ReadFile(filepath.Join(bankData, "expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var acc map[string]any
+		if err := json.Unmarshal([]byte(line), &acc); err != nil {
+			t.Fatal(err)
+		}
+		want[acc["account"].(string)] = acc
+	}
+	return lines, want
+}
+
+// bankProducer returns a function that produces event lines to input
+// with weft produce (keyed by account), checking that all went out.
+func bankProducer(t *testing.T, input string, common []string) func(part []string) {
+	return func(part []string) {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "events.jsonl")
+		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := weft(t.Context(), append([]string{"produce", input, f, "--key-field", "account"}, common...)...)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("produced %d records", len(part))) {
+			t.Fatalf("produce: %v\n%s", err, out)
+		}
+	}
+}
+
+// writeHourlyTopology writes the windowed topology of the crash and fault
+// tests (hourly counts per customer, their finals on final) and returns
+// its file.
+func writeHourlyTopology(t *testing.T, app, orders, final string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "hourly.yaml")
+	topology := strings.NewReplacer("APP", app, "ORDERS", orders, "FINAL", final).Replace(`app: APP
+streams:
+  orders: {topic: ORDERS, timestamp: "timestamp(value.at)"}
+pipelines:
+  - name: hourly
+    from: orders
+    steps:
+      - group_by: "value.customer"
+      - window: {size: 1h, grace: 0s}
+      - count: {}
+  - name: hourly-final
+    from: table:hourly
+    steps:
+      - suppress: {until: window_close}
+      - to: {topic: FINAL, codec: json}
+`)
+	if err := os.WriteFile(file, []byte(topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -166,34 +165,8 @@ func TestIntegrationRunRidesOutBrokerRestarts(t *testing.T) {
 	// create it (on real Kafka the second creation fails).
 	kafkatest.CreateTopic(t, strings.Split(addr, ","), input, 4)
 	common := []string{"--brokers", addr, "--log-level", "warn", "--partitions", "4"}
-	events, err := os.ReadFile(filepath.Join(bankData, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(strings.TrimSpace(string(events)), "\n")
-	produce := func(part []string) {
-		t.Helper()
-		f := filepath.Join(t.TempDir(), "events.jsonl")
-		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := weft(t.Context(), append([]string{"produce", input, f, "--key-field", "account"}, common...)...)
-		if err != nil || !strings.Contains(out, fmt.Sprintf("produced %d records", len(part))) {
-			t.Fatalf("produce: %v\n%s", err, out)
-		}
-	}
-	want := map[string]map[string]any{}
-	data, err := os.ReadFile(filepath.Join(bankData, "expected.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var acc map[string]any
-		if err := json.Unmarshal([]byte(line), &acc); err != nil {
-			t.Fatal(err)
-		}
-		want[acc["account"].(string)] = acc
-	}
+	lines, want := bankReference(t)
+	produce := bankProducer(t, input, common)
 
 	run := startProc(t, append([]string{"run", "--input", input, "--group", group, "--state-dir", t.TempDir(),
 		"--log-format", "json", "--progress-interval", "0"}, append(common, "--log-level", "info")...)...)

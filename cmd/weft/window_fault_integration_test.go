@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,26 +32,7 @@ func TestIntegrationWindowFinalsWhenAMemberDies(t *testing.T) {
 	// The windows and the suppressor run on 4 partitions, shared by the
 	// instances.
 	kafkatest.CreateTopic(t, brokers, ordersTopic, 1)
-	file := filepath.Join(t.TempDir(), "hourly.yaml")
-	topology := strings.NewReplacer("APP", app, "ORDERS", ordersTopic, "FINAL", finalTopic).Replace(`app: APP
-streams:
-  orders: {topic: ORDERS, timestamp: "timestamp(value.at)"}
-pipelines:
-  - name: hourly
-    from: orders
-    steps:
-      - group_by: "value.customer"
-      - window: {size: 1h, grace: 0s}
-      - count: {}
-  - name: hourly-final
-    from: table:hourly
-    steps:
-      - suppress: {until: window_close}
-      - to: {topic: FINAL, codec: json}
-`)
-	if err := os.WriteFile(file, []byte(topology), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeHourlyTopology(t, app, ordersTopic, finalTopic)
 
 	// Orders of 11 customers, 90 s apart, then one order per partition of
 	// the suppressor's input a day later, which closes every window.
