@@ -107,7 +107,15 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		})
 		span := ctx.ps.Span()
 		ctx.span = span
-		defer span.End()
+		// The record counts as processed once its span has ended, so a
+		// reader of the tally (a test, a metric) finds the span exported.
+		processed := false
+		defer func() {
+			span.End()
+			if processed {
+				rt.tally.processed.Add(1)
+			}
+		}()
 		if rt.cache != nil && rt.stateful {
 			// The record commits after the flush that follows its updates:
 			// held when the callback is done with it (see cachePart.hold).
@@ -162,9 +170,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 			rt.fail(gctx, fmt.Errorf("process %s/%d@%d: %w", gctx.Topic(), gctx.Partition(), gctx.Offset(), err))
 			return // not reached: fail does not return
 		}
-		if !ctx.replayed {
-			rt.tally.processed.Add(1)
-		}
+		processed = !ctx.replayed
 	}
 }
 
