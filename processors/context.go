@@ -44,7 +44,8 @@ type Context struct {
 
 	prev         *Stored
 	prevLoaded   bool
-	replayed     bool // the record's offset is already applied to the key
+	replayed     bool       // the record's offset is already applied to the key
+	rejected     *Rejection // the record went to the dead-letter topic
 	traceHeaders goka.Headers
 
 	eventTime    time.Time

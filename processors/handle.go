@@ -107,13 +107,17 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		})
 		span := ctx.ps.Span()
 		ctx.span = span
-		// The record counts as processed once its span has ended, so a
-		// reader of the tally (a test, a metric) finds the span exported.
+		// The record counts as processed (or rejected) once its span has
+		// ended, so a reader of the tally (a test, a metric) finds the
+		// span exported.
 		processed := false
 		defer func() {
 			span.End()
-			if processed {
+			switch {
+			case processed:
 				rt.tally.processed.Add(1)
+			case ctx.rejected != nil:
+				rt.tally.Reject(gctx, ctx.rejected)
 			}
 		}()
 		if rt.cache != nil && rt.stateful {
@@ -239,5 +243,5 @@ func (rt *Runtime) reject(ctx *Context, data []byte, rej *Rejection) {
 	// The original headers stay as they were: the dead-lettered record
 	// keeps its producer's traceparent.
 	ctx.g.Emit(DeadLetterTopic(ctx.g.Group()), ctx.g.Key(), data, goka.WithCtxEmitHeaders(h))
-	rt.tally.Reject(ctx.g, rej)
+	ctx.rejected = rej // counted when the record's span has ended
 }
