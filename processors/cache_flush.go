@@ -274,8 +274,8 @@ func (c *recordCache) flushSpan(r flushedRecord) (trace.Span, []sarama.RecordHea
 			sampled++
 		}
 	}
-	h := goka.Headers{}
 	var span trace.Span
+	var headers []sarama.RecordHeader
 	if sampled > 0 {
 		links := make([]trace.Link, 0, sampled+1)
 		for _, sr := range contributors {
@@ -292,16 +292,27 @@ func (c *recordCache) flushSpan(r flushedRecord) (trace.Span, []sarama.RecordHea
 			"flush "+c.table, trace.WithLinks(links...), trace.WithAttributes(
 				tracing.AttrStateTable.String(c.table), tracing.AttrStateKey.String(r.e.key),
 				tracing.AttrLinksDropped.Int(len(contributors)-sampled+int(dropped))))
+		h := goka.Headers{}
 		c.tracer.Inject(ctx, h)
-	} else if parent.IsValid() {
-		c.tracer.Inject(trace.ContextWithRemoteSpanContext(context.Background(), spanContext(parent)), h)
+		headers = make([]sarama.RecordHeader, 0, len(h)+1)
+		for k, v := range h {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: v})
+		}
+	}
+	// Without a flush span (no sampled contributor) the record carries its
+	// writer's traceparent, as Inject would write it, built in one buffer
+	// with the event time.
+	var buf []byte
+	if span == nil && parent.IsValid() {
+		buf = make([]byte, 0, traceparentLen+20)
+		buf = tracing.AppendTraceparent(buf, spanContext(parent))
+		headers = make([]sarama.RecordHeader, 0, 2)
+		headers = append(headers, sarama.RecordHeader{Key: c.keyTraceparent, Value: buf[:len(buf):len(buf)]})
 	}
 	if !eventTime.IsZero() {
-		h[HeaderEventTime] = appendEventTime(nil, eventTime)
-	}
-	headers := make([]sarama.RecordHeader, 0, len(h))
-	for k, v := range h {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: v})
+		n := len(buf)
+		buf = appendEventTime(buf, eventTime)
+		headers = append(headers, sarama.RecordHeader{Key: c.keyEventTime, Value: buf[n:]})
 	}
 	return span, headers
 }
