@@ -119,7 +119,10 @@ func (s *Store) Open() error {
 	}
 	for i := range popts.Levels {
 		l := &popts.Levels[i]
-		l.BlockSize = 32 << 10
+		// Point reads (every cache miss) read and decompress one data
+		// block: Pebble's and RocksDB's 4 KiB default, not larger ones
+		// (32 KiB blocks made decompression 4% of a bank run at 3M).
+		l.BlockSize = 4 << 10
 		if s.opts.bloomBitsPerKey > 0 {
 			l.FilterPolicy = bloom.FilterPolicy(s.opts.bloomBitsPerKey)
 		}
