@@ -60,13 +60,18 @@ func WithRecordCache(maxBytes int64, commitInterval time.Duration) Option {
 	})
 }
 
-// Size estimates of cache entries for the byte budget: a value's encoded
-// size is known once it has been flushed; before, it is assumed.
+// What an entry counts against the byte budget, as Kafka Streams counts
+// its cache entries (LRUCacheEntry and its NamedCache node): the key, the
+// value as it is serialized (the envelope the flush writes: known once the
+// key has been flushed, assumed before), and a fixed charge for the
+// entry's record context and links. Like Kafka Streams', the budget counts
+// serialized bytes, not the heap an entry takes: the decoded value and the
+// entry itself take about two to three times that (docs/architecture.md,
+// "Record cache").
 const (
-	cacheEntryOverhead = 160 // entry, Stored, map slot
+	cacheEntryOverhead = 64 // KS: dirty flag, offset, timestamp, partition, topic, LRU links
 	cacheValueGuess    = 64
-	cacheSourceBytes   = 48
-	cacheSpanRefBytes  = 25
+	cacheSpanRefBytes  = 25 // a contributor added since the last flush
 )
 
 // recordCache is the record cache of one processor's group table.
@@ -99,7 +104,18 @@ type recordCache struct {
 	flushMu  sync.Mutex // one flush at a time
 	producer sarama.AsyncProducer
 	flushes  atomic.Int64
+
+	// The names of the headers a flush writes, shared by its records
+	// (sarama reads them only).
+	keyTraceparent, keyEventTime []byte
+	// fastLen is one more than the highest partition in fast (checkBudget
+	// looks at no more).
+	fastLen atomic.Int32
+	slow    atomic.Bool // a partition at or beyond len(fast) has a part
 }
+
+// traceparentLen is the length of a W3C traceparent value.
+const traceparentLen = 55
 
 // cachePart is the cache of one partition of the table as long as one
 // partition processor of goka runs it.
@@ -168,7 +184,8 @@ func newRecordCache(table string, codec goka.Codec, builder *statestore.Builder,
 		interval = DefaultCommitInterval
 	}
 	return &recordCache{table: table, codec: codec, builder: builder, tracer: tracer, sc: sc, brokers: brokers,
-		maxBytes: maxBytes, interval: interval, wake: make(chan struct{}, 1), parts: map[int32]*cachePart{}}
+		maxBytes: maxBytes, interval: interval, wake: make(chan struct{}, 1), parts: map[int32]*cachePart{},
+		keyTraceparent: []byte(tracing.HeaderTraceparent), keyEventTime: []byte(HeaderEventTime)}
 }
 
 // hold defers commit, a record's deferred commit, until the next flush of
@@ -204,9 +221,15 @@ func (c *recordCache) part(partition int32, done <-chan struct{}) *cachePart {
 	}
 	p = &cachePart{partition: partition, done: done, store: c.builder.Store(c.table, partition),
 		entries: map[string]*cacheEntry{}}
+	if !fast {
+		c.slow.Store(true)
+	}
 	c.parts[partition] = p
 	if fast {
 		c.fast[partition].Store(p)
+		if partition >= c.fastLen.Load() {
+			c.fastLen.Store(partition + 1)
+		}
 	}
 	if c.stop != nil {
 		stop := c.stop
@@ -419,7 +442,10 @@ func (c *recordCache) resize(e *cacheEntry) {
 		n += cacheValueGuess
 	}
 	if e.value != nil {
-		n += int64(len(e.value.Meta.Sources)*cacheSourceBytes + len(e.value.Meta.Contributors)*cacheSpanRefBytes)
+		// Contributors accumulate until the flush (bounded by
+		// MaxContributors); those the last flush wrote are in encoded
+		// too, an over-count of at most one flush's list.
+		n += int64(len(e.value.Meta.Contributors) * cacheSpanRefBytes)
 	}
 	if n != e.size { // most updates keep the size: no write to the shared counter
 		c.bytes.Add(n - e.size)
@@ -439,18 +465,32 @@ func (c *recordCache) checkBudget(p *cachePart) {
 	if c.evict(p, target) {
 		return
 	}
-	c.mu.Lock()
-	parts := mapValues(c.parts)
-	c.mu.Unlock()
-	for _, o := range parts {
-		if o != p && c.evict(o, target) {
-			return
+	// The other partitions' clean entries, without a copy of the parts
+	// (this runs for every record while the cache is full of dirty ones).
+	if c.slowParts() {
+		c.mu.Lock()
+		parts := mapValues(c.parts)
+		c.mu.Unlock()
+		for _, o := range parts {
+			if o != p && c.evict(o, target) {
+				return
+			}
+		}
+	} else {
+		for i := range c.fastLen.Load() {
+			if o := c.fast[i].Load(); o != nil && o != p && c.evict(o, target) {
+				return
+			}
 		}
 	}
 	if c.bytes.Load() > c.maxBytes {
 		c.poke()
 	}
 }
+
+// slowParts reports whether a partition of the cache is beyond the
+// lock-free lookup (fast).
+func (c *recordCache) slowParts() bool { return c.slow.Load() }
 
 // evictSkipLimit bounds the entries one eviction passes over without
 // evicting them.
