@@ -99,6 +99,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		if rt.beyondReplay(gctx) {
 			return
 		}
+		start := latencyClock() // of the record's processing duration (latency.go)
 		headers := gctx.Headers()
 		ctx := &Context{g: gctx, rt: rt}
 		rt.startProcess(&ctx.ps, gctx.Context(), tracing.Record{
@@ -113,6 +114,9 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		processed := false
 		defer func() {
 			span.End()
+			if processed || ctx.rejected != nil || ctx.replayed { // not a record that stopped the processor
+				rt.latency.observe(latencyClock() - start) // before the tally, so a count read there includes it
+			}
 			switch {
 			case processed:
 				rt.tally.processed.Add(1)

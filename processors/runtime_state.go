@@ -27,6 +27,7 @@ import (
 type Runtime struct {
 	tracer   *tracing.Tracer
 	tally    *Tally
+	latency  Latency       // processing durations (latency.go)
 	stateful bool          // the group has a table (bound by DefineGroup)
 	stop     bool          // stop the processor on a bad record (StopOnRejection)
 	replay   *replayConfig // a replay job's runtime (WithReplay)

@@ -45,19 +45,26 @@ const (
 // weft.spans.dropped is exported too, and Observe the processors.
 //
 // Every weft metric is observed when scraped from counts the processors
-// keep anyway: nothing is added to the path of a record.
+// keep anyway; the only one kept for it on the path of a record is the
+// processing duration (processors.Latency: two clock reads and two atomic
+// adds, no allocation).
 type Metrics struct {
-	provider *sdkmetric.MeterProvider
-	handler  http.Handler
-	regs     []metric.Registration
+	provider  *sdkmetric.MeterProvider
+	handler   http.Handler
+	regs      []metric.Registration
+	durations *durations // weft.process.duration (duration.go)
 }
 
 // NewMetrics returns the meter provider and its Prometheus handler; extra
 // readers (e.g. the one OTEL_METRICS_EXPORTER names) read the same
-// metrics. res describes the process (nil: resource.Default()).
+// metrics, except weft.process.duration, which only the Prometheus handler
+// serves (a reader takes the producer of that histogram when it is made,
+// and autoexport attaches producers only through a process-wide registry).
+// res describes the process (nil: resource.Default()).
 func NewMetrics(res *resource.Resource, extra ...sdkmetric.Reader) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	durs := &durations{}
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithProducer(durs))
 	if err != nil {
 		return nil, fmt.Errorf("create the Prometheus exporter: %w", err)
 	}
@@ -69,8 +76,9 @@ func NewMetrics(res *resource.Resource, extra ...sdkmetric.Reader) (*Metrics, er
 		opts = append(opts, sdkmetric.WithResource(res))
 	}
 	return &Metrics{
-		provider: sdkmetric.NewMeterProvider(opts...),
-		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
+		provider:  sdkmetric.NewMeterProvider(opts...),
+		handler:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
+		durations: durs,
 	}, nil
 }
 
@@ -87,6 +95,7 @@ func (m *Metrics) Shutdown(ctx context.Context) error {
 		errs = append(errs, r.Unregister())
 	}
 	m.regs = nil
+	m.durations.clear()
 	errs = append(errs, m.provider.Shutdown(ctx))
 	return errors.Join(errs...)
 }
@@ -105,6 +114,9 @@ type observed struct {
 //
 //   - weft.records.processed, weft.records.replayed (group) and
 //     weft.records.rejected (group, reason): the processor's Tally;
+//   - weft.process.duration (group): the histogram of the processing
+//     duration of every input record handled (processed, replayed or
+//     rejected), in seconds, from the processor's Latency;
 //   - weft.table.partitions.assigned and weft.table.partitions.ready
 //     (group, table): the table partitions this instance holds, and those
 //     restored and answering queries;
@@ -164,6 +176,9 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 			o.tattrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("group", o.group), attribute.String("table", o.table.Topic())))
 		}
 		obs = append(obs, o)
+		if l := p.Latency(); l != nil {
+			m.durations.add(l, o.group)
+		}
 	}
 	reg, err := meter.RegisterCallback(func(ctx context.Context, ob metric.Observer) error {
 		for _, o := range obs {

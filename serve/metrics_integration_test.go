@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -37,10 +38,12 @@ func (failingExporter) Shutdown(context.Context) error { return nil }
 
 // GET /metrics tells what the processor did with its input: the good
 // records processed, the bad ones rejected by reason (counts written down
-// from the input below), every table partition ready, and the spans the
-// exporter lost, through the same meter provider given to tracing.Setup.
+// from the input below), how long each took (one of them at least
+// slowRecord), every table partition ready, and the spans the exporter
+// lost, through the same meter provider given to tracing.Setup.
 func TestIntegrationMetrics(t *testing.T) {
 	const partitions = 4
+	const slowRecord = 5 * time.Millisecond
 	metrics, err := serve.NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +74,9 @@ func TestIntegrationMetrics(t *testing.T) {
 			func(ctx goka.Context, n int64) error {
 				if n < 0 {
 					return processors.Reject("negative", "%d is below zero", n)
+				}
+				if n == 16 {
+					time.Sleep(slowRecord) // the workload: one slow record
 				}
 				var sum int64
 				if v := ctx.Value(); v != nil {
@@ -165,6 +171,7 @@ func TestIntegrationMetrics(t *testing.T) {
 		n, ok := sample(scrape(t, srv.URL+"/metrics", "s3cret"), "weft_spans_dropped_total", map[string]string{"error_type": tracing.DropExportFailed})
 		return ok && n > 0 && n == float64(prov.DroppedSpans())
 	})
+	checkDurations(t, fams, group, 22, 1, slowRecord)
 	if n := len(fams["weft_records_rejected_total"].GetMetric()); n != 2 {
 		t.Errorf("%d series of weft_records_rejected_total, want 2 (decode, negative)", n)
 	}
@@ -218,6 +225,62 @@ func TestIntegrationMetrics(t *testing.T) {
 	}
 	if du := dirBytes(t, stateDir); stores > float64(du) {
 		t.Errorf("the stores' sizes add up to %v bytes, more than the %d bytes of the state directory", stores, du)
+	}
+}
+
+// checkDurations checks the histogram weft_process_duration_seconds of
+// group: records observations in all (as many as records handled), its
+// buckets the fixed powers of two from 1.024 µs, their cumulative counts
+// never decreasing, and at least slow of them beyond every bound below
+// slowest.
+func checkDurations(t *testing.T, fams map[string]*dto.MetricFamily, group string, records, slow uint64, slowest time.Duration) {
+	t.Helper()
+	fam, ok := fams["weft_process_duration_seconds"]
+	if !ok || fam.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("weft_process_duration_seconds: no histogram (found: %v, type %v)", ok, fam.GetType())
+		return
+	}
+	var h *dto.Histogram
+	for _, m := range fam.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "group" && l.GetValue() == group {
+				h = m.GetHistogram()
+			}
+		}
+	}
+	if h == nil {
+		t.Errorf("weft_process_duration_seconds has no series of group %q", group)
+		return
+	}
+	if h.GetSampleCount() != records {
+		t.Errorf("weft_process_duration_seconds_count = %d, want %d (the records handled)", h.GetSampleCount(), records)
+	}
+	if min := slowest.Seconds() * float64(slow); h.GetSampleSum() < min {
+		t.Errorf("weft_process_duration_seconds_sum = %v, want at least %v", h.GetSampleSum(), min)
+	}
+	var prev uint64
+	bound := 1.024e-6
+	finite := 0
+	for _, b := range h.GetBucket() {
+		c := b.GetCumulativeCount()
+		if c < prev || c > records {
+			t.Errorf("bucket le=%v counts %d after %d, of %d records: not cumulative", b.GetUpperBound(), c, prev, records)
+		}
+		prev = c
+		if math.IsInf(b.GetUpperBound(), 1) {
+			continue
+		}
+		if b.GetUpperBound() != bound {
+			t.Errorf("bucket %d: le=%v, want %v", finite, b.GetUpperBound(), bound)
+		}
+		if b.GetUpperBound() < slowest.Seconds() && c > records-slow {
+			t.Errorf("bucket le=%v counts %d records, but %d of the %d took at least %v", b.GetUpperBound(), c, slow, records, slowest)
+		}
+		bound *= 2
+		finite++
+	}
+	if finite != processors.LatencyBuckets {
+		t.Errorf("%d finite buckets, want %d", finite, processors.LatencyBuckets)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,7 +33,8 @@ const metricsEvents = `{"type":"AccountCreated","account":"acc-1","owner":"Ada",
 var metricsRejected = map[string]float64{"insufficient-funds": 1, "unknown-type": 1, "bad-amount": 1, "unknown-account": 2}
 
 // weft run serves GET /metrics beside its tables, behind the same bearer
-// token: the counts of the input above and every table partition ready.
+// token: the counts of the input above, their processing durations and
+// every table partition ready.
 func TestIntegrationRunServesMetrics(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
@@ -93,6 +95,28 @@ func TestIntegrationRunServesMetrics(t *testing.T) {
 		if got[reason] != n {
 			t.Errorf("rejected %s: %v, want %v (all: %v)", reason, got[reason], n, got)
 		}
+	}
+	// Every record handled took a processing duration: the histogram
+	// counts the 10, in buckets whose cumulative counts never decrease.
+	var hist *dto.Histogram
+	for _, m := range fams["weft_process_duration_seconds"].GetMetric() {
+		if metricLabels(m)["group"] == group {
+			hist = m.GetHistogram()
+		}
+	}
+	if hist.GetSampleCount() != 10 || hist.GetSampleSum() <= 0 {
+		t.Errorf("weft_process_duration_seconds of %s: count %d, sum %v; want 10, > 0", group, hist.GetSampleCount(), hist.GetSampleSum())
+	}
+	var prev uint64
+	for _, b := range hist.GetBucket() {
+		if c := b.GetCumulativeCount(); c < prev || c > 10 {
+			t.Errorf("weft_process_duration_seconds_bucket{le=%q} = %d after %d: not cumulative", fmt.Sprint(b.GetUpperBound()), c, prev)
+		} else {
+			prev = c
+		}
+	}
+	if len(hist.GetBucket()) < 24 {
+		t.Errorf("weft_process_duration_seconds has %d buckets, want 24 or more", len(hist.GetBucket()))
 	}
 	if n := metricValue(fams, "weft_table_partitions_assigned", "table", group+"-table"); n != 4 {
 		t.Errorf("assigned partitions %v, want 4", n)
