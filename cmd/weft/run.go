@@ -141,7 +141,7 @@ closes the state stores; a restart resumes where it stopped.`,
 	cmd.Flags().StringVar(&f.group, "group", bank.DefaultGroup, "consumer group, and name of the table (topic <group>-table) (built-in projection only)")
 	cmd.Flags().DurationVar(&f.progress, "progress-interval", 10*time.Second, "how often to log progress (0: never)")
 	cmd.Flags().Int64Var(&f.cacheMaxBytes, "cache-max-bytes", processors.DefaultCacheMaxBytes,
-		"record cache budget of each group's table, in bytes (0: off; default: the topology file's cache_max_bytes, else 10 MiB)")
+		"record cache budget of each group's table, in serialized bytes as Kafka Streams counts them (0: off; default: the topology file's cache_max_bytes, else 10 MiB)")
 	cmd.Flags().DurationVar(&f.commitInterval, "commit-interval", processors.DefaultCommitInterval,
 		"how often the record cache flushes to the store and changelog and inputs are committed (default: the topology file's commit_interval, else 1s)")
 	f.api.register(cmd.Flags())
