@@ -58,16 +58,15 @@ func (s *Server) readiness() error {
 			why = append(why, err.Error())
 		}
 	}
-	if err := s.restored(); err != nil {
-		why = append(why, err.Error())
-	}
-	if len(why) == 0 && s.brokers != nil {
-		if err := s.brokers.check(); err != nil {
-			why = append(why, err.Error())
-		}
-	}
 	if len(why) > 0 {
+		// A processor restoring says so; its table would say it again.
 		return errors.New(strings.Join(why, "; "))
+	}
+	if err := s.restored(); err != nil {
+		return err
+	}
+	if s.brokers != nil {
+		return s.brokers.check()
 	}
 	return nil
 }
