@@ -58,15 +58,18 @@ func (s *Server) readiness() error {
 			why = append(why, err.Error())
 		}
 	}
-	if len(why) > 0 {
-		// A processor restoring says so; its table would say it again.
-		return errors.New(strings.Join(why, "; "))
-	}
-	if err := s.restored(); err != nil {
-		return err
+	if len(why) == 0 { // (a processor restoring says so; its table would say it again)
+		if err := s.restored(); err != nil {
+			why = append(why, err.Error())
+		}
 	}
 	if s.brokers != nil {
-		return s.brokers.check()
+		if err := s.brokers.check(); err != nil {
+			why = append(why, err.Error())
+		}
+	}
+	if len(why) > 0 {
+		return errors.New(strings.Join(why, "; "))
 	}
 	return nil
 }
