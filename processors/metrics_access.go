@@ -48,6 +48,7 @@ func (p *Processor) Ready() error {
 	case goka.ProcStateIdle:
 		return fmt.Errorf("group %s has not started yet", group)
 	case goka.ProcStateStarting:
+		// (after the tables it looks up have caught up)
 		return fmt.Errorf("group %s is joining its consumer group: no partitions assigned yet", group)
 	case goka.ProcStateSetup:
 		return fmt.Errorf("group %s is restoring the partitions assigned to it", group)
