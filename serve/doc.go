@@ -10,7 +10,7 @@
 //	GET /tables/{table}/watch?key=|prefix=      changes as server-sent events, resumable (Last-Event-ID)
 //	GET /topology                               the running topology (topology.DescribeJSON)
 //	GET /                                       the web page: topology graph, tables, key lookup, lineage
-//	GET /healthz, GET /readyz                   liveness, and readiness (every table restored)
+//	GET /healthz, GET /readyz                   liveness, and readiness (groups joined, tables restored, brokers answering)
 //	GET /metrics                                Prometheus text (WithMetrics; see Metrics)
 //
 // Watch streams carry one event per change the changelog has

@@ -35,6 +35,8 @@ type Server struct {
 	topology []byte // GET /topology, nil without WithTopology
 	// forwarder proxies keys this instance does not serve (WithForwarding).
 	forwarder *forwarder
+	// brokers asks the cluster whether it answers (WithBrokerCheck).
+	brokers *brokerProbe
 }
 
 // Option configures New.
@@ -45,6 +47,8 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	token          string
 	ready          func() error
+	processors     []*processors.Processor // WithProcessors
+	brokerCheck    *kafkaclient.Config     // WithBrokerCheck
 	maxKeyBytes    int
 	maxLimit       int
 	maxWatchers    int
@@ -93,7 +97,9 @@ func WithMetrics(h http.Handler) Option { return func(c *config) { c.metrics = h
 
 // WithReadiness sets what /readyz asks: nil means ready. By default the
 // server is ready when every partition of every table it serves is
-// restored.
+// restored, every processor of WithProcessors has a current assignment
+// and restored it, and the cluster of WithBrokerCheck answers;
+// WithReadiness replaces all of that.
 func WithReadiness(ready func() error) Option { return func(c *config) { c.ready = ready } }
 
 // Limits of a request.
@@ -138,7 +144,7 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	if s.cfg.ready == nil {
-		s.cfg.ready = s.restored
+		s.cfg.ready = s.readiness
 	}
 	if cfg.forward != nil {
 		f, err := newForwarder(s, cfg.forward)
@@ -146,6 +152,16 @@ func New(tables []*processors.TableReader, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 		s.forwarder = f
+	}
+	if cfg.brokerCheck != nil && cfg.ready == nil {
+		b, err := newBrokerProbe(*cfg.brokerCheck)
+		if err != nil {
+			if s.forwarder != nil {
+				s.forwarder.close()
+			}
+			return nil, err
+		}
+		s.brokers = b
 	}
 	s.routes()
 	return s, nil
@@ -196,18 +212,6 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// restored is the default readiness: every partition of every table is
-// restored on this instance, or held by no one here.
-func (s *Server) restored() error {
-	for _, name := range s.names {
-		t := s.tables[name]
-		if len(t.Served()) < len(t.Assigned()) {
-			return fmt.Errorf("table %s is restoring: %d of %d assigned partitions ready", name, len(t.Served()), len(t.Assigned()))
-		}
-	}
-	return nil
-}
-
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if err := s.cfg.ready(); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, err.Error())
@@ -253,8 +257,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsConfig *tls.Config
 }
 
 // Close ends the watch streams, refuses new ones, stops recording
-// changes and closes the Kafka client of WithForwarding (owners not
-// cached are then unknown: 503). The other endpoints keep answering.
+// changes and closes the Kafka clients of WithForwarding (owners not
+// cached are then unknown: 503) and WithBrokerCheck (/readyz then says
+// the cluster does not answer). The other endpoints keep answering.
 func (s *Server) Close() {
 	for _, stop := range s.stops {
 		stop()
@@ -264,6 +269,9 @@ func (s *Server) Close() {
 	}
 	if s.forwarder != nil {
 		s.forwarder.close()
+	}
+	if s.brokers != nil {
+		s.brokers.close()
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,34 +24,59 @@ func TestGiveUpAfterNegativeIsAUsageError(t *testing.T) {
 
 // TestIntegrationRunGivesUpAfter checks that weft run keeps running when
 // its broker goes away, and with --give-up-after stops with an error once
-// the outage has lasted that long.
+// the outage has lasted that long. The broker is an embedded one of its
+// own, or the real cluster stopped (SIGTERM) through kafkatest.EnvControl
+// and started again when the test ends.
 func TestIntegrationRunGivesUpAfter(t *testing.T) {
-	if os.Getenv(kafkatest.EnvBrokers) != "" {
-		t.Skip("the test stops the broker, which it can do only with the embedded broker, not with the cluster in " + kafkatest.EnvBrokers)
+	kafkatest.SkipUnlessControllable(t)
+	var brokers []string
+	var stopBroker func()
+	if kafkatest.RealKafka() {
+		brokers = kafkatest.Brokers(t)
+		down := false
+		t.Cleanup(func() {
+			if down {
+				kafkatest.ControlBroker(t, "start")
+			}
+		})
+		stopBroker = func() {
+			down = true // (a stop that fails half-way still needs a start)
+			kafkatest.ControlBroker(t, "stop")
+		}
+	} else {
+		b, err := broker.Start(t.Context(), broker.WithAddr("127.0.0.1:0"), broker.WithDataDir(t.TempDir()), broker.WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		brokers = b.Addrs()
+		stopBroker = func() {
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	b, err := broker.Start(t.Context(), broker.WithAddr("127.0.0.1:0"), broker.WithDataDir(t.TempDir()), broker.WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	input, group := kafkatest.Topic(t, "bank-events"), kafkatest.Group(t, "bank")
+	// Created before weft run, which would create it too (on real Kafka
+	// with the cluster's defaults).
+	kafkatest.CreateTopic(t, brokers, input, 2)
 	done := make(chan error, 1)
 	go func() {
-		_, err := weft(context.Background(), "run", "--brokers", b.Addrs()[0], "--input", input, "--group", group,
-			"--state-dir", t.TempDir(), "--partitions", "2", "--log-level", "error", "--give-up-after", "1s")
+		_, err := weft(context.Background(), "run", "--brokers", strings.Join(brokers, ","), "--input", input, "--group", group,
+			"--state-dir", t.TempDir(), "--partitions", "2", "--log-level", "error", "--give-up-after", "1s", "--http-addr", "")
 		done <- err
 	}()
 	kafkatest.WaitFor(t, time.Minute, "the run's group to become stable", func() bool {
-		return groupStable(t, b.Addrs(), group)
+		return groupStable(t, brokers, group)
 	})
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stopping := time.Now()
+	stopBroker()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "lost the Kafka cluster for longer than 1s and gave up") {
 			t.Fatalf("weft run: %v, want the give-up error", err)
 		}
+		t.Logf("weft run gave up %s after the broker's stop began", time.Since(stopping).Round(time.Millisecond))
 	case <-time.After(time.Minute):
 		t.Fatal("weft run did not give up within a minute")
 	}

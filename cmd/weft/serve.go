@@ -144,7 +144,9 @@ func (q *queryAPIFlags) start(ctx context.Context, log *slog.Logger, tp trace.Tr
 	srv, err := serve.New(readers, serve.WithLogger(log), serve.WithTracerProvider(tp), serve.WithToken(token),
 		serve.WithTopology(q.topology), serve.WithTraceURLTemplate(q.traceURL), serve.WithMetrics(metrics.Handler()),
 		serve.WithForwarding(q.kafka, q.advertisedURL()), serve.WithKafka(q.kafka),
-		serve.WithLineageRetention(q.lineageVersions, q.retention, q.topologyFile))
+		serve.WithLineageRetention(q.lineageVersions, q.retention, q.topologyFile),
+		// /readyz: every group joined and restored, the cluster answering.
+		serve.WithProcessors(procs...), serve.WithBrokerCheck(q.kafka))
 	if err != nil {
 		return nil, err
 	}
