@@ -131,6 +131,8 @@ func TestEnvelopeRejectsGarbage(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	e := sampleEnvelope()
 	f.Add(AppendEnvelope(nil, &e))
+	e.ReplayJob = "into:bank-v2@20261202T023100Z"
+	f.Add(AppendEnvelope(nil, &e))
 	f.Add([]byte{'w', 'f', 1, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte("plain"))
 	f.Fuzz(func(t *testing.T, data []byte) {
