@@ -209,7 +209,7 @@ func MakePlan(ctx context.Context, adm *kadm.Client, spec Spec) (*Plan, error) {
 	if p.Resume {
 		p.Notes = append(p.Notes, fmt.Sprintf("an earlier run of %s left committed offsets: this run resumes from them (--restart starts again)", spec.Into))
 		if spec.Job == "" {
-			p.Notes = append(p.Notes, fmt.Sprintf("the versions this run writes name it %s, those of the earlier run their own start (--job-name keeps one name across runs)", p.Job))
+			p.Notes = append(p.Notes, fmt.Sprintf(resumedNameNote+" %s, those of the earlier run their own start (--job-name keeps one name across runs)", p.Job))
 		}
 	}
 	if spec.Restart {

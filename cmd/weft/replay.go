@@ -147,7 +147,8 @@ Replayed records run in spans marked weft.replay=true, new roots linked
 --sample-ratio. Every version the job writes names it in its lineage
 (weft explain, GET /tables/{table}/{key}/lineage: replay_job): by default
 <mode>:<app>[/<pipelines>]@<start time>, such as into:bank-v2@20261202T023100Z
-(the plan and the logs print it), or --job-name; a live version names none.
+(the plan and the logs print it; a resumed job keeps the name of its first
+run), or --job-name; a live version names none.
 
 In place (--in-place [start] [--rewind-only] [--force]): rewind the live
 tables to their state just before the start offsets, from their changelogs
@@ -294,6 +295,9 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 		return runInPlace(ctx, cmd, log, k, opts, adm, g.stateDir, f, file, from)
 	}
 	plan, err := replay.MakePlan(ctx, adm, replay.Spec{File: file, Into: f.into, Pipelines: f.pipelines, From: from, Until: until, Restart: f.restart, Job: f.jobName})
+	if err == nil {
+		err = plan.ContinueJob(ctx, opts) // a resumed run keeps the earlier run's name
+	}
 	if err != nil {
 		return k.Explain(err)
 	}

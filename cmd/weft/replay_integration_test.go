@@ -362,8 +362,9 @@ wait:
 	}
 	var summary struct {
 		Plan struct {
-			Resume    bool  `json:"resume"`
-			Remaining int64 `json:"remaining"`
+			Resume    bool   `json:"resume"`
+			Remaining int64  `json:"remaining"`
+			Job       string `json:"job"`
 		} `json:"plan"`
 	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &summary); err != nil {
@@ -374,6 +375,11 @@ wait:
 	}
 	if got := readTable(t, opts, killed+"-balances-table"); !maps.Equal(got, wholeTable) {
 		t.Errorf("killed and resumed: %v\nuninterrupted: %v", got, wholeTable)
+	}
+	// The resumed run (seconds later) keeps the killed run's job name.
+	first := regexp.MustCompile(`(?m)^job: (\S+) \(named`).FindStringSubmatch(output.String())
+	if first == nil || summary.Plan.Job != first[1] {
+		t.Errorf("the resumed job is named %q, want the killed run's name (%v):\n%s", summary.Plan.Job, first, output.String())
 	}
 }
 
