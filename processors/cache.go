@@ -295,7 +295,8 @@ type versionInput struct {
 	id        statestore.SourceOffset // the record's identity: Sources[0]
 	own       statestore.SourceOffset // with ownSet: the record's own offset too (an upstream identity)
 	ownSet    bool
-	collect   bool // the contributors continue those of the flushed version
+	collect   bool   // the contributors continue those of the flushed version
+	job       string // the replay job writing it (WithReplayJob), "" live
 }
 
 // set makes the version in of e's key its value and returns it. A value

@@ -228,7 +228,7 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 	if c.prev != nil {
 		c.linkPrevious()
 	}
-	in := versionInput{value: value, writer: c.writerRef(), eventTime: c.Timestamp(), id: c.identity(), collect: collect}
+	in := versionInput{value: value, writer: c.writerRef(), eventTime: c.Timestamp(), id: c.identity(), collect: collect, job: c.rt.replayJob()}
 	if in.id.Upstream {
 		// Also the record's own offset: a re-run of another copy of it
 		// emits under this offset (see emitAs).
@@ -268,7 +268,7 @@ func newVersion(prev *Stored, in versionInput) *Stored {
 	if in.ownSet {
 		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
 	}
-	v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.writer, in.eventTime, ver
+	v.Meta.Writer, v.Meta.EventTime, v.Meta.Version, v.Meta.ReplayJob = in.writer, in.eventTime, ver, in.job
 	return v
 }
 

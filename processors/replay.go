@@ -14,7 +14,10 @@ import (
 type ReplayBound func(topic string, partition int32, offset int64) bool
 
 // replayConfig is what WithReplay sets on a runtime.
-type replayConfig struct{ beyond ReplayBound }
+type replayConfig struct {
+	beyond ReplayBound
+	job    string // names the job in every version written (Envelope.ReplayJob)
+}
 
 // WithReplay makes NewRuntime's runtime run a replay job (weft replay):
 // the span of every record it processes is a new root marked
@@ -23,8 +26,21 @@ type replayConfig struct{ beyond ReplayBound }
 // traces of the records it replays; its sampling is the tracer provider's
 // root sampler (the replay's own ratio). Records that beyond reports are
 // skipped. Live processing never uses it.
-func WithReplay(beyond ReplayBound) Option {
-	return option(optReplay, func(c *config) { c.replay = &replayConfig{beyond: beyond} })
+func WithReplay(beyond ReplayBound) Option { return WithReplayJob("", beyond) }
+
+// WithReplayJob is WithReplay for the replay job named job: every version
+// the runtime writes names it (statestore.Envelope.ReplayJob), so that the
+// lineage of a rebuilt value tells it from a live one.
+func WithReplayJob(job string, beyond ReplayBound) Option {
+	return option(optReplay, func(c *config) { c.replay = &replayConfig{beyond: beyond, job: job} })
+}
+
+// replayJob is the name of the replay job the runtime runs, "" live.
+func (rt *Runtime) replayJob() string {
+	if rt.replay == nil {
+		return ""
+	}
+	return rt.replay.job
 }
 
 // replayAttr marks a replay's process spans.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -21,7 +22,9 @@ import (
 // default 200000) against a raw franz-go consume of the same topic on the
 // same broker in the same run, and reports both rates and their ratio;
 // then live processing of the same records, unless WEFT_REPLAY_BENCH_LIVE=0
-// (for a CPU profile of the replay alone).
+// (for a CPU profile of the replay alone). WEFT_REPLAY_BENCH_CPUPROFILE=file
+// writes a CPU profile of the replay job alone (Execute, not the produce
+// nor the raw consume) to file.
 //
 //	go test ./replay/ -run '^$' -bench Replay -benchtime 1x
 func BenchmarkReplay(b *testing.B) {
@@ -52,12 +55,29 @@ func BenchmarkReplay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		stopProfile := startCPUProfile(b, os.Getenv("WEFT_REPLAY_BENCH_CPUPROFILE"))
 		repStart := time.Now()
-		s, err := replay.Execute(b.Context(), f.adm, p, replay.Options{Kafka: f.kafka, StateDir: b.TempDir(), PollInterval: 100 * time.Millisecond})
+		// When the groups' committed offsets first moved and when they
+		// reached the end: the job's start-up (group join, table
+		// recovery) and its tail (the last commit, stopping) are the rest.
+		var firstCommit, allCommitted time.Duration
+		progress := func(done, total int64) {
+			if done > 0 && firstCommit == 0 {
+				firstCommit = time.Since(repStart)
+			}
+			if done >= total && allCommitted == 0 {
+				allCommitted = time.Since(repStart)
+			}
+		}
+		s, err := replay.Execute(b.Context(), f.adm, p, replay.Options{Kafka: f.kafka, StateDir: b.TempDir(), PollInterval: 100 * time.Millisecond,
+			Progress: progress})
 		if err != nil {
 			b.Fatal(err)
 		}
 		rep := time.Since(repStart)
+		stopProfile()
+		b.Logf("replay: first committed progress after %s, all committed after %s, done after %s",
+			firstCommit.Round(time.Millisecond), allCommitted.Round(time.Millisecond), rep.Round(time.Millisecond))
 		if s.Records != int64(n) {
 			b.Fatalf("replay read %d records, want %d", s.Records, n)
 		}
@@ -79,6 +99,27 @@ func BenchmarkReplay(b *testing.B) {
 		b.Logf("N=%d: raw consume %s (%.0f records/s), replay %s (%.0f records/s), live processing of the same records %s (%.0f records/s); replay/raw %.3f, replay/live %.2f",
 			n, raw.Round(time.Millisecond), rawRate, rep.Round(time.Millisecond), repRate, live.Round(time.Millisecond), liveRate,
 			repRate/rawRate, repRate/liveRate)
+	}
+}
+
+// startCPUProfile starts a CPU profile into path ("": none) and returns
+// what stops it.
+func startCPUProfile(b *testing.B, path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(fh); err != nil {
+		b.Fatalf("WEFT_REPLAY_BENCH_CPUPROFILE: %v (is -cpuprofile given too?)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := fh.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -43,6 +43,10 @@ type InPlaceSpec struct {
 	// removes it, so that the groups recover the rewound tables from their
 	// changelogs.
 	StateDir string
+	// Job names the job in the rewound values and in every version it
+	// writes (--job-name); "" names it JobName("in-place", the
+	// application, Pipelines, the time the plan is made).
+	Job string
 }
 
 // TableRewind is what rewinding one table changes.
@@ -69,6 +73,7 @@ type TableRewind struct {
 type InPlacePlan struct {
 	File       string      `json:"file"`
 	App        string      `json:"app"`
+	Job        string      `json:"job"` // the name the versions it writes carry (rewound ones too)
 	RewindOnly bool        `json:"rewind_only"`
 	Groups     []GroupPlan `json:"groups"`
 	// Partitions are the input partitions: Target is where the tables are
@@ -116,7 +121,8 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		return nil, err
 	}
 	app := spec.File.Topology.App
-	ip := &InPlacePlan{File: spec.File.Name, App: app, RewindOnly: spec.RewindOnly, spec: spec}
+	ip := &InPlacePlan{File: spec.File.Name, App: app, RewindOnly: spec.RewindOnly, spec: spec,
+		Job: jobName(spec.Job, "in-place", app, spec.Pipelines, time.Now())}
 	var names []string
 	for _, g := range sel.groups {
 		name := string(g.Name)
@@ -247,7 +253,10 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 			}
 			rec := &kgo.Record{Topic: g.Table, Partition: k.latest.Partition, Key: k.latest.Key}
 			if k.best != nil {
-				rec.Value, rec.Headers = k.best.Value, k.best.Headers
+				// The version before the target again, as the job wrote it.
+				env := k.bestEnv
+				env.ReplayJob = ip.Job
+				rec.Value, rec.Headers = statestore.AppendEnvelope(nil, &env), k.best.Headers
 				tr.Rewound++
 			} else if k.latest.Value != nil {
 				tr.Deleted++
@@ -275,7 +284,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		ip.Records += r.Records
 	}
 	ip.Partitions = ranges
-	ip.p = &Plan{File: spec.File.Name, App: app, Into: app, Bounded: spec.RewindOnly, Partitions: ranges,
+	ip.p = &Plan{File: spec.File.Name, App: app, Into: app, Job: ip.Job, Bounded: spec.RewindOnly, Partitions: ranges,
 		Records: ip.Records, Remaining: ip.Records, compiled: c, sel: sel,
 		spec: Spec{File: spec.File, Into: app, Pipelines: spec.Pipelines, From: spec.From}}
 	for _, g := range ip.Groups {

@@ -89,7 +89,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	}
 
 	ropts := []processors.Option{processors.WithKafka(o.Kafka), processors.WithLogger(o.Logger),
-		processors.WithReplay(p.bound())}
+		processors.WithReplayJob(p.Job, p.bound())}
 	if o.TracerProvider != nil {
 		ropts = append(ropts, processors.WithTracerProvider(o.TracerProvider))
 	}
@@ -121,6 +121,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	if err != nil {
 		return nil, err
 	}
+	o.Logger.Info("replay job started", "job", p.Job, "into", p.Into, "records", p.Remaining)
 	start := time.Now()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -188,6 +189,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 		t := g.Runtime.Tally()
 		s.Groups = append(s.Groups, GroupSummary{Group: string(g.Name), Processed: t.Processed(), Rejected: t.Rejected(), Skipped: t.Replayed()})
 	}
+	o.Logger.Info("replay job done", "job", p.Job, "into", p.Into, "records", s.Records, "seconds", s.Seconds)
 	return s, nil
 }
 

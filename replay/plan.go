@@ -55,6 +55,9 @@ type Spec struct {
 	// Restart discards the progress (committed offsets, tables, local
 	// state) of an earlier run with the same Into and starts again.
 	Restart bool
+	// Job names the job in every version it writes (--job-name); ""
+	// names it JobName("into", Into, Pipelines, the time the plan is made).
+	Job string
 }
 
 // PartitionPlan is the range a job reads of one input partition.
@@ -95,6 +98,9 @@ type Plan struct {
 	File string `json:"file"`
 	App  string `json:"app"`
 	Into string `json:"into"`
+	// Job is the name every version the job writes carries (its lineage
+	// names it: statestore.Envelope.ReplayJob).
+	Job string `json:"job"`
 	// Resume is true when an earlier run with the same Into left
 	// committed offsets, which this run continues from.
 	Resume  bool `json:"resume"`
@@ -147,6 +153,7 @@ func MakePlan(ctx context.Context, adm *kadm.Client, spec Spec) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{File: spec.File.Name, App: spec.File.Topology.App, Into: spec.Into, Restart: spec.Restart,
+		Job:     jobName(spec.Job, "into", spec.Into, spec.Pipelines, time.Now()),
 		Bounded: spec.Until.bounded(), compiled: c, sel: sel, spec: spec}
 	for _, g := range sel.groups {
 		gp := GroupPlan{Group: string(g.Name), Input: sel.inputs[string(g.Name)], Table: g.Table, Level: sel.level[string(g.Name)]}
@@ -201,6 +208,9 @@ func MakePlan(ctx context.Context, adm *kadm.Client, spec Spec) (*Plan, error) {
 	p.Partitions = ranges
 	if p.Resume {
 		p.Notes = append(p.Notes, fmt.Sprintf("an earlier run of %s left committed offsets: this run resumes from them (--restart starts again)", spec.Into))
+		if spec.Job == "" {
+			p.Notes = append(p.Notes, fmt.Sprintf(resumedNameNote+" %s, those of the earlier run their own start (--job-name keeps one name across runs)", p.Job))
+		}
 	}
 	if spec.Restart {
 		p.Notes = append(p.Notes, fmt.Sprintf("--restart: the groups' offsets, the tables and internal topics of %s and their local state are cleared first", spec.Into))

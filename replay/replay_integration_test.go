@@ -421,12 +421,26 @@ func TestIntegrationReplayResume(t *testing.T) {
 	if err == nil {
 		t.Fatal("the cancelled job reported success")
 	}
+	// The second run starts in another second than the first, so that its
+	// own name differs from the first run's.
+	kafkatest.WaitFor(t, 2*time.Second, "the next second", func() bool {
+		return replay.JobName("into", into, nil, time.Now()) != p.Job
+	})
 	p2, err := replay.MakePlan(t.Context(), f.adm, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !p2.Resume {
 		t.Fatalf("the second plan does not resume: resume %v, %d of %d records left", p2.Resume, p2.Remaining, p2.Records)
+	}
+	if p2.Job == p.Job {
+		t.Fatalf("the second plan is named %s before ContinueJob, as the first", p2.Job)
+	}
+	if err := p2.ContinueJob(t.Context(), f.opts); err != nil {
+		t.Fatal(err)
+	}
+	if p2.Job != p.Job {
+		t.Fatalf("the resumed job is named %s, want the first run's %s (notes %v)", p2.Job, p.Job, p2.Notes)
 	}
 	t.Logf("killed after %d of %d records", p2.Records-p2.Remaining, p2.Records)
 	if _, err := replay.Execute(t.Context(), f.adm, p2, replay.Options{Kafka: f.kafka, StateDir: state, PollInterval: 100 * time.Millisecond}); err != nil {
@@ -438,6 +452,11 @@ func TestIntegrationReplayResume(t *testing.T) {
 	}
 	if got := f.table(into + "-per-segment-table"); !equalMaps(got, wantS) {
 		t.Errorf("resumed per-segment %v, want %v", got, wantS)
+	}
+	for _, table := range []string{into + "-totals-table", into + "-per-segment-table"} {
+		if got := f.jobs(f.changelog(table, nil)); len(got) != 1 || got[p.Job] == 0 {
+			t.Errorf("resumed %s: values by replay job %v, want all named %s", table, got, p.Job)
+		}
 	}
 }
 

@@ -5,7 +5,8 @@
 //	GET /tables                                 the tables served, with their partitions
 //	GET /tables/{table}/{key}                   a value, its version, event time and writer
 //	GET /tables/{table}/{key}?as_of=<v|time>    the value at a version or an RFC 3339 event time
-//	GET /tables/{table}/{key}/lineage           the recorded versions, newest first (?events=true: with their input records, WithKafka)
+//	GET /tables/{table}/{key}/lineage           the recorded versions, newest first (?events=true: with their input records, WithKafka;
+//	                                            replay_job: the weft replay job that wrote a version, absent for live ones)
 //	GET /tables/{table}?prefix=&from=&limit=    keys in order, paginated with a cursor
 //	GET /tables/{table}/watch?key=|prefix=      changes as server-sent events, resumable (Last-Event-ID)
 //	GET /topology                               the running topology (topology.DescribeJSON)

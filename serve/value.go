@@ -26,6 +26,9 @@ type Value struct {
 	// ContributorsDropped counts the contributors not listed: unsampled,
 	// or beyond the recorded bound.
 	ContributorsDropped uint64 `json:"contributors_dropped,omitempty"`
+	// ReplayJob names the replay job (weft replay) that wrote the
+	// version; absent for a version of live processing.
+	ReplayJob string `json:"replay_job,omitempty"`
 }
 
 // Source is the last record of an input partition applied to a value: the
@@ -43,7 +46,7 @@ type Source struct {
 // valueOf renders an envelope.
 func valueOf(table, key string, env statestore.Envelope) Value {
 	v := Value{Table: table, Key: key, Version: env.Version, Writer: traceparent(env.Writer),
-		ContributorsDropped: env.Dropped}
+		ContributorsDropped: env.Dropped, ReplayJob: env.ReplayJob}
 	if json.Valid(env.Value) {
 		v.Value = env.Value
 	} else {

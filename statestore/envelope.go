@@ -14,7 +14,8 @@ import (
 //
 //	magic        2 bytes  'w' 'f'
 //	format       1 byte   1
-//	flags        1 byte   bit 0: writer span present; bit 1: sources have an index
+//	flags        1 byte   bit 0: writer span present; bit 1: sources have an index;
+//	                      bit 2: replay job present
 //	writer       25 bytes trace id (16), span id (8), trace flags (1); only with bit 0
 //	version      uvarint  number of updates of the key (1 for the first value)
 //	event time   varint   Unix nanoseconds of the event, 0 if unknown
@@ -23,7 +24,15 @@ import (
 //	                      the last applied source offset per input partition
 //	contributors uvarint n, then n × 25 bytes span: the coalesced writers (bounded)
 //	dropped      uvarint  contributors not listed (unsampled, or beyond the bound)
+//	replay job   uvarint length, then the name (at most 255 bytes) of the
+//	             replay job that wrote the version; only with bit 2
 //	value        the rest: the user value as encoded by the table codec
+//
+// The replay job (bit 2) was added to format 1 without changing its
+// number: a version written by live processing has no replay job and is
+// encoded byte for byte as before, and envelopes written before it decode
+// as they did (the field is absent). A weft older than the field refuses
+// the envelopes that have it (unknown flags) instead of misreading them.
 //
 // A reader that is not weft decodes the format with DecodeEnvelope, or
 // skips to the value: it starts after the fields above.
@@ -35,6 +44,7 @@ const (
 
 	flagWriter      byte = 1 << 0
 	flagSourceIndex byte = 1 << 1
+	flagReplayJob   byte = 1 << 2
 
 	spanRefLen = 16 + 8 + 1
 
@@ -45,6 +55,9 @@ const (
 	// maxSources bounds the source offsets a decoder accepts.
 	maxSources  = 4096
 	maxTopicLen = 255
+	// MaxReplayJobLen bounds the replay job name of an envelope; longer
+	// names are cut (weft replay refuses them).
+	MaxReplayJobLen = 255
 )
 
 // SpanRef identifies a span: the data of an OTel span context.
@@ -83,7 +96,10 @@ type Envelope struct {
 	Sources      []SourceOffset // last applied offset per input partition
 	Contributors []SpanRef      // coalesced writers, at most MaxContributors
 	Dropped      uint64         // contributors not listed: unsampled, or beyond MaxContributors
-	Value        []byte         // user value (table codec)
+	// ReplayJob names the replay job (weft replay) that wrote this
+	// version; "" for live processing, which costs no byte.
+	ReplayJob string
+	Value     []byte // user value (table codec)
 }
 
 // ErrNotEnvelope is returned by DecodeEnvelope for data that does not start
@@ -100,6 +116,9 @@ func AppendEnvelope(b []byte, e *Envelope) []byte {
 	var flags byte
 	if e.Writer != (SpanRef{}) {
 		flags |= flagWriter
+	}
+	if e.ReplayJob != "" {
+		flags |= flagReplayJob
 	}
 	flagsAt := len(b) + 3
 	b = append(b, envelopeMagic0, envelopeMagic1, EnvelopeFormat, flags)
@@ -150,6 +169,14 @@ func AppendEnvelope(b []byte, e *Envelope) []byte {
 		b = appendSpanRef(b, c)
 	}
 	b = binary.AppendUvarint(b, dropped)
+	if flags&flagReplayJob != 0 {
+		job := e.ReplayJob
+		if len(job) > MaxReplayJobLen {
+			job = job[:MaxReplayJobLen]
+		}
+		b = binary.AppendUvarint(b, uint64(len(job)))
+		b = append(b, job...)
+	}
 	return append(b, e.Value...)
 }
 
@@ -171,7 +198,7 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 	}
 	d := decoder{buf: data, pos: 4}
 	flags := data[3]
-	if flags&^(flagWriter|flagSourceIndex) != 0 {
+	if flags&^(flagWriter|flagSourceIndex|flagReplayJob) != 0 {
 		return e, fmt.Errorf("envelope has unknown flags %#x", flags)
 	}
 	if flags&flagWriter != 0 {
@@ -208,6 +235,10 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		}
 	}
 	e.Dropped = d.uvarint("dropped contributors")
+	if flags&flagReplayJob != 0 {
+		l := d.count("replay job length", MaxReplayJobLen, 1)
+		e.ReplayJob = string(d.bytes(int(l), "replay job"))
+	}
 	if d.err != nil {
 		return Envelope{}, d.err
 	}

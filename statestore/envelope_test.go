@@ -2,7 +2,9 @@ package statestore
 
 import (
 	"bytes"
+	"encoding/hex"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,7 +25,9 @@ func sampleEnvelope() Envelope {
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	for _, e := range []Envelope{sampleEnvelope(), {Value: []byte("x")}, {Version: 1}} {
+	withJob := sampleEnvelope()
+	withJob.ReplayJob = "into:bank-v2@20261202T023100Z"
+	for _, e := range []Envelope{sampleEnvelope(), {Value: []byte("x")}, {Version: 1}, withJob, {ReplayJob: "j", Value: []byte("y")}} {
 		data := AppendEnvelope(nil, &e)
 		got, err := DecodeEnvelope(data)
 		if err != nil {
@@ -115,6 +119,8 @@ func TestEnvelopeRejectsGarbage(t *testing.T) {
 		"huge count":     {'w', 'f', 1, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"truncated span": full[:10],
 		"truncated":      full[:len(full)-3],
+		"truncated job":  {'w', 'f', 1, 4, 1, 0, 0, 0, 0, 5, 'a', 'b'},
+		"huge job":       append([]byte{'w', 'f', 1, 4, 1, 0, 0, 0, 0, 0x80, 0x02}, make([]byte, 300)...),
 	} {
 		if _, err := DecodeEnvelope(data); err == nil {
 			t.Errorf("%s: decoded without error", name)
@@ -124,6 +130,8 @@ func TestEnvelopeRejectsGarbage(t *testing.T) {
 
 func FuzzDecodeEnvelope(f *testing.F) {
 	e := sampleEnvelope()
+	f.Add(AppendEnvelope(nil, &e))
+	e.ReplayJob = "into:bank-v2@20261202T023100Z"
 	f.Add(AppendEnvelope(nil, &e))
 	f.Add([]byte{'w', 'f', 1, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte("plain"))
@@ -149,4 +157,82 @@ func normalize(e Envelope) Envelope {
 		e.Value = nil
 	}
 	return e
+}
+
+// oldSampleEnvelope is sampleEnvelope as the code before the replay job
+// field (commit 24c98f9) encoded it, byte for byte.
+const oldSampleEnvelope = "7766010101020300000000000000000000000000040500000000000001078cc8b1c9c3bce58631020b62616e6b2d6576656e747306a4131262616e6b2d62616c616e6365732d6c6f6f7000000109000000000000000000000000000000090000000000000001027b2262616c616e6365223a3330307d"
+
+// Records stored before envelopes could name a replay job decode as they
+// did, and a version without one is encoded as it was: the field costs no
+// byte when absent.
+func TestEnvelopeWithoutReplayJobIsUnchanged(t *testing.T) {
+	old, err := hex.DecodeString(oldSampleEnvelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeEnvelope(old)
+	if err != nil {
+		t.Fatalf("an envelope of the old code does not decode: %v", err)
+	}
+	want := sampleEnvelope()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("old envelope decoded to\n %+v\nwant %+v", got, want)
+	}
+	if got.ReplayJob != "" {
+		t.Fatalf("old envelope names replay job %q", got.ReplayJob)
+	}
+	if enc := AppendEnvelope(nil, &want); !bytes.Equal(enc, old) {
+		t.Fatalf("an envelope without a replay job encodes to\n %x\nnot as before\n %x", enc, old)
+	}
+}
+
+// The replay job sets flag bit 2 and follows the dropped count:
+// uvarint(len), name.
+func TestEnvelopeLayoutReplayJob(t *testing.T) {
+	e := Envelope{Version: 2, ReplayJob: "r1", Value: []byte("v")}
+	want := []byte{'w', 'f', 1, 4} // flags: replay job only
+	want = append(want, 2, 0)      // version 2, no event time
+	want = append(want, 0)         // no sources
+	want = append(want, 0, 0)      // no contributors, none dropped
+	want = append(want, 2, 'r', '1')
+	want = append(want, 'v')
+	got := AppendEnvelope(nil, &e)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding\n got %v\nwant %v", got, want)
+	}
+	back, err := DecodeEnvelope(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, e) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", back, e)
+	}
+	if v, ok := envelopeVersion(got); !ok || v != 2 {
+		t.Fatalf("envelopeVersion = %d, %v; want 2", v, ok)
+	}
+	long := Envelope{ReplayJob: strings.Repeat("j", MaxReplayJobLen+10)}
+	back, err = DecodeEnvelope(AppendEnvelope(nil, &long))
+	if err != nil || len(back.ReplayJob) != MaxReplayJobLen {
+		t.Fatalf("a long job name: %d bytes back (%v), want it cut to %d", len(back.ReplayJob), err, MaxReplayJobLen)
+	}
+}
+
+// Live processing writes and reads envelopes without a replay job on
+// every record: neither allocates for it.
+func TestEnvelopeWithoutReplayJobAllocatesNothing(t *testing.T) {
+	e := Envelope{Writer: SpanRef{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Flags: 1}, Version: 9,
+		EventTime: time.Unix(1700000000, 0), Dropped: 3, Value: []byte(`{"n":1}`)}
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendEnvelope(buf[:0], &e) }); n != 0 {
+		t.Errorf("AppendEnvelope: %v allocations, want 0", n)
+	}
+	data := AppendEnvelope(nil, &e)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := DecodeEnvelope(data); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("DecodeEnvelope: %v allocations, want 0", n)
+	}
 }

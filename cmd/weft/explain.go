@@ -28,7 +28,8 @@ newest first, each with the event time, the traceparent of the span that
 wrote it (look it up in Jaeger, Tempo, ...), the source record
 (topic/partition@offset; for a record that reached the table through a
 repartition topic, the record upstream that emitted it,
-topic/partition@offset#n for its n-th output) and the value.
+topic/partition@offset#n for its n-th output), the replay job that wrote
+it (weft replay; "-" for live processing) and the value.
 
 The history is rebuilt from the table topic into a temporary local store, so
 it goes back as far as the topic still holds versions of the key (a
@@ -58,9 +59,9 @@ on a terminal, or a log line every --progress-interval otherwise.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d %s, newest first\n", table, args[1], len(versions), noun)
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tEVENT TIME\tWRITER TRACEPARENT\tSOURCE\tVALUE")
+			fmt.Fprintln(tw, "VERSION\tEVENT TIME\tWRITER TRACEPARENT\tSOURCE\tREPLAY JOB\tVALUE")
 			for _, v := range versions {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Version, formatTime(v.EventTime), writerTraceparent(v), sourceOf(v), v.Value)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Version, formatTime(v.EventTime), writerTraceparent(v), sourceOf(v), replayJobOf(v), v.Value)
 			}
 			return tw.Flush()
 		},
@@ -152,6 +153,14 @@ func sourceOf(v statestore.Envelope) string {
 	return fmt.Sprintf("%s/%d@%d", s.Topic, s.Partition, s.Offset)
 }
 
+// replayJobOf is the replay job that wrote v, "-" for live processing.
+func replayJobOf(v statestore.Envelope) string {
+	if v.ReplayJob == "" {
+		return "-"
+	}
+	return v.ReplayJob
+}
+
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -169,10 +178,13 @@ type versionJSON struct {
 	// Contributors are the spans of the records coalesced into the
 	// version (the record cache, suppress) whose traces are sampled,
 	// Dropped the others (unsampled, or beyond the bound).
-	Contributors []string        `json:"contributors,omitempty"`
-	Dropped      uint64          `json:"contributors_dropped,omitempty"`
-	Value        json.RawMessage `json:"value,omitempty"`
-	ValueText    string          `json:"value_text,omitempty"`
+	Contributors []string `json:"contributors,omitempty"`
+	Dropped      uint64   `json:"contributors_dropped,omitempty"`
+	// ReplayJob names the replay job that wrote the version (absent:
+	// live processing).
+	ReplayJob string          `json:"replay_job,omitempty"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	ValueText string          `json:"value_text,omitempty"`
 }
 
 func writeVersionsJSON(w io.Writer, versions []statestore.Envelope) error {
@@ -192,7 +204,7 @@ func writeVersionsJSON(w io.Writer, versions []statestore.Envelope) error {
 			sc := processors.SpanContextOf(c)
 			out.Contributors = append(out.Contributors, fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
 		}
-		out.Dropped = v.Dropped
+		out.Dropped, out.ReplayJob = v.Dropped, v.ReplayJob
 		if json.Valid(v.Value) {
 			out.Value = v.Value
 		} else if len(v.Value) > 0 {

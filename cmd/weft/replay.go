@@ -115,6 +115,7 @@ type replayFlags struct {
 	inPlace     bool
 	rewindOnly  bool
 	force       bool
+	jobName     string
 }
 
 func newReplayCommand(g *globalFlags) *cobra.Command {
@@ -143,7 +144,11 @@ rebuilt tables with the live ones afterwards (exit code 1 on differences).
 
 Replayed records run in spans marked weft.replay=true, new roots linked
 (replayed_from) to the records' original trace context, sampled at
---sample-ratio.
+--sample-ratio. Every version the job writes names it in its lineage
+(weft explain, GET /tables/{table}/{key}/lineage: replay_job): by default
+<mode>:<app>[/<pipelines>]@<start time>, such as into:bank-v2@20261202T023100Z
+(the plan and the logs print it; a resumed job keeps the name of its first
+run), or --job-name; a live version names none.
 
 In place (--in-place [start] [--rewind-only] [--force]): rewind the live
 tables to their state just before the start offsets, from their changelogs
@@ -185,6 +190,7 @@ partition is read.`,
 	fl.DurationVar(&f.progress, "progress-interval", 5*time.Second, "how often to log progress when stderr is not a terminal")
 	fl.BoolVar(&f.inPlace, "in-place", false, "rewind the live tables to their state before the start offsets, reset the live groups' offsets there and reprocess to the end")
 	fl.BoolVar(&f.rewindOnly, "rewind-only", false, "with --in-place: stop at the start offsets (the next weft run reprocesses from there)")
+	fl.StringVar(&f.jobName, "job-name", "", "name of the job in the lineage of every version it writes (default <mode>:<app>[/<pipelines>]@<start time>)")
 	fl.BoolVar(&f.force, "force", false, "with --in-place: run although the live groups have members, waiting for them to leave (for instances that are gone)")
 	return cmd
 }
@@ -240,6 +246,14 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	if !f.inPlace && (f.rewindOnly || f.force) {
 		return &usageError{errors.New("--rewind-only and --force apply to --in-place only")}
 	}
+	if cmd.Flags().Changed("job-name") {
+		if f.key != "" {
+			return &usageError{errors.New("--job-name names a job that writes tables; --key only reads")}
+		}
+		if err := replay.CheckJobName(f.jobName); err != nil {
+			return &usageError{fmt.Errorf("--job-name: %w", err)}
+		}
+	}
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -280,7 +294,10 @@ func runReplay(cmd *cobra.Command, g *globalFlags, f *replayFlags, path string) 
 	if f.inPlace {
 		return runInPlace(ctx, cmd, log, k, opts, adm, g.stateDir, f, file, from)
 	}
-	plan, err := replay.MakePlan(ctx, adm, replay.Spec{File: file, Into: f.into, Pipelines: f.pipelines, From: from, Until: until, Restart: f.restart})
+	plan, err := replay.MakePlan(ctx, adm, replay.Spec{File: file, Into: f.into, Pipelines: f.pipelines, From: from, Until: until, Restart: f.restart, Job: f.jobName})
+	if err == nil {
+		err = plan.ContinueJob(ctx, opts) // a resumed run keeps the earlier run's name
+	}
 	if err != nil {
 		return k.Explain(err)
 	}
@@ -331,7 +348,7 @@ func runInPlace(ctx context.Context, cmd *cobra.Command, log *slog.Logger, k kaf
 	stateDir string, f *replayFlags, file *topofile.File, from replay.From) error {
 	out := cmd.OutOrStdout()
 	ip, err := replay.MakeInPlacePlan(ctx, adm, opts, replay.InPlaceSpec{File: file, Pipelines: f.pipelines, From: from,
-		RewindOnly: f.rewindOnly, Force: f.force, StateDir: stateDir})
+		RewindOnly: f.rewindOnly, Force: f.force, StateDir: stateDir, Job: f.jobName})
 	if err != nil {
 		return k.Explain(err)
 	}
@@ -376,6 +393,7 @@ func printInPlacePlan(w io.Writer, ip *replay.InPlacePlan) {
 		mode = "rewind only"
 	}
 	fmt.Fprintf(w, "replay %s (app %s) in place: %s\n", ip.File, ip.App, mode)
+	fmt.Fprintf(w, "job: %s (named in the lineage of every version it writes)\n", ip.Job)
 	fmt.Fprintln(w, "groups:")
 	for _, g := range ip.Groups {
 		fmt.Fprintf(w, "  %s (reads %s, table %s)\n", g.Group, strings.Join(g.Input, ", "), g.Table)
@@ -464,6 +482,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func printPlan(w io.Writer, p *replay.Plan) {
 	fmt.Fprintf(w, "replay %s (app %s) into %s\n", p.File, p.App, p.Into)
+	fmt.Fprintf(w, "job: %s (named in the lineage of every version it writes)\n", p.Job)
 	fmt.Fprintln(w, "groups:")
 	for _, g := range p.Groups {
 		table := ""
@@ -501,7 +520,7 @@ func printPlan(w io.Writer, p *replay.Plan) {
 }
 
 func printSummary(w io.Writer, s *replay.Summary) {
-	fmt.Fprintf(w, "replayed %d records into %s in %.1fs (%.0f records/s)\n", s.Records, s.Plan.Into, s.Seconds, s.Rate)
+	fmt.Fprintf(w, "replayed %d records into %s in %.1fs (%.0f records/s), job %s\n", s.Records, s.Plan.Into, s.Seconds, s.Rate, s.Plan.Job)
 	for _, g := range s.Groups {
 		fmt.Fprintf(w, "  %s: processed %d, rejected %d, already applied %d\n", g.Group, g.Processed, g.Rejected, g.Skipped)
 	}

@@ -88,6 +88,9 @@ pipelines:
 	out, err = weft(t.Context(), append([]string{"replay", file, "--into", into, "--execute", "--verify", "--json",
 		"--state-dir", filepath.Join(dir, "replay-state")}, common...)...)
 	var summary struct {
+		Plan struct {
+			Job string `json:"job"`
+		} `json:"plan"`
 		Records int64 `json:"records"`
 		Verify  []struct {
 			Equal, Different, MissingInRebuilt, MissingInLive int
@@ -102,6 +105,50 @@ pipelines:
 	out, err = weft(t.Context(), append([]string{"get", into + "-balances", "acc-7"}, common...)...)
 	if err != nil || strings.TrimSpace(out) != fmt.Sprint(want["acc-7"]) {
 		t.Fatalf("rebuilt acc-7 = %q (%v), want %d", out, err, want["acc-7"])
+	}
+	// The lineage of a rebuilt value names the job, a live one none.
+	if !regexp.MustCompile(`^into:` + regexp.QuoteMeta(into) + `@\d{8}T\d{6}Z$`).MatchString(summary.Plan.Job) {
+		t.Fatalf("the job is named %q, want into:%s@<start time>:\n%s", summary.Plan.Job, into, out)
+	}
+	jobsOf := func(group string) map[string]int {
+		t.Helper()
+		out, err := weft(t.Context(), append([]string{"explain", group, "acc-7", "--json"}, common...)...)
+		if err != nil {
+			t.Fatalf("explain %s acc-7 --json: %v\n%s", group, err, out)
+		}
+		jobs := map[string]int{}
+		for line := range strings.Lines(out) {
+			var v struct {
+				ReplayJob *string `json:"replay_job"`
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatalf("explain --json line %q: %v", line, err)
+			}
+			if v.ReplayJob == nil {
+				jobs[""]++
+			} else {
+				jobs[*v.ReplayJob]++
+			}
+		}
+		return jobs
+	}
+	if got := jobsOf(into + "-balances"); len(got) != 1 || got[summary.Plan.Job] == 0 {
+		t.Errorf("explain of the rebuilt acc-7: versions by replay job %v, want all named %s", got, summary.Plan.Job)
+	}
+	if got := jobsOf(app + "-balances"); len(got) != 1 || got[""] == 0 {
+		t.Errorf("explain of the live acc-7: versions by replay job %v, want none named", got)
+	}
+	out, err = weft(t.Context(), append([]string{"explain", into + "-balances", "acc-7"}, common...)...)
+	if err != nil || !strings.Contains(out, "REPLAY JOB") || !strings.Contains(out, " "+summary.Plan.Job+" ") {
+		t.Errorf("explain of the rebuilt acc-7 does not name the job %s: %v\n%s", summary.Plan.Job, err, out)
+	}
+	if _, err := weft(t.Context(), append([]string{"replay", file, "--into", into, "--job-name", "two words"}, common...)...); err == nil ||
+		!strings.Contains(err.Error(), "--job-name") {
+		t.Errorf("--job-name with a space: %v, want a usage error naming the flag", err)
+	}
+	out, err = weft(t.Context(), append([]string{"replay", file, "--into", into + "-named", "--job-name", "fix-2026-05-28"}, common...)...)
+	if err != nil || !strings.Contains(out, "job: fix-2026-05-28 ") {
+		t.Errorf("the plan of a named job: %v\n%s", err, out)
 	}
 	out, err = weft(t.Context(), append([]string{"replay", file, "--key", "acc-7", "--until-time", time.Now().Format(time.RFC3339), "--json"}, common...)...)
 	var st struct {
@@ -315,8 +362,9 @@ wait:
 	}
 	var summary struct {
 		Plan struct {
-			Resume    bool  `json:"resume"`
-			Remaining int64 `json:"remaining"`
+			Resume    bool   `json:"resume"`
+			Remaining int64  `json:"remaining"`
+			Job       string `json:"job"`
 		} `json:"plan"`
 	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &summary); err != nil {
@@ -327,6 +375,11 @@ wait:
 	}
 	if got := readTable(t, opts, killed+"-balances-table"); !maps.Equal(got, wholeTable) {
 		t.Errorf("killed and resumed: %v\nuninterrupted: %v", got, wholeTable)
+	}
+	// The resumed run (seconds later) keeps the killed run's job name.
+	first := regexp.MustCompile(`(?m)^job: (\S+) \(named`).FindStringSubmatch(output.String())
+	if first == nil || summary.Plan.Job != first[1] {
+		t.Errorf("the resumed job is named %q, want the killed run's name (%v):\n%s", summary.Plan.Job, first, output.String())
 	}
 }
 

@@ -123,7 +123,7 @@ func (c *Client) Lineage(ctx context.Context, table, key string) ([]statestore.E
 
 // envelopeOf turns an API value back into the envelope it shows.
 func envelopeOf(v serve.Value) (statestore.Envelope, error) {
-	env := statestore.Envelope{Version: v.Version, Value: v.Value, Dropped: v.ContributorsDropped}
+	env := statestore.Envelope{Version: v.Version, Value: v.Value, Dropped: v.ContributorsDropped, ReplayJob: v.ReplayJob}
 	if v.ValueText != "" {
 		env.Value = []byte(v.ValueText)
 	}

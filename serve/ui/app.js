@@ -199,6 +199,7 @@ function renderLineage(versions) {
     const li = el("li", { class: "version", "data-version": String(v.version) });
     li.append(el("div", { class: "head" }, `version ${v.version}`), el("div", {}, "event time ", el("time", {}, v.event_time || "none")),
       el("div", {}, "writer ", traceLink(v.writer_traceparent)));
+    if (v.replay_job) li.append(el("div", { class: "replay-job" }, "written by replay job ", el("code", {}, v.replay_job)));
     if (v.sources && v.sources.length) {
       const ul = el("ul", { class: "sources", "aria-label": "sources" });
       v.sources.forEach((s, i) => ul.append(el("li", {}, (i === 0 ? "made by " : "after ") + `${s.topic}/${s.partition}@${s.offset}` +
