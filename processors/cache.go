@@ -304,8 +304,9 @@ type versionInput struct {
 // updated in place, so that a key updated many times between flushes
 // costs one allocation per flush instead of one per update; readers of
 // other goroutines copy it under p.mu (get), and a flush takes it away
-// from the entry before it encodes it.
-func (c *recordCache) set(p *cachePart, e *cacheEntry, in versionInput) *Stored {
+// from the entry before it encodes it. lost: in's writer, of a sampled
+// trace, could not be listed among the contributors (see appendContributor).
+func (c *recordCache) set(p *cachePart, e *cacheEntry, in versionInput) (_ *Stored, lost bool) {
 	p.mu.Lock()
 	var v *Stored
 	switch {
@@ -317,22 +318,22 @@ func (c *recordCache) set(p *cachePart, e *cacheEntry, in versionInput) *Stored 
 			v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
 		}
 		v.Value, v.Meta.Writer, v.Meta.EventTime, v.Meta.Version = in.value, in.writer, in.eventTime, v.Meta.Version+1
-		v.Meta.Contributors, v.Meta.Dropped = appendContributor(v.Meta.Contributors, v.Meta.Dropped, in.writer)
+		v.Meta.Contributors, v.Meta.Dropped, lost = appendContributor(v.Meta.Contributors, v.Meta.Dropped, in.writer)
 	case in.collect:
 		// The contributors continue those of the flushed version.
 		v = newVersion(e.value, in)
-		v.Meta.Contributors, v.Meta.Dropped = addContributor(e.value, in.writer)
+		v.Meta.Contributors, v.Meta.Dropped, lost = addContributor(e.value, in.writer)
 	default:
 		// The first update since the flush: a new list, which later
 		// updates grow in place up to MaxContributors.
 		v = newVersion(e.value, in)
-		v.Meta.Contributors, v.Meta.Dropped = appendContributor(nil, 0, in.writer)
+		v.Meta.Contributors, v.Meta.Dropped, _ = appendContributor(nil, 0, in.writer)
 	}
 	e.owned = true
 	c.updateLocked(p, e, v)
 	p.mu.Unlock()
 	c.checkBudget(p)
-	return v
+	return v, lost
 }
 
 // remove makes e's key deleted (not flushed yet).
@@ -427,11 +428,15 @@ func (p *cachePart) unlinkDirty(e *cacheEntry) {
 // appendContributor adds w to a version's contributors: listed if its
 // trace is sampled and the list has room, else counted in dropped (see
 // listedContributor).
-func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
-	if !listedContributor(w) || len(have) >= statestore.MaxContributors {
-		return have, dropped + 1
+// lost: w is of a sampled trace but the list is full.
+func appendContributor(have []statestore.SpanRef, dropped uint64, w statestore.SpanRef) (_ []statestore.SpanRef, _ uint64, lost bool) {
+	if !listedContributor(w) {
+		return have, dropped + 1, false
 	}
-	return append(have, w), dropped
+	if len(have) >= statestore.MaxContributors {
+		return have, dropped + 1, true
+	}
+	return append(have, w), dropped, false
 }
 
 // resize updates the budget's account of e; p.mu is held.

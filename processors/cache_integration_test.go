@@ -368,3 +368,33 @@ func TestIntegrationRecordCacheUnsampled(t *testing.T) {
 		t.Fatalf("changelog traceparent %q, want the writer's %q", got, want)
 	}
 }
+
+// A key updated by more sampled records between two flushes than a
+// version may list keeps the first MaxContributors and counts the rest,
+// in the version (Dropped) and in the tally (LinksDropped, the metric
+// weft.links.dropped).
+func TestIntegrationRecordCacheLinksDropped(t *testing.T) {
+	e := newEnv(t)
+	input, group := kafkatest.Topic(t, "cached-full"), kafkatest.Group(t, "counter")
+	const n = statestore.MaxContributors + 12
+	var recs [][3]string
+	for i := range n {
+		tp, _, _ := traceparent(i)
+		recs = append(recs, [3]string{"k", "x", tp})
+	}
+	e.produce(input, recs...)
+	rt := e.runtime()
+	r := e.start(rt, counterGraph(rt, group, input), t.TempDir(), processors.WithRecordCache(processors.DefaultCacheMaxBytes, time.Hour))
+	waitTally(t, r, n)
+	if got := rt.Tally().LinksDropped(); got != n-statestore.MaxContributors {
+		t.Fatalf("LinksDropped = %d, want %d (%d sampled contributors, %d listed)", got, n-statestore.MaxContributors, n, statestore.MaxContributors)
+	}
+	if err := r.p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st := storedOf(t, r, "k")
+	if st.Value.(int64) != n || len(st.Meta.Contributors) != statestore.MaxContributors || st.Meta.Dropped != n-statestore.MaxContributors {
+		t.Fatalf("stored %v with %d contributors listed and %d dropped, want %d, %d and %d",
+			st.Value, len(st.Meta.Contributors), st.Meta.Dropped, n, statestore.MaxContributors, n-statestore.MaxContributors)
+	}
+}

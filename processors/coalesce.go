@@ -112,6 +112,9 @@ func (c *Coalescer) Add(ctx goka.Context, key string, value any) {
 		e.links = append(e.links, tracing.Link(sc, tracing.LinkCoalesced))
 	} else {
 		e.dropped++
+		if sc.IsSampled() && c.rt != nil {
+			c.rt.tally.linksDropped.Add(1)
+		}
 	}
 }
 

@@ -243,11 +243,17 @@ func (c *Context) setValue(value any, collect bool, options []goka.ContextOption
 		c.prev = next
 	case c.cpart != nil:
 		// Into the record cache, which may update its value in place.
-		c.prev = c.rt.cache.set(c.cpart, c.centry, in)
+		var lost bool
+		if c.prev, lost = c.rt.cache.set(c.cpart, c.centry, in); lost {
+			c.rt.tally.linksDropped.Add(1)
+		}
 	default:
 		next := newVersion(c.prev, in)
 		if collect {
-			next.Meta.Contributors, next.Meta.Dropped = addContributor(c.prev, in.writer)
+			var lost bool
+			if next.Meta.Contributors, next.Meta.Dropped, lost = addContributor(c.prev, in.writer); lost {
+				c.rt.tally.linksDropped.Add(1)
+			}
 		}
 		c.g.SetValue(next, c.withHeaders(options)...)
 		c.prev = next
@@ -302,7 +308,7 @@ func newStored(value any, n int) *Stored {
 
 // addContributor returns the contributors of prev plus w (see
 // appendContributor); it copies instead of extending prev's.
-func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, uint64) {
+func addContributor(prev *Stored, w statestore.SpanRef) ([]statestore.SpanRef, uint64, bool) {
 	if prev == nil {
 		return appendContributor(nil, 0, w)
 	}

@@ -26,9 +26,12 @@ type Tally struct {
 	processed atomic.Int64
 	replayed  atomic.Int64
 	rejected  atomic.Int64 // records rejected (each once, see Reject)
-	mu        sync.Mutex
-	byReason  map[string]int64
-	branches  []*BranchTally
+	// linksDropped counts contributors of sampled traces that a version
+	// or a coalesced output could not list (its bound was reached).
+	linksDropped atomic.Int64
+	mu           sync.Mutex
+	byReason     map[string]int64
+	branches     []*BranchTally
 	// Rejections logged one by one in the current log window, and those
 	// only counted (see Reject).
 	logWindow time.Time
@@ -118,6 +121,14 @@ func NewTally(logger *slog.Logger) *Tally {
 
 // Processed returns the number of records handled successfully.
 func (b *Tally) Processed() int64 { return b.processed.Load() }
+
+// LinksDropped returns how many contributors of sampled traces were not
+// linked because the version or coalesced output they contributed to
+// already listed as many as it may (statestore.MaxContributors for table
+// versions, the coalescer's link bound): their traces lose the
+// coalesced link, which the span attribute weft.links.dropped counts
+// too. Unsampled contributors are not counted: there is no trace to link.
+func (b *Tally) LinksDropped() int64 { return b.linksDropped.Load() }
 
 // Replayed returns the number of redelivered records that were already
 // applied to the state and therefore skipped.

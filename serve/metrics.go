@@ -21,9 +21,13 @@ import (
 // Metric names (OTel); Prometheus sees them with dots as underscores and
 // counters with the suffix _total (weft_records_processed_total).
 const (
-	MetricRecordsProcessed   = "weft.records.processed"
-	MetricRecordsRejected    = "weft.records.rejected"
-	MetricRecordsReplayed    = "weft.records.replayed"
+	MetricRecordsProcessed = "weft.records.processed"
+	MetricRecordsRejected  = "weft.records.rejected"
+	MetricRecordsReplayed  = "weft.records.replayed"
+	// MetricLinksDropped counts contributors of sampled traces that a
+	// table version or coalesced output could not link (its bound was
+	// reached; processors.Tally.LinksDropped).
+	MetricLinksDropped       = "weft.links.dropped"
 	MetricPartitionsAssigned = "weft.table.partitions.assigned"
 	MetricPartitionsReady    = "weft.table.partitions.ready"
 	MetricCacheFlushes       = "weft.cache.flushes"
@@ -114,6 +118,8 @@ type observed struct {
 //
 //   - weft.records.processed, weft.records.replayed (group) and
 //     weft.records.rejected (group, reason): the processor's Tally;
+//   - weft.links.dropped (group): contributors of sampled traces not
+//     linked because their version or coalesced output was full (Tally);
 //   - weft.process.duration (group): the histogram of the processing
 //     duration of every input record handled (processed, replayed or
 //     rejected), in seconds, from the processor's Latency;
@@ -162,7 +168,9 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 		metric.WithDescription("Changelog records a restoring table partition has still to restore"))
 	lookups, err13 := meter.Int64ObservableCounter(MetricCacheLookups, metric.WithUnit("{lookup}"),
 		metric.WithDescription("Lookups of records' keys in the record cache, by result (hit: cached, miss: read from the store)"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13); err != nil {
+	linksDropped, err14 := meter.Int64ObservableCounter(MetricLinksDropped, metric.WithUnit("{link}"),
+		metric.WithDescription("Contributors of sampled traces not linked by the version or coalesced output they made, because it listed as many as it may"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13, err14); err != nil {
 		return fmt.Errorf("create the metrics: %w", err)
 	}
 	var obs []observed
@@ -185,6 +193,7 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 			if t := o.tally; t != nil {
 				ob.ObserveInt64(processed, t.Processed(), o.attrs)
 				ob.ObserveInt64(replayed, t.Replayed(), o.attrs)
+				ob.ObserveInt64(linksDropped, t.LinksDropped(), o.attrs)
 				for reason, n := range t.RejectedByReason() {
 					ob.ObserveInt64(rejected, n, metric.WithAttributes(attribute.String("group", o.group), attribute.String("reason", reason)))
 				}
@@ -205,7 +214,7 @@ func (m *Metrics) Observe(procs ...*processors.Processor) error {
 			observeStats(ctx, ob, statsInstruments{lag: lag, delay: delay, restore: restore}, o)
 		}
 		return nil
-	}, processed, rejected, replayed, assigned, ready, flushes, lag, delay, cacheSize, cacheEntries, storeSize, restore, lookups)
+	}, processed, rejected, replayed, assigned, ready, flushes, lag, delay, cacheSize, cacheEntries, storeSize, restore, lookups, linksDropped)
 	if err != nil {
 		return fmt.Errorf("register the metrics callback: %w", err)
 	}

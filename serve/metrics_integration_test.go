@@ -154,6 +154,7 @@ func TestIntegrationMetrics(t *testing.T) {
 	}{
 		{"weft_records_processed_total", map[string]string{"group": group}, 17},
 		{"weft_records_replayed_total", map[string]string{"group": group}, 0},
+		{"weft_links_dropped_total", map[string]string{"group": group}, 0},
 		{"weft_records_rejected_total", map[string]string{"group": group, "reason": "decode"}, 3},
 		{"weft_records_rejected_total", map[string]string{"group": group, "reason": "negative"}, 2},
 		{"weft_table_partitions_assigned", map[string]string{"group": group, "table": group + "-table"}, partitions},
