@@ -75,11 +75,29 @@ type Config struct {
 	GroupUserData []byte
 }
 
-// SASL holds SASL credentials.
+// SASL holds SASL credentials: the flags --sasl-mechanism, --sasl-user
+// and --sasl-password, and the sasl key of a topology file. Mechanism is
+// empty (no SASL) or one of SASLMechanisms, in any case. Its String and
+// GoString never show the password, so that %v, %+v and %#v of a Config
+// or of a topology file can be logged.
 type SASL struct {
 	Mechanism string
 	User      string
 	Password  string
+}
+
+// SASLMechanisms names the SASL mechanisms weft supports, as error
+// messages list them.
+const SASLMechanisms = "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+
+// SupportedSASLMechanism reports whether m (in any case) is empty, meaning
+// no SASL, or a mechanism weft supports.
+func SupportedSASLMechanism(m string) bool {
+	switch strings.ToUpper(m) {
+	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		return true
+	}
+	return false
 }
 
 // String hides the password.
@@ -89,6 +107,9 @@ func (s SASL) String() string {
 	}
 	return fmt.Sprintf("%s user=%s password=***", s.Mechanism, s.User)
 }
+
+// GoString hides the password.
+func (s SASL) GoString() string { return "kafkaclient.SASL{" + s.String() + "}" }
 
 func (c Config) withDefaults() Config {
 	if c.ClientID == "" {
@@ -124,10 +145,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("start offset %q is neither %q nor %q", c.StartOffset, StartEarliest, StartLatest)
 	}
-	switch strings.ToUpper(c.SASL.Mechanism) {
-	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
-	default:
-		return fmt.Errorf("SASL mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+	if !SupportedSASLMechanism(c.SASL.Mechanism) {
+		return fmt.Errorf("SASL mechanism %q is not supported (use %s)", c.SASL.Mechanism, SASLMechanisms)
 	}
 	if c.Version != "" {
 		if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {

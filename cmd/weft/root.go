@@ -102,7 +102,7 @@ flag's help names its variable.`,
 	pf.IntVar(&g.partitions, "partitions", 8, "partitions of input topics weft creates")
 	pf.IntVar(&g.replication, "replication-factor", -1, "replication factor of topics weft creates (-1: the brokers' default)")
 	pf.BoolVar(&g.tls, "tls", false, "connect to Kafka with TLS")
-	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: "+kafkaclient.SASLMechanisms+" (empty: no SASL)")
 	pf.StringVar(&g.saslUser, "sasl-user", "", "SASL user name")
 	pf.StringVar(&g.saslPassword, "sasl-password", "", "SASL password (prefer WEFT_SASL_PASSWORD; never logged)")
 	pf.DurationVar(&g.giveUpAfter, "give-up-after", 0, "stop a processor that has been without the Kafka cluster this long, e.g. 5m, for a supervisor to restart it (0: keep reconnecting)")
