@@ -25,7 +25,7 @@ func (id TopicIdentity) Differs(other TopicIdentity) bool {
 // TopicIdentities returns the identity of each of topics that exists
 // (missing topics are not in the map), from one metadata request.
 func (c Config) TopicIdentities(sc *sarama.Config, topics []string) (map[string]TopicIdentity, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	cc := copyConfig(sc, "")
 	cc.Metadata.AllowAutoTopicCreation = false // asking must not create
 	client, err := sarama.NewClient(c.Brokers, cc)

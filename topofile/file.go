@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/internal/yamlpos"
 	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
 )
@@ -69,6 +70,24 @@ type File struct {
 	// at is where the file declares a node: the step that makes a table,
 	// a join or a suppress, the stream of a source.
 	at map[*topology.Node]*yaml.Node
+}
+
+// RecordCache is the record cache the file asks for each group's table
+// (processors.WithRecordCache): cache_max_bytes and commit_interval, the
+// processors' defaults (DefaultCacheMaxBytes, DefaultCommitInterval) where
+// the file does not set them. A nil File asks for the defaults.
+func (f *File) RecordCache() (maxBytes int64, commitInterval time.Duration) {
+	maxBytes, commitInterval = processors.DefaultCacheMaxBytes, processors.DefaultCommitInterval
+	if f == nil {
+		return maxBytes, commitInterval
+	}
+	if f.CacheMaxBytes != nil {
+		maxBytes = *f.CacheMaxBytes
+	}
+	if f.CommitInterval > 0 {
+		commitInterval = f.CommitInterval
+	}
+	return maxBytes, commitInterval
 }
 
 // Source is a topic a topology file reads or writes, with its codec name.
