@@ -38,6 +38,8 @@ type config struct {
 	reconnect      reconnectConfig
 	cacheMaxBytes  int64
 	commitInterval time.Duration
+
+	restoreProgress restoreProgress // WithRestoreProgress
 }
 
 // DefaultStateDir is the directory under which state stores live unless
