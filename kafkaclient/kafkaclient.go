@@ -514,11 +514,9 @@ func (c Config) PartitionCounts(ctx context.Context, topics []string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	cc := copyConfig(sc, "")
-	cc.Metadata.AllowAutoTopicCreation = false // asking must not create
-	client, err := sarama.NewClient(c.Brokers, cc)
+	client, err := c.askingClient(sc)
 	if err != nil {
-		return nil, c.Explain(fmt.Errorf("connect: %w", err))
+		return nil, err
 	}
 	defer client.Close()
 	// One metadata request for all topics: asking for missing topics one
