@@ -16,7 +16,7 @@ import (
 // credentials and client id, for tools that read topics without a consumer
 // group (weft consume). It validates the configuration first.
 func (c Config) FranzOptions() ([]kgo.Opt, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 // needs: its read timeout exceeds the rebalance timeout it asks for, while
 // other clients keep sarama's read timeout.
 func TestGroupConfigOutwaitsRebalance(t *testing.T) {
-	sc := Config{Brokers: []string{"127.0.0.1:1"}}.withDefaults().base()
+	sc := Config{Brokers: []string{"127.0.0.1:1"}}.WithDefaults().base()
 	gc := GroupConfig(sc, "x")
 	if gc.Net.ReadTimeout <= gc.Consumer.Group.Rebalance.Timeout {
 		t.Fatalf("group client read timeout %s does not exceed the rebalance timeout %s", gc.Net.ReadTimeout, gc.Consumer.Group.Rebalance.Timeout)

@@ -22,22 +22,32 @@ func (id TopicIdentity) Differs(other TopicIdentity) bool {
 	return differ(id.ClusterID, other.ClusterID) || differ(id.TopicID, other.TopicID)
 }
 
-// TopicIdentities returns the identity of each of topics that exists
-// (missing topics are not in the map), from one metadata request.
-func (c Config) TopicIdentities(sc *sarama.Config, topics []string) (map[string]TopicIdentity, error) {
-	c = c.withDefaults()
+// askingClient connects a client that asks about topics: its metadata
+// requests never create one.
+func (c Config) askingClient(sc *sarama.Config) (sarama.Client, error) {
 	cc := copyConfig(sc, "")
 	cc.Metadata.AllowAutoTopicCreation = false // asking must not create
 	client, err := sarama.NewClient(c.Brokers, cc)
 	if err != nil {
 		return nil, c.Explain(fmt.Errorf("connect: %w", err))
 	}
+	return client, nil
+}
+
+// TopicIdentities returns the identity of each of topics that exists
+// (missing topics are not in the map), from one metadata request.
+func (c Config) TopicIdentities(sc *sarama.Config, topics []string) (map[string]TopicIdentity, error) {
+	c = c.WithDefaults()
+	client, err := c.askingClient(sc)
+	if err != nil {
+		return nil, err
+	}
 	defer client.Close()
 	b, err := client.Controller() // any connected broker answers metadata
 	if err != nil {
 		return nil, c.Explain(fmt.Errorf("find a broker to ask for topic ids: %w", err))
 	}
-	resp, err := b.GetMetadata(sarama.NewMetadataRequest(cc.Version, topics))
+	resp, err := b.GetMetadata(sarama.NewMetadataRequest(sc.Version, topics))
 	if err != nil {
 		return nil, c.Explain(fmt.Errorf("read the ids of topics %v: %w", topics, err))
 	}

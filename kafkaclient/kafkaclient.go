@@ -35,32 +35,57 @@ const (
 	StartLatest   StartOffset = "latest"
 )
 
-// Config describes how weft connects to Kafka.
+// Defaults of a Config: what an unset (zero) field means. The flags of
+// the weft command default to these too.
+const (
+	// DefaultClientID is the client id of an unset ClientID.
+	DefaultClientID = "weft"
+	// DefaultStartOffset is where new consumer groups start: the
+	// earliest offset, so that a new read model is built from the whole
+	// history.
+	DefaultStartOffset = StartEarliest
+	// DefaultReplicationFactor (-1) leaves the replication factor of the
+	// topics weft creates to the brokers' default.replication.factor.
+	DefaultReplicationFactor = -1
+	// DefaultPartitions is the partition count of the input topics weft
+	// creates when they are missing.
+	DefaultPartitions = 8
+	// DefaultDialTimeout bounds each connection attempt.
+	DefaultDialTimeout = 10 * time.Second
+)
+
+// Config describes how weft connects to Kafka. Its zero fields take the
+// defaults above, applied in one place (WithDefaults) by every method.
 type Config struct {
 	// Brokers is the bootstrap broker list (host:port).
 	Brokers []string
-	// ClientID names the client in broker logs and quotas; default "weft".
+	// ClientID names the client in broker logs and quotas; default
+	// DefaultClientID.
 	ClientID string
 	// Version is the Kafka protocol version to speak, e.g. "3.7.0". Empty
 	// means: ask the brokers (ApiVersions) and pick the newest release
 	// whose requests they all support.
 	Version string
-	// StartOffset is where new consumer groups start; default earliest.
+	// StartOffset is where new consumer groups start; default
+	// DefaultStartOffset.
 	StartOffset StartOffset
 	// ReplicationFactor of the topics weft creates (tables, loopbacks,
-	// inputs); -1 or 0 uses the brokers' default.replication.factor.
+	// inputs); -1 (DefaultReplicationFactor) or 0 uses the brokers'
+	// default.replication.factor.
 	ReplicationFactor int
-	// Partitions of input topics weft creates when they are missing.
+	// Partitions of input topics weft creates when they are missing;
+	// default DefaultPartitions.
 	Partitions int
 	// TLS enables TLS with the system's root certificates.
 	TLS bool
 	// SASL credentials; Mechanism is empty (no SASL), PLAIN,
 	// SCRAM-SHA-256 or SCRAM-SHA-512. The password is never logged.
 	SASL SASL
-	// MaxMessageBytes is the largest record the producer sends; default
-	// sarama's 1000000 (Kafka's default message.max.bytes is 1 MiB).
+	// MaxMessageBytes is the largest record the producer sends; 0 keeps
+	// sarama's default, 1 MiB (1048576).
 	MaxMessageBytes int
-	// DialTimeout bounds each connection attempt; default 10s.
+	// DialTimeout bounds each connection attempt; default
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
 	// Logger, if set, gets a line when the brokers take more than a
 	// second to answer the first request ("connecting to Kafka").
@@ -75,11 +100,29 @@ type Config struct {
 	GroupUserData []byte
 }
 
-// SASL holds SASL credentials.
+// SASL holds SASL credentials: the flags --sasl-mechanism, --sasl-user
+// and --sasl-password, and the sasl key of a topology file. Mechanism is
+// empty (no SASL) or one of SASLMechanisms, in any case. Its String and
+// GoString never show the password, so that %v, %+v and %#v of a Config
+// or of a topology file can be logged.
 type SASL struct {
 	Mechanism string
 	User      string
 	Password  string
+}
+
+// SASLMechanisms names the SASL mechanisms weft supports, as error
+// messages list them.
+const SASLMechanisms = "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+
+// SupportedSASLMechanism reports whether m (in any case) is empty, meaning
+// no SASL, or a mechanism weft supports.
+func SupportedSASLMechanism(m string) bool {
+	switch strings.ToUpper(m) {
+	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		return true
+	}
+	return false
 }
 
 // String hides the password.
@@ -90,21 +133,27 @@ func (s SASL) String() string {
 	return fmt.Sprintf("%s user=%s password=***", s.Mechanism, s.User)
 }
 
-func (c Config) withDefaults() Config {
+// GoString hides the password.
+func (s SASL) GoString() string { return "kafkaclient.SASL{" + s.String() + "}" }
+
+// WithDefaults returns c with every unset field set to its default (the
+// Default constants), like Pebble's EnsureDefaults. Every method of Config
+// applies it, so callers need it only to read the settings in effect.
+func (c Config) WithDefaults() Config {
 	if c.ClientID == "" {
-		c.ClientID = "weft"
+		c.ClientID = DefaultClientID
 	}
 	if c.StartOffset == "" {
-		c.StartOffset = StartEarliest
+		c.StartOffset = DefaultStartOffset
 	}
 	if c.DialTimeout <= 0 {
-		c.DialTimeout = 10 * time.Second
+		c.DialTimeout = DefaultDialTimeout
 	}
 	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = -1
+		c.ReplicationFactor = DefaultReplicationFactor
 	}
 	if c.Partitions <= 0 {
-		c.Partitions = 8
+		c.Partitions = DefaultPartitions
 	}
 	return c
 }
@@ -124,10 +173,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("start offset %q is neither %q nor %q", c.StartOffset, StartEarliest, StartLatest)
 	}
-	switch strings.ToUpper(c.SASL.Mechanism) {
-	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
-	default:
-		return fmt.Errorf("SASL mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+	if !SupportedSASLMechanism(c.SASL.Mechanism) {
+		return fmt.Errorf("SASL mechanism %q is not supported (use %s)", c.SASL.Mechanism, SASLMechanisms)
 	}
 	if c.Version != "" {
 		if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
@@ -141,7 +188,7 @@ func (c Config) Validate() error {
 // brokers answer and detecting their protocol version when Version is
 // empty. Errors are sentences meant for the user (see Explain).
 func (c Config) Sarama(ctx context.Context) (*sarama.Config, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -235,7 +282,7 @@ func (c Config) base() *sarama.Config {
 // configured replication factor, and streams kept as long as the brokers'
 // default retention says (goka's default deletes them after an hour).
 func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	tm := goka.NewTopicManagerConfig()
 	tm.Table.Replication = c.ReplicationFactor
 	tm.Stream.Replication = c.ReplicationFactor
@@ -357,7 +404,7 @@ func consumerBuilder(sc *sarama.Config) goka.SaramaConsumerBuilder {
 // slog, and topics that another instance created meanwhile taken as
 // created.
 func (c Config) TopicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
-	return c.withDefaults().topicManagerBuilder(sc)
+	return c.WithDefaults().topicManagerBuilder(sc)
 }
 
 func (c Config) topicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder {
@@ -384,7 +431,7 @@ func (c Config) topicManagerBuilder(sc *sarama.Config) goka.TopicManagerBuilder 
 // EnsureTopic creates topic with the configured partitions and replication
 // factor unless it exists, and returns its partition count.
 func (c Config) EnsureTopic(sc *sarama.Config, topic string) (int, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	tm, err := c.topicManagerBuilder(sc)(c.Brokers)
 	if err != nil {
 		return 0, c.Explain(fmt.Errorf("connect topic manager: %w", err))
@@ -438,7 +485,7 @@ func createdMeanwhile(err error) bool {
 // EnsureTable creates a table topic (compacted) with the configured
 // partitions and replication factor unless it exists.
 func (c Config) EnsureTable(sc *sarama.Config, topic string) error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	tm, err := c.topicManagerBuilder(sc)(c.Brokers)
 	if err != nil {
 		return c.Explain(fmt.Errorf("connect topic manager: %w", err))
@@ -457,21 +504,19 @@ func (c Config) EnsureTable(sc *sarama.Config, topic string) error {
 
 // DefaultPartitions is the partition count of the topics weft creates
 // (the Partitions setting, or its default).
-func (c Config) DefaultPartitions() int { return c.withDefaults().Partitions }
+func (c Config) DefaultPartitions() int { return c.WithDefaults().Partitions }
 
 // PartitionCounts returns the partition count of each of topics that
 // exists; missing topics are not in the map.
 func (c Config) PartitionCounts(ctx context.Context, topics []string) (map[string]int, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	sc, err := c.Sarama(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cc := copyConfig(sc, "")
-	cc.Metadata.AllowAutoTopicCreation = false // asking must not create
-	client, err := sarama.NewClient(c.Brokers, cc)
+	client, err := c.askingClient(sc)
 	if err != nil {
-		return nil, c.Explain(fmt.Errorf("connect: %w", err))
+		return nil, err
 	}
 	defer client.Close()
 	// One metadata request for all topics: asking for missing topics one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,27 @@ func TestIntegrationDetectVersion(t *testing.T) {
 }
 
 func TestStartOffsetLatest(t *testing.T) {
-	cfg := Config{Brokers: []string{"127.0.0.1:1"}, StartOffset: StartLatest}.withDefaults()
+	cfg := Config{Brokers: []string{"127.0.0.1:1"}, StartOffset: StartLatest}.WithDefaults()
 	if cfg.base().Consumer.Offsets.Initial != sarama.OffsetNewest {
 		t.Fatal("start offset latest not applied")
+	}
+}
+
+// An unset field takes its default, a set one is kept, and an unset
+// MaxMessageBytes keeps sarama's 1 MiB.
+func TestWithDefaults(t *testing.T) {
+	got := Config{Brokers: []string{"h:1"}}.WithDefaults()
+	if got.ClientID != "weft" || got.StartOffset != StartEarliest || got.ReplicationFactor != -1 ||
+		got.Partitions != 8 || got.MaxMessageBytes != 0 || got.DialTimeout != 10*time.Second {
+		t.Errorf("defaults: %+v", got)
+	}
+	set := Config{Brokers: []string{"h:1"}, ClientID: "c", StartOffset: StartLatest, ReplicationFactor: 3,
+		Partitions: 2, MaxMessageBytes: 5000, DialTimeout: time.Second}
+	if got := set.WithDefaults(); !reflect.DeepEqual(got, set) {
+		t.Errorf("set fields changed: %+v, want %+v", got, set)
+	}
+	if sc := got.base(); sc.Producer.MaxMessageBytes != 1<<20 || sc.ClientID != "weft" || sc.Net.DialTimeout != 10*time.Second {
+		t.Errorf("sarama config: max message bytes %d, client id %q, dial timeout %s", sc.Producer.MaxMessageBytes, sc.ClientID, sc.Net.DialTimeout)
 	}
 }
 

@@ -146,7 +146,7 @@ func (c Config) explainSecurity(err error) string {
 // Metadata request, as a listener that requires SASL does.
 func (c Config) probePlaintext(addr string) (speaks, wantsAuth bool) {
 	sc := sarama.NewConfig()
-	sc.ClientID = c.withDefaults().ClientID
+	sc.ClientID = c.WithDefaults().ClientID
 	sc.Version = sarama.V2_1_0_0
 	sc.Net.DialTimeout, sc.Net.ReadTimeout, sc.Net.WriteTimeout = probeTimeout, probeTimeout, probeTimeout
 	b := sarama.NewBroker(addr)

@@ -27,20 +27,21 @@ const (
 	optReconnectBackoff
 	optGiveUpAfter
 	optReplay
+	optRestoreProgress
 	optCount = iota
 )
 
 // optionNames are the names of the options, by bit.
 var optionNames = [optCount]string{"WithKafka", "WithStateDir", "WithLogger", "WithTracerProvider", "WithRuntime",
 	"StopOnRejection", "WithCoalescer", "WithStoreOptions", "WithGokaOptions", "WithRecordCache",
-	"WithReconnectBackoff", "WithGiveUpAfter", "WithReplay"}
+	"WithReconnectBackoff", "WithGiveUpAfter", "WithReplay", "WithRestoreProgress"}
 
 // The options each constructor uses.
 const (
 	runtimeOptions   = optKafka | optLogger | optTracerProvider | optStopOnRejection | optReplay
 	processorOptions = optKafka | optStateDir | optLogger | optRuntime | optCoalescer | optStoreOptions |
 		optGokaOptions | optRecordCache | optReconnectBackoff | optGiveUpAfter
-	viewOptions    = optKafka | optStateDir | optLogger | optStoreOptions
+	viewOptions    = optKafka | optStateDir | optLogger | optStoreOptions | optRestoreProgress
 	emitterOptions = optKafka | optTracerProvider
 )
 

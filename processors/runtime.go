@@ -38,12 +38,18 @@ type config struct {
 	reconnect      reconnectConfig
 	cacheMaxBytes  int64
 	commitInterval time.Duration
+
+	restoreProgress restoreProgress // WithRestoreProgress
 }
+
+// DefaultStateDir is the directory under which state stores live unless
+// WithStateDir says otherwise (weft's --state-dir defaults to it too).
+const DefaultStateDir = "weft-data"
 
 // buildConfig applies opts for constructor, which uses the options uses,
 // to the defaults, and returns an error for any option it does not use.
 func buildConfig(constructor string, uses optionSet, opts []Option) (config, error) {
-	c := config{stateDir: "weft-data", logger: slog.New(slog.DiscardHandler),
+	c := config{stateDir: DefaultStateDir, logger: slog.New(slog.DiscardHandler),
 		cacheMaxBytes: DefaultCacheMaxBytes, commitInterval: DefaultCommitInterval}
 	for _, o := range opts {
 		o(&c)
@@ -56,7 +62,7 @@ func buildConfig(constructor string, uses optionSet, opts []Option) (config, err
 func WithKafka(k kafkaclient.Config) Option { return option(optKafka, func(c *config) { c.kafka = k }) }
 
 // WithStateDir sets the directory under which state stores live (one
-// subdirectory per group or view); default "weft-data". NewProcessor and
+// subdirectory per group or view); default DefaultStateDir. NewProcessor and
 // StartView.
 func WithStateDir(dir string) Option {
 	return option(optStateDir, func(c *config) { c.stateDir = dir })

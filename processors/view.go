@@ -27,6 +27,9 @@ func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.restoreProgress.validate(); err != nil {
+		return nil, err
+	}
 	sc, err := cfg.kafka.Sarama(ctx)
 	if err != nil {
 		return nil, err
@@ -45,10 +48,13 @@ func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...
 	runCtx, cancel := context.WithCancel(context.Background())
 	v := &View{table: table, view: gv, builder: builder, done: make(chan error, 1), cancel: cancel}
 	go func() { v.done <- gv.Run(runCtx) }()
+	stop := cfg.restoreProgress.follow(cfg.logger, cfg.kafka.Brokers, sc, string(table), builder)
 	select {
 	case <-gv.WaitRunning():
+		stop()
 		return v, nil
 	case err := <-v.done:
+		stop()
 		cancel()
 		builder.Close()
 		if err == nil {
@@ -56,6 +62,7 @@ func StartView(ctx context.Context, table goka.Table, codec goka.Codec, opts ...
 		}
 		return nil, cfg.kafka.Explain(fmt.Errorf("view of %s: %w", table, err))
 	case <-ctx.Done():
+		stop()
 		_ = v.Close()
 		return nil, fmt.Errorf("view of %s did not catch up: %w", table, ctx.Err())
 	}

@@ -111,11 +111,7 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 	// The record cache as weft run sets it from the topology file.
 	var extra []processors.Option
 	if f := p.spec.File; f.CacheMaxBytes != nil || f.CommitInterval > 0 {
-		size := int64(processors.DefaultCacheMaxBytes)
-		if f.CacheMaxBytes != nil {
-			size = *f.CacheMaxBytes
-		}
-		extra = append(extra, processors.WithRecordCache(size, f.CommitInterval))
+		extra = append(extra, processors.WithRecordCache(f.RecordCache()))
 	}
 	procs, err := topology.NewProcessors(ctx, o.Logger, k, o.StateDir, groups, extra...)
 	if err != nil {

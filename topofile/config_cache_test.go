@@ -21,12 +21,17 @@ func TestRecordCacheSettings(t *testing.T) {
 		settings string
 		size     int64 // -1: not set
 		every    time.Duration
+		// what RecordCache says is in effect: the defaults (10 MiB,
+		// 1s) where not set
+		effSize  int64
+		effEvery time.Duration
 	}{
-		{"", -1, 0},
-		{"cache_max_bytes: 1048576\ncommit_interval: 30s", 1 << 20, 30 * time.Second},
-		{"cache_max_bytes: 10MiB", 10 << 20, 0},
-		{"cache_max_bytes: 64KiB\ncommit_interval: 250ms", 64 << 10, 250 * time.Millisecond},
-		{"cache_max_bytes: 0", 0, 0},
+		{"", -1, 0, 10 << 20, time.Second},
+		{"cache_max_bytes: 1048576\ncommit_interval: 30s", 1 << 20, 30 * time.Second, 1 << 20, 30 * time.Second},
+		{"cache_max_bytes: 10MiB", 10 << 20, 0, 10 << 20, time.Second},
+		{"cache_max_bytes: 64KiB\ncommit_interval: 250ms", 64 << 10, 250 * time.Millisecond, 64 << 10, 250 * time.Millisecond},
+		{"cache_max_bytes: 0", 0, 0, 0, time.Second},
+		{"commit_interval: 5s", -1, 5 * time.Second, 10 << 20, 5 * time.Second},
 	} {
 		f, err := topofile.Load("cache.yaml", []byte(strings.Replace(cacheTopology, "%s", c.settings, 1)))
 		if err != nil {
@@ -39,6 +44,16 @@ func TestRecordCacheSettings(t *testing.T) {
 		if size != c.size || f.CommitInterval != c.every {
 			t.Errorf("%q: cache_max_bytes %d, commit_interval %s; want %d, %s", c.settings, size, f.CommitInterval, c.size, c.every)
 		}
+		if size, every := f.RecordCache(); size != c.effSize || every != c.effEvery {
+			t.Errorf("%q: RecordCache() = %d, %s; want %d, %s", c.settings, size, every, c.effSize, c.effEvery)
+		}
+	}
+}
+
+func TestRecordCacheOfNoFile(t *testing.T) {
+	var f *topofile.File // weft run without a topology file
+	if size, every := f.RecordCache(); size != 10<<20 || every != time.Second {
+		t.Errorf("RecordCache() of no file = %d, %s; want the defaults 10485760, 1s", size, every)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topofile"
 	"github.com/weftstream/weft/topology"
@@ -287,7 +288,7 @@ pipelines:
 	if got := strings.Join(f.Brokers, " "); got != "k1:9092 k2:9092 k3:9092" {
 		t.Errorf("brokers %q", got)
 	}
-	if f.SASL != (topofile.SASL{Mechanism: "SCRAM-SHA-512", User: "weft", Password: "s3cret$x"}) {
+	if f.SASL != (kafkaclient.SASL{Mechanism: "SCRAM-SHA-512", User: "weft", Password: "s3cret$x"}) {
 		t.Errorf("sasl %+v", f.SASL)
 	}
 	if s := fmt.Sprintf("%v %+v %#v %s", f.SASL, f, f.SASL, f.SASL); strings.Contains(s, "s3cret") {

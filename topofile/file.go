@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/internal/yamlpos"
 	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/topology"
 	"gopkg.in/yaml.v3"
 )
@@ -36,7 +37,8 @@ type File struct {
 	// expanded and comma-separated lists split (empty: the embedded
 	// broker, or --brokers).
 	Brokers []string
-	SASL    SASL
+	// SASL are the sasl settings (Mechanism "" means none), upper case.
+	SASL kafkaclient.SASL
 	// OnError is OnErrorDeadLetter (the default) or OnErrorStop.
 	OnError string
 	// SampleRatio is tracing.sample_ratio (nil: not set).
@@ -70,21 +72,23 @@ type File struct {
 	at map[*topology.Node]*yaml.Node
 }
 
-// SASL are the SASL settings of a topology file (Mechanism "" means none).
-type SASL struct {
-	Mechanism, User, Password string
-}
-
-// String describes the settings without the password.
-func (s SASL) String() string {
-	if s.Mechanism == "" {
-		return "none"
+// RecordCache is the record cache the file asks for each group's table
+// (processors.WithRecordCache): cache_max_bytes and commit_interval, the
+// processors' defaults (DefaultCacheMaxBytes, DefaultCommitInterval) where
+// the file does not set them. A nil File asks for the defaults.
+func (f *File) RecordCache() (maxBytes int64, commitInterval time.Duration) {
+	maxBytes, commitInterval = processors.DefaultCacheMaxBytes, processors.DefaultCommitInterval
+	if f == nil {
+		return maxBytes, commitInterval
 	}
-	return fmt.Sprintf("%s user %s password [redacted]", s.Mechanism, s.User)
+	if f.CacheMaxBytes != nil {
+		maxBytes = *f.CacheMaxBytes
+	}
+	if f.CommitInterval > 0 {
+		commitInterval = f.CommitInterval
+	}
+	return maxBytes, commitInterval
 }
-
-// GoString describes the settings without the password.
-func (s SASL) GoString() string { return "topofile.SASL{" + s.String() + "}" }
 
 // Source is a topic a topology file reads or writes, with its codec name.
 type Source struct {
@@ -139,7 +143,6 @@ var (
 	sourceKeys   = []string{"topic", "codec", "timestamp", "sample_ratio"}
 	pipelineKeys = []string{"name", "from", "steps"}
 	saslKeys     = []string{"mechanism", "user", "password"}
-	mechanisms   = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 	onErrors     = []string{OnErrorDeadLetter, OnErrorStop}
 )
 
@@ -377,8 +380,8 @@ func (l *loader) brokers(e kv) []string {
 	return out
 }
 
-func (l *loader) sasl(e kv) SASL {
-	var s SASL
+func (l *loader) sasl(e kv) kafkaclient.SASL {
+	var s kafkaclient.SASL
 	m, ok := l.fields(e.V, e.K, "sasl", saslKeys...)
 	if !ok {
 		return s
@@ -398,8 +401,8 @@ func (l *loader) sasl(e kv) SASL {
 	s.Mechanism = get("mechanism")
 	s.User = get("user")
 	s.Password = get("password")
-	if f, ok := m["mechanism"]; ok && s.Mechanism != "" && !contains(mechanisms, strings.ToUpper(s.Mechanism)) {
-		l.Errorf(f.V, "sasl mechanism %q is not supported (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
+	if f, ok := m["mechanism"]; ok && s.Mechanism != "" && !kafkaclient.SupportedSASLMechanism(s.Mechanism) {
+		l.Errorf(f.V, "sasl mechanism %q is not supported (use %s)", s.Mechanism, kafkaclient.SASLMechanisms)
 	}
 	s.Mechanism = strings.ToUpper(s.Mechanism)
 	return s

@@ -67,7 +67,7 @@ on a terminal, or a log line every --progress-interval otherwise.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
-	cmd.Flags().DurationVar(&progressEvery, "progress-interval", 5*time.Second, "how often to log the progress of the table's restore when stderr is not a terminal (0: never)")
+	restoreProgressFlag(cmd.Flags(), &progressEvery)
 	sf.register(cmd.Flags())
 	return withTimeout(cmd, nil)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 
 	"github.com/IBM/sarama"
 	"github.com/weftstream/weft/kafkaclient"
@@ -43,10 +42,8 @@ func (g *globalFlags) validate() error {
 	if g.replication == 0 || g.replication < -1 {
 		return bad("--replication-factor %d: give at least 1, or -1 for the brokers' default", g.replication)
 	}
-	switch strings.ToUpper(g.saslMechanism) {
-	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
-	default:
-		return bad("--sasl-mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", g.saslMechanism)
+	if !kafkaclient.SupportedSASLMechanism(g.saslMechanism) {
+		return bad("--sasl-mechanism %q: use %s", g.saslMechanism, kafkaclient.SASLMechanisms)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {

@@ -135,7 +135,7 @@ how far it has got.`,
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&asOfSpec, "as-of", "", "the value at a version number or an RFC 3339 event time")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "if the key has no value yet, ask again until it has one or this long has passed, e.g. 10s (exit code 3 then)")
-	cmd.Flags().DurationVar(&progressEvery, "progress-interval", 5*time.Second, "how often to log the progress of the table's restore when stderr is not a terminal (0: never)")
+	restoreProgressFlag(cmd.Flags(), &progressEvery)
 	return withTimeout(cmd, nil)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/weftstream/weft/broker"
 	"github.com/weftstream/weft/kafkaclient"
+	"github.com/weftstream/weft/processors"
 )
 
 // globalFlags are the settings every command shares.
@@ -93,16 +94,16 @@ flag's help names its variable.`,
 	pf.StringSliceVarP(&g.brokers, "brokers", "b", nil, "Kafka bootstrap brokers, host:port[,host:port] (empty: the embedded broker)")
 	pf.StringVar(&g.embeddedAddr, "embedded-addr", broker.DefaultAddr, "address of the embedded broker, used when --brokers is empty")
 	pf.BoolVar(&g.embeddedSync, "embedded-sync", false, "fsync every write of the embedded broker, so that acknowledged records survive a machine crash (slower; see 'weft broker --help')")
-	pf.StringVar(&g.stateDir, "state-dir", "weft-data", "directory for state stores and the embedded broker's data")
+	pf.StringVar(&g.stateDir, "state-dir", processors.DefaultStateDir, "directory for state stores and the embedded broker's data")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.kafkaVersion, "kafka-version", "", "Kafka protocol version to speak, e.g. 3.7.0 (empty: ask the brokers)")
-	pf.StringVar(&g.clientID, "client-id", "weft", "Kafka client id")
-	pf.StringVar(&g.startOffset, "start-offset", "earliest", "where a new consumer group starts: earliest or latest")
-	pf.IntVar(&g.partitions, "partitions", 8, "partitions of input topics weft creates")
-	pf.IntVar(&g.replication, "replication-factor", -1, "replication factor of topics weft creates (-1: the brokers' default)")
+	pf.StringVar(&g.clientID, "client-id", kafkaclient.DefaultClientID, "Kafka client id")
+	pf.StringVar(&g.startOffset, "start-offset", string(kafkaclient.DefaultStartOffset), "where a new consumer group starts: earliest or latest")
+	pf.IntVar(&g.partitions, "partitions", kafkaclient.DefaultPartitions, "partitions of input topics weft creates")
+	pf.IntVar(&g.replication, "replication-factor", kafkaclient.DefaultReplicationFactor, "replication factor of topics weft creates (-1: the brokers' default)")
 	pf.BoolVar(&g.tls, "tls", false, "connect to Kafka with TLS")
-	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	pf.StringVar(&g.saslMechanism, "sasl-mechanism", "", "SASL mechanism: "+kafkaclient.SASLMechanisms+" (empty: no SASL)")
 	pf.StringVar(&g.saslUser, "sasl-user", "", "SASL user name")
 	pf.StringVar(&g.saslPassword, "sasl-password", "", "SASL password (prefer WEFT_SASL_PASSWORD; never logged)")
 	pf.DurationVar(&g.giveUpAfter, "give-up-after", 0, "stop a processor that has been without the Kafka cluster this long, e.g. 5m, for a supervisor to restart it (0: keep reconnecting)")
@@ -234,7 +235,7 @@ func (g *globalFlags) kafka(brokers []string) kafkaclient.Config {
 		Partitions:        g.partitions,
 		TLS:               g.tls,
 		SASL:              kafkaclient.SASL{Mechanism: g.saslMechanism, User: g.saslUser, Password: g.saslPassword},
-		DialTimeout:       10 * time.Second,
+		DialTimeout:       kafkaclient.DefaultDialTimeout,
 		// "connecting to Kafka" when the brokers are slow to answer.
 		Logger: g.stderrLogger(),
 	}

@@ -32,13 +32,7 @@ type runFlags struct {
 // recordCache returns the record cache option of the groups: the flags
 // where set, else the topology file's settings, else the defaults.
 func (f *runFlags) recordCache(cmd *cobra.Command, file *topofile.File) (processors.Option, error) {
-	size, every := int64(processors.DefaultCacheMaxBytes), processors.DefaultCommitInterval
-	if file != nil && file.CacheMaxBytes != nil {
-		size = *file.CacheMaxBytes
-	}
-	if file != nil && file.CommitInterval > 0 {
-		every = file.CommitInterval
-	}
+	size, every := file.RecordCache()
 	if cmd.Flags().Changed("cache-max-bytes") {
 		if f.cacheMaxBytes < 0 {
 			return nil, &usageError{fmt.Errorf("--cache-max-bytes must be at least 0 (0 turns the record cache off), not %d", f.cacheMaxBytes)}
