@@ -5,7 +5,7 @@
 #   docker build -t weft --build-arg VERSION=$(git describe --tags --always) .
 #   docker run --rm weft version
 #
-# docker-compose.yml builds this file; cmd/weft/compose_test.go checks that the
+# docker-compose.yml builds this file; the cmd/weft compose tests (compose*_test.go) check that the
 # two agree (entrypoint, command, state directory).
 
 ARG GO_VERSION=1.26
