@@ -191,9 +191,6 @@ func harnessMain(args []string, stdout, stderr io.Writer) (int, error) {
 // (tried with kfake and Kafka Streams 4.4).
 const kstreamsEmbedded = "Kafka Streams cannot create its changelog topics on the embedded broker (kfake answers DescribeConfigs with config source -1, which Kafka's admin client rejects: \"id should be positive\"); run with -brokers on Apache Kafka"
 
-// kstreamsNoWorkload is why Kafka Streams does not run join and window.
-const kstreamsNoWorkload = "the Kafka Streams peer (peers/kafka-streams) implements count and bank only; join and window are not written for it"
-
 // harness is one invocation of the benchmark.
 type harness struct {
 	cfg      config
@@ -204,10 +201,8 @@ type harness struct {
 	embedded bool
 	jar      string            // the Kafka Streams peer, "" if skipped
 	skipped  map[string]string // engine -> why it did not run
-	// skippedIn: workload -> engine -> why it did not run that workload
-	skippedIn map[string]map[string]string
-	runs      []runRow
-	failed    bool
+	runs     []runRow
+	failed   bool
 }
 
 // prepareKStreams builds the Kafka Streams peer, or records why it is
@@ -232,26 +227,6 @@ func (h *harness) skip(engine, why string) {
 	}
 	h.skipped[engine] = why
 	h.log.Warn("engine skipped", "engine", engine, "reason", why)
-}
-
-// skipIn records that engine does not run workload, and why.
-func (h *harness) skipIn(workload, engine, why string) {
-	if h.skippedIn == nil {
-		h.skippedIn = map[string]map[string]string{}
-	}
-	if h.skippedIn[workload] == nil {
-		h.skippedIn[workload] = map[string]string{}
-	}
-	h.skippedIn[workload][engine] = why
-	h.log.Warn("engine skipped", "engine", engine, "workload", workload, "reason", why)
-}
-
-// skipReason is why engine did not run workload ("" if it did).
-func (h *harness) skipReason(workload, engine string) string {
-	if why := h.skipped[engine]; why != "" {
-		return why
-	}
-	return h.skippedIn[workload][engine]
 }
 
 // inputTopics are the topics a workload's engines read.
@@ -309,10 +284,7 @@ func (h *harness) runWorkload(ctx context.Context, workload string) error {
 
 	var engines []string
 	for _, e := range h.cfg.engines {
-		if _, ok := kstreamsStore[workload]; e == engineKStreams && !ok && h.skipped[e] == "" {
-			h.skipIn(workload, e, kstreamsNoWorkload)
-		}
-		if h.skipReason(workload, e) == "" {
+		if _, skipped := h.skipped[e]; !skipped {
 			engines = append(engines, e)
 		}
 	}

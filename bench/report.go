@@ -87,7 +87,7 @@ func (h *harness) summaries() []runRow {
 					ok = append(ok, r)
 				}
 			}
-			s := runRow{Kind: "summary", Engine: e, Workload: w, Broker: h.brokerKind(), Reps: len(ok), Skipped: h.skipReason(w, e)}
+			s := runRow{Kind: "summary", Engine: e, Workload: w, Broker: h.brokerKind(), Reps: len(ok), Skipped: h.skipped[e]}
 			if failed != "" {
 				s.Error = failed
 			}

@@ -79,7 +79,7 @@ func decodeAccount(engine string, data []byte) (bankAccount, error) {
 
 // decodeJoinTotal decodes a customer's total of the engine's join table.
 func decodeJoinTotal(engine string, data []byte) (customerTotal, error) {
-	if engine == engineGoka {
+	if engine == engineGoka || engine == engineKStreams {
 		return decodeTotal(data)
 	}
 	v, err := processors.EnvelopeCodec(jsonCodec[customerTotal]{}).Decode(data)
@@ -102,6 +102,17 @@ func verifyTable(engine, workload string, tab changelog, want expectation, event
 		if len(errs) < maxReported {
 			errs = append(errs, err)
 		}
+	}
+	if engine == engineKStreams && workload == workloadWindow {
+		keyed := changelog{latest: make(map[string][]byte, len(tab.latest))}
+		for raw, v := range tab.latest {
+			k, err := kstreamsWindowKey(raw)
+			if err != nil {
+				return fmt.Errorf("%s: wrong table: %w", engine, err)
+			}
+			keyed.latest[k] = v
+		}
+		tab = keyed
 	}
 	switch workload {
 	case workloadCount, workloadWindow:
