@@ -52,8 +52,8 @@ type topoResult struct {
 
 // runTopology runs the groups of a compiled topology, as `weft run` does
 // (processors.NewProcessor per group with its options, RunAll), until they
-// handled events records, each group, then stops them. Every record must be processed:
-// a rejected or replayed one is an error.
+// every group handled events records, then stops them. Every record must
+// be processed: a rejected or replayed one is an error.
 func runTopology(ctx context.Context, kcfg kafkaclient.Config, c *topology.Compiled, events int, stateDir string, timeout time.Duration) (topoResult, error) {
 	// The least any group handled: every group (a windowed count has
 	// two, the second reading the first's repartition topic) gets each
