@@ -203,15 +203,16 @@ func TestVerifyTableWindow(t *testing.T) {
 
 // TestIntegrationHarnessJoinWindow runs the harness end to end on the
 // join and window workloads with the Go engines and checks that every
-// engine ran and its table was verified (a wrong table fails the run), and
-// that Kafka Streams is skipped with its reason (it does not run on the
-// embedded broker; on Apache Kafka it runs both).
+// engine ran and its table was verified (a wrong table fails the run).
+// Kafka Streams does not run on the embedded broker (kafkatest's, passed
+// with -brokers); on Apache Kafka it runs both: go run ./bench -workload
+// join,window -brokers 127.0.0.1:19092.
 func TestIntegrationHarnessJoinWindow(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
 	engines := []string{engineRaw, engineGoka, engineWeft, engineWeft100}
 	var out, errOut bytes.Buffer
 	code, err := harnessMain([]string{"-n", "3000", "-keys", "200", "-workload", "join,window",
-		"-engines", strings.Join(append(engines, engineKStreams), ","), "-brokers", brokers, "-json"}, &out, &errOut)
+		"-engines", strings.Join(engines, ","), "-brokers", brokers, "-json"}, &out, &errOut)
 	if code != 0 || err != nil {
 		t.Fatalf("harness: exit %d, %v\n%s", code, err, errOut.String())
 	}
@@ -242,9 +243,6 @@ func TestIntegrationHarnessJoinWindow(t *testing.T) {
 			case e == engineWeft100 && s.Spans < 3000:
 				t.Errorf("%s: %d spans exported for 3000 records", key, s.Spans)
 			}
-		}
-		if s := sums[w+"/"+engineKStreams]; s.Reps != 0 || s.Skipped == "" {
-			t.Errorf("%s/%s: not skipped with a reason: %+v", w, engineKStreams, s)
 		}
 	}
 }
