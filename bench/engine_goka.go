@@ -26,11 +26,16 @@ func gokaOptions(stateDir string) []goka.ProcessorOption {
 	tm := goka.NewTopicManagerConfig()
 	tm.Table.Replication = 1
 	tm.Stream.Replication = 1
+	// A copy of the config per builder, as goka's default builders copy
+	// its global config: the consumer group builder sets the ClientID of
+	// the config it is given while a lookup table's consumer, built from
+	// the other builder, reads it (a data race under -race).
+	cg, sc, pc := *cfg, *cfg, *cfg
 	return []goka.ProcessorOption{
 		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "goka"))),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(&cg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(&sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(&pc)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
 	}
 }
