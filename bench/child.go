@@ -26,7 +26,9 @@ type childSpec struct {
 	App      string   `json:"app"` // consumer group / application name of the run
 	StateDir string   `json:"state_dir"`
 	BankYAML string   `json:"bank_yaml"`
-	Timeout  string   `json:"timeout"`
+	// Customers is the customer table topic of the join workload.
+	Customers string `json:"customers,omitempty"`
+	Timeout   string `json:"timeout"`
 	// CPUProfile, when set, is the file the engine process writes its CPU
 	// profile to (the whole run, start-up included).
 	CPUProfile string `json:"cpu_profile,omitempty"`

@@ -26,11 +26,16 @@ func gokaOptions(stateDir string) []goka.ProcessorOption {
 	tm := goka.NewTopicManagerConfig()
 	tm.Table.Replication = 1
 	tm.Stream.Replication = 1
+	// A copy of the config per builder, as goka's default builders copy
+	// its global config: the consumer group builder sets the ClientID of
+	// the config it is given while a lookup table's consumer, built from
+	// the other builder, reads it (a data race under -race).
+	cg, sc, pc := *cfg, *cfg, *cfg
 	return []goka.ProcessorOption{
 		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(stateDir, "goka"))),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(&cg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(&sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(&pc)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
 	}
 }
@@ -39,22 +44,22 @@ func gokaOptions(stateDir string) []goka.ProcessorOption {
 func runGoka(ctx context.Context, s childSpec, timeout time.Duration) (childResult, error) {
 	group := goka.Group(s.App)
 	var seen, rejected atomic.Int64
-	var edge goka.Edge
+	var edges []goka.Edge
 	var table goka.Codec
 	switch s.Workload {
 	case workloadCount:
 		table = new(codec.Int64)
-		edge = goka.Input(goka.Stream(s.Input), new(codec.Bytes), func(ctx goka.Context, _ any) {
+		edges = append(edges, goka.Input(goka.Stream(s.Input), new(codec.Bytes), func(ctx goka.Context, _ any) {
 			var n int64
 			if v := ctx.Value(); v != nil {
 				n = v.(int64)
 			}
 			ctx.SetValue(n + 1)
 			seen.Add(1)
-		})
+		}))
 	case workloadBank:
 		table = jsonCodec[bankAccount]{}
-		edge = goka.Input(goka.Stream(s.Input), jsonCodec[bankEvent]{}, func(ctx goka.Context, msg any) {
+		edges = append(edges, goka.Input(goka.Stream(s.Input), jsonCodec[bankEvent]{}, func(ctx goka.Context, msg any) {
 			cur, _ := ctx.Value().(*bankAccount)
 			next, err := applyBank(ctx.Key(), msg.(*bankEvent), cur)
 			if err != nil {
@@ -63,11 +68,47 @@ func runGoka(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 				ctx.SetValue(next)
 			}
 			seen.Add(1)
-		})
+		}))
+	case workloadJoin:
+		// The customer table looked up by key, as weft's stream-table
+		// join does (a goka.Lookup edge).
+		customers := goka.Table(s.Customers)
+		table = jsonCodec[customerTotal]{}
+		edges = append(edges, goka.Lookup(customers, jsonCodec[customer]{}),
+			goka.Input(goka.Stream(s.Input), jsonCodec[order]{}, func(ctx goka.Context, msg any) {
+				c, _ := ctx.Lookup(customers, ctx.Key()).(*customer)
+				e, err := joinOrder(msg.(*order), c)
+				if err != nil {
+					rejected.Add(1)
+				} else {
+					cur, _ := ctx.Value().(*customerTotal)
+					ctx.SetValue(addOrder(cur, e))
+				}
+				seen.Add(1)
+			}))
+	case workloadWindow:
+		// goka has no windows: the input callback re-keys each record by
+		// key and window through the group's loopback topic (weft goes
+		// through a repartition topic keyed by window likewise), whose
+		// callback counts: the table is keyed by key@window start.
+		table = new(codec.Int64)
+		edges = append(edges,
+			goka.Input(goka.Stream(s.Input), jsonCodec[windowEvent]{}, func(ctx goka.Context, msg any) {
+				e := msg.(*windowEvent)
+				ctx.Loopback(windowTableKey(ctx.Key(), e.TS), e)
+			}),
+			goka.Loop(jsonCodec[windowEvent]{}, func(ctx goka.Context, _ any) {
+				var n int64
+				if v := ctx.Value(); v != nil {
+					n = v.(int64)
+				}
+				ctx.SetValue(n + 1)
+				seen.Add(1)
+			}))
 	default:
 		return childResult{}, fmt.Errorf("goka: no workload %q", s.Workload)
 	}
-	graph := goka.DefineGroup(group, edge, goka.Persist(table))
+	graph := goka.DefineGroup(group, append(edges, goka.Persist(table))...)
 
 	start := time.Now()
 	p, err := goka.NewProcessor(s.Brokers, graph, gokaOptions(s.StateDir)...)

@@ -19,7 +19,8 @@ const traceRatio = 0.01
 
 // weftTopology is the workload as weft users write it: count with the Go
 // DSL (what a YAML `count: {}` pipeline compiles to), bank as
-// testdata/cqrs/bank.yaml.
+// testdata/cqrs/bank.yaml, join and window with the Go DSL and the Go
+// codecs and functions goka-leveldb uses.
 func weftTopology(s childSpec) (*topology.Topology, error) {
 	switch s.Workload {
 	case workloadCount:
@@ -28,6 +29,42 @@ func weftTopology(s childSpec) (*topology.Topology, error) {
 		return b.Build()
 	case workloadBank:
 		return loadBankYAML(s.BankYAML, s.App, s.Input)
+	case workloadJoin:
+		// A stream-table join (a lookup of the customer table, as YAML's
+		// `join: {table: customers, ...}`), then an aggregation per key.
+		b := topology.New(s.App)
+		customers := b.Table(s.Customers, jsonCodec[customer]{})
+		b.Stream(s.Input, jsonCodec[order]{}).
+			Join("enrich", customers, func(_ string, v, other any) (any, error) {
+				o, _ := v.(*order)
+				c, _ := other.(*customer)
+				return joinOrder(o, c)
+			}).
+			GroupByKey().
+			Aggregate("totals", func() any { return new(customerTotal) }, func(_ string, v, agg any) (any, error) {
+				e, ok := v.(*enrichedOrder)
+				if !ok {
+					return nil, fmt.Errorf("joined value %T, want *enrichedOrder", v)
+				}
+				cur, _ := agg.(*customerTotal)
+				return addOrder(cur, e), nil
+			}, jsonCodec[customerTotal]{})
+		return b.Build()
+	case workloadWindow:
+		// Event time from the value; tumbling windows (YAML: `window:
+		// {size: 1m, grace: 1h}`), then count (`count: {}`).
+		b := topology.New(s.App)
+		b.Stream(s.Input, jsonCodec[windowEvent]{}, topology.WithTimestampExtractor(func(_ string, v any) (time.Time, error) {
+			e, ok := v.(*windowEvent)
+			if !ok {
+				return time.Time{}, fmt.Errorf("value %T, want *windowEvent", v)
+			}
+			return time.UnixMilli(e.TS), nil
+		})).
+			GroupByKey().
+			WindowedBy("minutes", topology.Tumbling(windowSize, windowGrace)).
+			Count("window-counts")
+		return b.Build()
 	}
 	return nil, fmt.Errorf("weft: no workload %q", s.Workload)
 }
@@ -64,8 +101,9 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 	if err != nil {
 		return childResult{}, fmt.Errorf("weft: compile: %w", err)
 	}
-	if len(c.Groups) != 1 || c.Groups[0].Table == "" {
-		return childResult{}, fmt.Errorf("weft: want one group with a table, got:\n%s", c)
+	table, err := resultTable(c)
+	if err != nil {
+		return childResult{}, fmt.Errorf("weft: %w", err)
 	}
 	res, err := runTopology(ctx, kcfg, c, s.Events, s.StateDir, timeout)
 	if err != nil {
@@ -80,7 +118,7 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 	}
 	out := childResult{
 		Seen:     int64(s.Events),
-		Table:    c.Groups[0].Table,
+		Table:    table,
 		Spans:    exp.spans.Load(),
 		Links:    exp.links.Load(),
 		RunNanos: int64(res.elapsed - res.stopping),
@@ -90,4 +128,20 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 		return out, fmt.Errorf("weft: tracing on, but no span was exported")
 	}
 	return out, nil
+}
+
+// resultTable is the table topic of the compiled workload: its only group
+// with a table (window has a second group, without one, that feeds the
+// aggregation's repartition topic).
+func resultTable(c *topology.Compiled) (string, error) {
+	var tables []string
+	for _, g := range c.Groups {
+		if g.Table != "" {
+			tables = append(tables, g.Table)
+		}
+	}
+	if len(tables) != 1 {
+		return "", fmt.Errorf("want one group with a table, got:\n%s", c)
+	}
+	return tables[0], nil
 }

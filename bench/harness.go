@@ -33,13 +33,15 @@ const (
 	engineWeft100  = "weft-100pct"
 	engineKStreams = "kafka-streams"
 
-	workloadCount = "count"
-	workloadBank  = "bank"
+	workloadCount  = "count"
+	workloadBank   = "bank"
+	workloadJoin   = "join"
+	workloadWindow = "window"
 )
 
 var (
 	allEngines   = []string{engineRaw, engineGoka, engineWeft, engineWeft1, engineWeft100, engineKStreams}
-	allWorkloads = []string{workloadCount, workloadBank}
+	allWorkloads = []string{workloadCount, workloadBank, workloadJoin, workloadWindow}
 )
 
 // config is the harness's command line.
@@ -62,9 +64,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	workloads := fs.String("workload", workloadCount, "workloads to run, comma-separated: "+strings.Join(allWorkloads, ", "))
+	workloads := fs.String("workload", workloadCount, "workloads to run, comma-separated: "+strings.Join(allWorkloads, ", ")+
+		" (count: records per key; bank: testdata/cqrs/bank.yaml; join: orders joined with a customer table, totals per customer; window: records per key and 1-minute event-time window)")
 	fs.IntVar(&c.events, "n", 500_000, "input records (bank: rounded up to whole copies of testdata/bank/events.jsonl, 5006 records each)")
-	fs.IntVar(&c.keys, "keys", 10_000, "distinct keys of the count input")
+	fs.IntVar(&c.keys, "keys", 10_000, "distinct keys of the count and window inputs, customers of the join input")
 	engines := fs.String("engines", strings.Join(allEngines, ","), "engines to run, comma-separated")
 	brokers := fs.String("brokers", "", "Kafka brokers, comma-separated; empty: start the embedded broker in this process")
 	fs.IntVar(&c.reps, "reps", 1, "repetitions; the order of the engines is rotated from one to the next")
@@ -226,16 +229,40 @@ func (h *harness) skip(engine, why string) {
 	h.log.Warn("engine skipped", "engine", engine, "reason", why)
 }
 
+// inputTopics are the topics a workload's engines read.
+type inputTopics struct {
+	input     string // the records every engine handles
+	customers string // join: the customer table
+}
+
 // runWorkload produces the workload's input once and runs every engine on
 // it, reps times, the order rotated.
 func (h *harness) runWorkload(ctx context.Context, workload string) error {
 	kcfg := kafkaclient.Config{Brokers: h.brokers}
-	input := fmt.Sprintf("bench-%s-in-%s", workload, h.runID)
+	topics := inputTopics{input: fmt.Sprintf("bench-%s-in-%s", workload, h.runID)}
+	input := topics.input
 	var records []record
 	var want expectation
 	switch workload {
 	case workloadCount:
 		records, want.counts = countInput(h.cfg.events, h.cfg.keys)
+	case workloadWindow:
+		records, want.counts = windowInput(h.cfg.events, h.cfg.keys)
+	case workloadJoin:
+		var table []record
+		table, records, want.join = joinInput(h.cfg.events, h.cfg.keys)
+		// The customer table first, complete before any engine starts:
+		// a compacted topic co-partitioned with the orders, plain JSON
+		// values (weft reads a value without an envelope as the user
+		// value, as of a table written outside weft).
+		topics.customers = fmt.Sprintf("bench-%s-customers-%s", workload, h.runID)
+		compact := "compact"
+		if err := createTopic(ctx, h.brokers, topics.customers, int32(h.cfg.partitions), map[string]*string{"cleanup.policy": &compact}); err != nil {
+			return err
+		}
+		if err := produce(ctx, kcfg, topics.customers, table, nil); err != nil {
+			return err
+		}
 	case workloadBank:
 		in, err := loadBankInput(filepath.Join(h.cfg.testdata, "bank"), h.cfg.events, 0)
 		if err != nil {
@@ -264,7 +291,7 @@ func (h *harness) runWorkload(ctx context.Context, workload string) error {
 	for rep := range h.cfg.reps {
 		for i := range engines {
 			e := engines[(i+rep)%len(engines)]
-			row := h.runOne(ctx, workload, e, input, events, want, rep)
+			row := h.runOne(ctx, workload, e, topics, events, want, rep)
 			h.runs = append(h.runs, row)
 			if row.Error != "" {
 				h.failed = true
@@ -284,7 +311,7 @@ func (h *harness) runWorkload(ctx context.Context, workload string) error {
 }
 
 // runOne runs engine e once over the input, then verifies its table.
-func (h *harness) runOne(ctx context.Context, workload, e, input string, events int, want expectation, rep int) runRow {
+func (h *harness) runOne(ctx context.Context, workload, e string, topics inputTopics, events int, want expectation, rep int) runRow {
 	row := runRow{Kind: "run", Engine: e, Workload: workload, Events: events, Rep: rep + 1, Broker: h.brokerKind()}
 	stateDir, err := os.MkdirTemp("", "weft-bench-"+e+"-")
 	if err != nil {
@@ -293,7 +320,7 @@ func (h *harness) runOne(ctx context.Context, workload, e, input string, events 
 	}
 	defer os.RemoveAll(stateDir)
 	spec := childSpec{
-		Engine: e, Workload: workload, Brokers: h.brokers, Input: input, Events: events,
+		Engine: e, Workload: workload, Brokers: h.brokers, Input: topics.input, Customers: topics.customers, Events: events,
 		App:      fmt.Sprintf("bench-%s-%s-%s-r%d", workload, e, h.runID, rep+1),
 		StateDir: stateDir, BankYAML: filepath.Join(h.cfg.testdata, "cqrs", "bank.yaml"), Timeout: h.cfg.timeout.String(),
 	}
@@ -367,10 +394,9 @@ func (h *harness) precreateTable(ctx context.Context, spec childSpec) error {
 		if err != nil {
 			return fmt.Errorf("compile the weft topology: %w", err)
 		}
-		if len(c.Groups) != 1 || c.Groups[0].Table == "" {
-			return fmt.Errorf("weft: want one group with a table, got:\n%s", c)
+		if table, err = resultTable(c); err != nil {
+			return fmt.Errorf("weft: %w", err)
 		}
-		table = c.Groups[0].Table
 	default:
 		return nil
 	}

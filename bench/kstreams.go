@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // kstreamsJar is the shaded jar `mvn package` builds in the peer's directory.
@@ -16,7 +18,7 @@ const kstreamsJar = "target/weft-bench-kafka-streams.jar"
 
 // kstreamsStore is the name of the workload's store in the Java peer, hence
 // its changelog topic <app>-<store>-changelog.
-var kstreamsStore = map[string]string{workloadCount: "counts", workloadBank: "balances"}
+var kstreamsStore = map[string]string{workloadCount: "counts", workloadBank: "balances", workloadJoin: "totals", workloadWindow: "window-counts"}
 
 // buildKStreams builds the Kafka Streams peer in dir with Maven unless its
 // jar is newer than its pom and sources, and returns the jar's path. When
@@ -70,8 +72,24 @@ func fresh(jar, dir string) bool {
 // kstreamsCmd is the command that runs the Kafka Streams peer: the JVM's
 // default settings, its logs at warn on stderr.
 func kstreamsCmd(ctx context.Context, jar string, spec childSpec) *exec.Cmd {
-	return exec.CommandContext(ctx, "java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-jar", jar,
-		spec.Workload, strings.Join(spec.Brokers, ","), spec.App, spec.Input, strconv.Itoa(spec.Events), spec.StateDir)
+	args := []string{"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-jar", jar,
+		spec.Workload, strings.Join(spec.Brokers, ","), spec.App, spec.Input, strconv.Itoa(spec.Events), spec.StateDir}
+	if spec.Workload == workloadJoin {
+		args = append(args, spec.Customers)
+	}
+	return exec.CommandContext(ctx, "java", args...)
+}
+
+// kstreamsWindowKey turns the key of a record of Kafka Streams' window
+// store changelog (the record key, the window start as 8 bytes big endian
+// milliseconds, a 4-byte sequence number) into key@<window start>, the
+// form of the other engines' windowed tables.
+func kstreamsWindowKey(raw string) (string, error) {
+	if len(raw) < 12 {
+		return "", fmt.Errorf("window store key %q: %d bytes, want at least 12", raw, len(raw))
+	}
+	start := int64(binary.BigEndian.Uint64([]byte(raw[len(raw)-12 : len(raw)-4])))
+	return raw[:len(raw)-12] + "@" + time.UnixMilli(start).UTC().Format(time.RFC3339), nil
 }
 
 // kstreamsTable is the changelog topic of the peer's store.

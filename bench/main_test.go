@@ -118,13 +118,13 @@ func TestVerifyTableBank(t *testing.T) {
 
 func TestParseFlags(t *testing.T) {
 	for args, flagName := range map[string]string{
-		"-workload nope":       "-workload",
-		"-engines weft,spark":  "-engines",
-		"-n 0":                 "-n",
-		"-reps 0":              "-reps",
-		"-keys -1":             "-keys",
-		"-engines weft stray":  "argument",
-		"-workload count,join": "-workload",
+		"-workload nope":        "-workload",
+		"-engines weft,spark":   "-engines",
+		"-n 0":                  "-n",
+		"-reps 0":               "-reps",
+		"-keys -1":              "-keys",
+		"-engines weft stray":   "argument",
+		"-workload count,joins": "-workload",
 	} {
 		_, err := parseFlags(strings.Fields(args), new(bytes.Buffer))
 		if err == nil || !strings.Contains(err.Error(), flagName) {

@@ -18,8 +18,9 @@ const maxReported = 10
 
 // expectation is the independent fold of a workload's input.
 type expectation struct {
-	counts map[string]int64 // count: records per key
-	bank   bankInput        // bank: the accounts every copy must end with
+	counts map[string]int64         // count: records per key; window: per key@window start
+	join   map[string]customerTotal // join: the total of every customer with orders
+	bank   bankInput                // bank: the accounts every copy must end with
 }
 
 // decodeCount decodes a count of the engine's table.
@@ -76,6 +77,22 @@ func decodeAccount(engine string, data []byte) (bankAccount, error) {
 	return a, nil
 }
 
+// decodeJoinTotal decodes a customer's total of the engine's join table.
+func decodeJoinTotal(engine string, data []byte) (customerTotal, error) {
+	if engine == engineGoka || engine == engineKStreams {
+		return decodeTotal(data)
+	}
+	v, err := processors.EnvelopeCodec(jsonCodec[customerTotal]{}).Decode(data)
+	if err != nil {
+		return customerTotal{}, err
+	}
+	t, ok := v.(*processors.Stored).Value.(*customerTotal)
+	if !ok || t == nil {
+		return customerTotal{}, fmt.Errorf("value %T, want a customer total", v.(*processors.Stored).Value)
+	}
+	return *t, nil
+}
+
 // verifyTable checks an engine's table, read back from its changelog,
 // against the independent fold of the input: every key's count and the
 // total (count), every account of every copy (bank), and no other key.
@@ -86,8 +103,19 @@ func verifyTable(engine, workload string, tab changelog, want expectation, event
 			errs = append(errs, err)
 		}
 	}
+	if engine == engineKStreams && workload == workloadWindow {
+		keyed := changelog{latest: make(map[string][]byte, len(tab.latest))}
+		for raw, v := range tab.latest {
+			k, err := kstreamsWindowKey(raw)
+			if err != nil {
+				return fmt.Errorf("%s: wrong table: %w", engine, err)
+			}
+			keyed.latest[k] = v
+		}
+		tab = keyed
+	}
 	switch workload {
-	case workloadCount:
+	case workloadCount, workloadWindow:
 		var sum int64
 		for key, n := range want.counts {
 			data, ok := tab.latest[key]
@@ -140,6 +168,30 @@ func verifyTable(engine, workload string, tab changelog, want expectation, event
 		}
 		if len(tab.latest) != n {
 			add(fmt.Errorf("%d keys in the table, %d accounts expected", len(tab.latest), n))
+		}
+	case workloadJoin:
+		var orders int64
+		for key, w := range want.join {
+			data, ok := tab.latest[key]
+			if !ok {
+				add(fmt.Errorf("customer %s: missing, %d orders produced", key, w.Orders))
+				continue
+			}
+			got, err := decodeJoinTotal(engine, data)
+			if err != nil {
+				add(fmt.Errorf("customer %s: %w", key, err))
+				continue
+			}
+			orders += got.Orders
+			if got != w {
+				add(fmt.Errorf("customer %s = %+v, want %+v", key, got, w))
+			}
+		}
+		if orders != int64(events) && len(errs) == 0 {
+			add(fmt.Errorf("the customers count %d orders, want %d", orders, events))
+		}
+		if len(tab.latest) != len(want.join) {
+			add(fmt.Errorf("%d keys in the table, %d customers with orders", len(tab.latest), len(want.join)))
 		}
 	default:
 		return fmt.Errorf("no verification for workload %q", workload)

@@ -16,9 +16,12 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The Kafka Streams peer of weft's benchmark harness ({@code go run ./bench}).
@@ -32,13 +35,19 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * the changelog topic {@code <app>-<store>-changelog}.
  *
  * <pre>
- *   java -jar weft-bench-kafka-streams.jar WORKLOAD BOOTSTRAP APP INPUT EVENTS STATE_DIR
+ *   java -jar weft-bench-kafka-streams.jar WORKLOAD BOOTSTRAP APP INPUT EVENTS STATE_DIR [CUSTOMERS]
  * </pre>
  *
  * <ul>
  *   <li>count: {@code stream(input).groupByKey().count()} into the store "counts";
  *   <li>bank: JSON account events folded into balances by the rules of
- *       testdata/cqrs/bank.yaml ({@link Bank}) into the store "balances".
+ *       testdata/cqrs/bank.yaml ({@link Bank}) into the store "balances";
+ *   <li>join: orders joined with the customer table CUSTOMERS, a
+ *       {@code GlobalKTable} (complete before processing starts, as goka's and
+ *       weft's lookup tables), folded per customer ({@link Orders}) into the
+ *       store "totals";
+ *   <li>window: {@code groupByKey().windowedBy(TimeWindows.ofSizeAndGrace(1 min, 1 h)).count()}
+ *       by the event time in the value into the store "window-counts".
  * </ul>
  */
 public final class Main {
@@ -62,8 +71,8 @@ public final class Main {
   }
 
   public static void main(String[] args) throws Exception {
-    if (args.length != 6) {
-      System.err.println("usage: java -jar weft-bench-kafka-streams.jar count|bank BOOTSTRAP APP INPUT EVENTS STATE_DIR");
+    if (args.length != 6 && !(args.length == 7 && args[0].equals("join"))) {
+      System.err.println("usage: java -jar weft-bench-kafka-streams.jar count|bank|join|window BOOTSTRAP APP INPUT EVENTS STATE_DIR [CUSTOMERS (join)]");
       System.exit(2);
     }
     String workload = args[0];
@@ -76,6 +85,7 @@ public final class Main {
 
     AtomicLong seen = new AtomicLong();
     Bank bank = new Bank();
+    Orders orders = new Orders();
     StreamsBuilder builder = new StreamsBuilder();
     switch (workload) {
       case "count" -> builder.stream(args[3], Consumed.with(Serdes.String(), Serdes.ByteArray()))
@@ -89,8 +99,26 @@ public final class Main {
           .aggregate(() -> null, bank::add,
               Materialized.<String, Bank.Account, KeyValueStore<Bytes, byte[]>>as("balances")
                   .withKeySerde(Serdes.String()).withValueSerde(Json.serde(Bank.Account.class)));
+      case "join" -> {
+        GlobalKTable<String, Orders.Customer> customers = builder.globalTable(args[6],
+            Consumed.with(Serdes.String(), Json.serde(Orders.Customer.class)));
+        builder.stream(args[3], Consumed.with(Serdes.String(), Json.serde(Orders.Order.class)))
+            .peek((k, v) -> seen.incrementAndGet())
+            .leftJoin(customers, (k, v) -> k, orders::join)
+            .groupByKey(Grouped.with(Serdes.String(), Json.serde(Orders.Enriched.class)))
+            .aggregate(() -> null, Orders::add,
+                Materialized.<String, Orders.Total, KeyValueStore<Bytes, byte[]>>as("totals")
+                    .withKeySerde(Serdes.String()).withValueSerde(Json.serde(Orders.Total.class)));
+      }
+      case "window" -> builder.stream(args[3], Consumed.with(Serdes.String(), Json.serde(Orders.WindowEvent.class))
+              .withTimestampExtractor((rec, partitionTime) -> ((Orders.WindowEvent) rec.value()).ts))
+          .peek((k, v) -> seen.incrementAndGet())
+          .groupByKey(Grouped.with(Serdes.String(), Json.serde(Orders.WindowEvent.class)))
+          .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofHours(1)))
+          .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("window-counts")
+              .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()));
       default -> {
-        System.err.println("unknown workload " + workload + " (want count or bank)");
+        System.err.println("unknown workload " + workload + " (want count, bank, join or window)");
         System.exit(2);
       }
     }
@@ -123,7 +151,7 @@ public final class Main {
     out.put("engine", "kafka-streams");
     out.put("workload", workload);
     out.put("seen", seen.get());
-    out.put("rejected", bank.rejected());
+    out.put("rejected", bank.rejected() + orders.rejected());
     out.put("closed", closed);
     out.put("run_ns", allSeen - start);
     out.put("stop_ns", end - allSeen);
