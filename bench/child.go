@@ -36,16 +36,19 @@ type childSpec struct {
 
 // childResult is the last line an engine process prints on its stdout.
 type childResult struct {
-	Seen     int64  `json:"seen"`           // input records handled
-	Rejected int64  `json:"rejected"`       // of them rejected (dead-lettered); must be 0
-	Bytes    int64  `json:"bytes"`          // raw-consume: key+value bytes read
-	Table    string `json:"table"`          // the table's changelog topic
-	Spans    int64  `json:"spans"`          // spans exported (traced weft)
-	Links    int64  `json:"links"`          // links on them
-	RunNanos int64  `json:"run_ns"`         // start until every record was handled
-	StopNs   int64  `json:"stop_ns"`        // then until the engine had stopped cleanly
-	PeakRSS  int64  `json:"peak_rss_bytes"` // the process's VmHWM when it was done
-	Error    string `json:"error,omitempty"`
+	Seen     int64  `json:"seen"`     // input records handled
+	Rejected int64  `json:"rejected"` // of them rejected (dead-lettered); must be 0
+	Bytes    int64  `json:"bytes"`    // raw-consume: key+value bytes read
+	Table    string `json:"table"`    // the table's changelog topic
+	Spans    int64  `json:"spans"`    // spans exported (traced weft)
+	Links    int64  `json:"links"`    // links on them
+	// Lookups of records' keys in weft's record cache, every group.
+	CacheHits   int64  `json:"cache_hits,omitempty"`
+	CacheMisses int64  `json:"cache_misses,omitempty"`
+	RunNanos    int64  `json:"run_ns"`         // start until every record was handled
+	StopNs      int64  `json:"stop_ns"`        // then until the engine had stopped cleanly
+	PeakRSS     int64  `json:"peak_rss_bytes"` // the process's VmHWM when it was done
+	Error       string `json:"error,omitempty"`
 }
 
 // childMain runs the engine of the spec in $WEFT_BENCH_CHILD, prints its

@@ -117,12 +117,14 @@ func runWeft(ctx context.Context, s childSpec, timeout time.Duration) (childResu
 		}
 	}
 	out := childResult{
-		Seen:     int64(s.Events),
-		Table:    table,
-		Spans:    exp.spans.Load(),
-		Links:    exp.links.Load(),
-		RunNanos: int64(res.elapsed - res.stopping),
-		StopNs:   int64(res.stopping + time.Since(stopStart)),
+		Seen:        int64(s.Events),
+		Table:       table,
+		Spans:       exp.spans.Load(),
+		Links:       exp.links.Load(),
+		CacheHits:   res.cacheHits,
+		CacheMisses: res.cacheMisses,
+		RunNanos:    int64(res.elapsed - res.stopping),
+		StopNs:      int64(res.stopping + time.Since(stopStart)),
 	}
 	if tp != nil && out.Spans == 0 {
 		return out, fmt.Errorf("weft: tracing on, but no span was exported")

@@ -27,7 +27,10 @@ type runRow struct {
 	Table            string  `json:"table,omitempty"`
 	Spans            int64   `json:"spans,omitempty"`
 	Links            int64   `json:"links,omitempty"`
-	Verified         bool    `json:"verified"`
+	// CacheHitRatio: of the records' lookups of their key in weft's record
+	// cache, the share that found it (weft engines; 0 otherwise).
+	CacheHitRatio float64 `json:"cache_hit_ratio,omitempty"`
+	Verified      bool    `json:"verified"`
 	// Ratios of the summary: > 1 means this engine is better. CPU: the
 	// peer's CPU per event over this engine's; wall: this engine's events/s
 	// over the peer's. 0: the peer did not run.
@@ -49,6 +52,9 @@ func (r *runRow) fill(p procRun) {
 	r.PeakRSS = p.maxRSS
 	r.Spans = p.result.Spans
 	r.Links = p.result.Links
+	if n := p.result.CacheHits + p.result.CacheMisses; n > 0 {
+		r.CacheHitRatio = float64(p.result.CacheHits) / float64(n)
+	}
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -108,6 +114,7 @@ func (h *harness) summaries() []runRow {
 				s.ChangelogRecords = int64(pick(func(r runRow) float64 { return float64(r.ChangelogRecords) }))
 				s.Spans = int64(pick(func(r runRow) float64 { return float64(r.Spans) }))
 				s.Links = int64(pick(func(r runRow) float64 { return float64(r.Links) }))
+				s.CacheHitRatio = pick(func(r runRow) float64 { return r.CacheHitRatio })
 				s.Verified = failed == "" && e != engineRaw
 			}
 			byEngine[e] = &s
@@ -178,6 +185,9 @@ func (h *harness) report() {
 	for _, s := range sums {
 		if s.Spans > 0 {
 			fmt.Fprintf(h.out, "%s %s: %d spans, %d links exported (median)\n", s.Engine, s.Workload, s.Spans, s.Links)
+		}
+		if s.CacheHitRatio > 0 {
+			fmt.Fprintf(h.out, "%s %s: %.1f%% of the records found their key in the record cache (median)\n", s.Engine, s.Workload, 100*s.CacheHitRatio)
 		}
 	}
 }

@@ -48,6 +48,8 @@ type topoResult struct {
 	cpu      time.Duration // CPU time of the whole process meanwhile
 	startup  time.Duration // processor creation to first handled record
 	stopping time.Duration // all records handled to RunAll returned
+	// The records' lookups of their key in the record caches.
+	cacheHits, cacheMisses int64
 }
 
 // runTopology runs the groups of a compiled topology, as `weft run` does
@@ -118,5 +120,11 @@ func runTopology(ctx context.Context, kcfg kafkaclient.Config, c *topology.Compi
 	if firstAt.IsZero() {
 		firstAt = allHandled
 	}
-	return topoResult{elapsed: elapsed, cpu: cpu, startup: firstAt.Sub(start), stopping: time.Since(allHandled)}, nil
+	res := topoResult{elapsed: elapsed, cpu: cpu, startup: firstAt.Sub(start), stopping: time.Since(allHandled)}
+	for _, p := range procs {
+		h, m := p.CacheLookups()
+		res.cacheHits += h
+		res.cacheMisses += m
+	}
+	return res, nil
 }
