@@ -2,11 +2,11 @@ package serve
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/tracing"
 )
 
 // Value is a table value as the API returns it.
@@ -72,8 +72,7 @@ func traceparent(r statestore.SpanRef) string {
 	if !r.IsValid() {
 		return ""
 	}
-	sc := processors.SpanContextOf(r)
-	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+	return string(tracing.AppendTraceparent(nil, processors.SpanContextOf(r)))
 }
 
 // ValueOf renders an envelope of key in table as the API returns it.

@@ -14,6 +14,7 @@ import (
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/serve/client"
 	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/tracing"
 )
 
 func newExplainCommand(g *globalFlags) *cobra.Command {
@@ -137,8 +138,7 @@ func writerTraceparent(v statestore.Envelope) string {
 	if !v.Writer.IsValid() {
 		return "-"
 	}
-	sc := processors.SpanContextOf(v.Writer)
-	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+	return string(tracing.AppendTraceparent(nil, processors.SpanContextOf(v.Writer)))
 }
 
 func sourceOf(v statestore.Envelope) string {
