@@ -473,7 +473,7 @@ func (c *recordCache) checkBudget(p *cachePart) {
 	}
 	// The other partitions' clean entries, without a copy of the parts
 	// (this runs for every record while the cache is full of dirty ones).
-	if c.slowParts() {
+	if c.slow.Load() {
 		c.mu.Lock()
 		parts := mapValues(c.parts)
 		c.mu.Unlock()
@@ -493,10 +493,6 @@ func (c *recordCache) checkBudget(p *cachePart) {
 		c.poke()
 	}
 }
-
-// slowParts reports whether a partition of the cache is beyond the
-// lock-free lookup (fast).
-func (c *recordCache) slowParts() bool { return c.slow.Load() }
 
 // evictSkipLimit bounds the entries one eviction passes over without
 // evicting them.
