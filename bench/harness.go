@@ -247,7 +247,7 @@ func (h *harness) runWorkload(ctx context.Context, workload string) error {
 	case workloadCount:
 		records, want.counts = countInput(h.cfg.events, h.cfg.keys)
 	case workloadWindow:
-		records, want.counts = windowInput(h.cfg.events, h.cfg.keys)
+		records, want.counts = windowInput(h.cfg.events, h.cfg.keys, windowBaseFor(time.Now()))
 	case workloadJoin:
 		var table []record
 		table, records, want.join = joinInput(h.cfg.events, h.cfg.keys)

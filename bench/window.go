@@ -22,8 +22,16 @@ const (
 	windowGrace = time.Hour
 )
 
-// windowBase is the event time of the first record.
-var windowBase = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+// windowBaseFor is the event time of the first record of a run that
+// starts at now: the window start windowSpan before now, so that every
+// event time is recent. It must be: Kafka Streams' window changelog is
+// compact,delete with retention.ms of a day past the window, and the
+// broker deletes segments whose newest record timestamp (the event time)
+// is older than that, which with a fixed base in the past removed Kafka
+// Streams' counts while the run was verifying them.
+func windowBaseFor(now time.Time) time.Time {
+	return now.UTC().Truncate(windowSize).Add(-windowSpan)
+}
 
 // windowEvent is a record of the window input.
 type windowEvent struct {
@@ -41,10 +49,10 @@ func windowTableKey(key string, ts int64) string {
 }
 
 // windowInput returns events records over keys seeded random keys, their
-// event times spread evenly over windowSpan from windowBase, each moved by
+// event times spread evenly over windowSpan from base, each moved by
 // a seeded random jitter of up to windowJitter, and the independent fold:
 // the number of records per key and window.
-func windowInput(events, keys int) ([]record, map[string]int64) {
+func windowInput(events, keys int, windowBase time.Time) ([]record, map[string]int64) {
 	rng := rand.New(rand.NewPCG(inputSeed, inputSeed+2))
 	base, span, jitter := windowBase.UnixMilli(), windowSpan.Milliseconds(), windowJitter.Milliseconds()
 	want := map[string]int64{}

@@ -67,7 +67,7 @@ func TestJoinInputFold(t *testing.T) {
 // records: every event time within the input's span, out of order
 // somewhere, and the count per key and minute.
 func TestWindowInputFold(t *testing.T) {
-	records, want := windowInput(3000, 20)
+	records, want := windowInput(3000, 20, windowBase)
 	got := map[string]int64{}
 	var last int64
 	outOfOrder := 0
@@ -103,6 +103,16 @@ func TestWindowInputFold(t *testing.T) {
 	// The key of weft's windowed tables (docs/topology-format.md).
 	if k := windowTableKey("k", windowBase.Add(90*time.Second).UnixMilli()); k != "k@2026-03-01T10:01:00Z" {
 		t.Errorf("window key %s", k)
+	}
+}
+
+// windowBase is the first event time of the window tests' input.
+var windowBase = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func TestWindowBaseIsRecent(t *testing.T) {
+	now := time.Date(2026, 12, 2, 5, 23, 42, 0, time.UTC)
+	if got, want := windowBaseFor(now), time.Date(2026, 12, 2, 5, 13, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("base %s, want %s", got, want)
 	}
 }
 
