@@ -28,6 +28,11 @@ const DefaultMaxLinks = 128
 //
 // Flushing emits the buffered keys of all partitions together, so offsets
 // are committed in order within each input partition.
+//
+// By default a flush writes to Kafka through its own Emitter; CoalesceTo
+// hands the records to a CoalesceSink instead (goka's tester, where weft
+// test collects them), and CommitOnAdd commits each input at once, for a
+// runner that cannot wait for a deferred commit.
 type Coalescer struct {
 	rt       *Runtime
 	name     string
@@ -36,7 +41,10 @@ type Coalescer struct {
 	interval time.Duration
 	maxLinks int
 	opts     []Option
-	err      error // an option NewEmitter does not use (Run and NewProcessor fail with it)
+	err      error        // an option NewEmitter does not use (Run and NewProcessor fail with it)
+	sink     CoalesceSink // nil: the Emitter em, opened by Run
+	// commitOnAdd: Add leaves the input's commit to goka (CommitOnAdd).
+	commitOnAdd bool
 
 	mu      sync.Mutex
 	buf     map[string]*coalesced
@@ -69,11 +77,49 @@ func MaxLinks(n int) CoalesceOption {
 	}
 }
 
+// CoalesceSink receives the records of a Coalescer's flushes instead of
+// Kafka (CoalesceTo).
+type CoalesceSink interface {
+	// EmitCoalesced writes one coalesced record of output: the key, its
+	// latest value encoded with the coalescer's codec, and headers that
+	// carry the traceparent of the flush span (ctx holds the span). It is
+	// called synchronously, once per key, in the order the keys first
+	// changed since the last flush; the key's inputs are committed with
+	// the error it returns (unless CommitOnAdd committed them already).
+	EmitCoalesced(ctx context.Context, output goka.Stream, key string, value []byte, headers goka.Headers) error
+}
+
+// CoalesceSinkFunc is a function that is a CoalesceSink.
+type CoalesceSinkFunc func(ctx context.Context, output goka.Stream, key string, value []byte, headers goka.Headers) error
+
+// EmitCoalesced calls f.
+func (f CoalesceSinkFunc) EmitCoalesced(ctx context.Context, output goka.Stream, key string, value []byte, headers goka.Headers) error {
+	return f(ctx, output, key, value, headers)
+}
+
+// CoalesceTo makes the flushes hand their records to sink instead of
+// emitting them to Kafka: Run opens no Emitter, and Flush works without
+// Run. Spans and links are those of a Kafka flush.
+func CoalesceTo(sink CoalesceSink) CoalesceOption {
+	return func(c *Coalescer) { c.sink = sink }
+}
+
+// CommitOnAdd makes Add leave the commit of the input to goka (committed
+// when the callback returns) instead of deferring it until the flush that
+// emits the value. It is for goka's tester, which waits for every commit
+// before the next input; with Kafka it gives up the guarantee that a crash
+// before the flush loses nothing.
+func CommitOnAdd() CoalesceOption {
+	return func(c *Coalescer) { c.commitOnAdd = true }
+}
+
 // NewCoalescer returns a coalescer named name (the span is "flush <name>")
 // that emits values encoded with codec to output. opts configure how it
 // reaches Kafka: WithKafka and WithTracerProvider, the options of
 // NewEmitter (EmitterOptions picks them from a longer list); another
-// option makes NewProcessor refuse the coalescer (WithCoalescer).
+// option makes NewProcessor refuse the coalescer (WithCoalescer). copts
+// set the flush interval, the link bound and where the records go
+// (CoalesceTo; default Kafka).
 func NewCoalescer(rt *Runtime, name string, output goka.Stream, codec goka.Codec, copts []CoalesceOption, opts ...Option) *Coalescer {
 	c := &Coalescer{rt: rt, name: name, output: output, codec: codec, interval: time.Second,
 		maxLinks: DefaultMaxLinks, opts: opts, buf: map[string]*coalesced{}}
@@ -86,9 +132,13 @@ func NewCoalescer(rt *Runtime, name string, output goka.Stream, codec goka.Codec
 
 // Add records value as the latest value of key, with the span of ctx as a
 // contributor, and defers the commit of ctx's record until the value is
-// flushed. Call it from a handler with the *Context it was given.
+// flushed (with CommitOnAdd, goka commits it when the callback returns).
+// Call it from a handler with the *Context it was given.
 func (c *Coalescer) Add(ctx goka.Context, key string, value any) {
-	commit := ctx.DeferCommit()
+	var commit func(error)
+	if !c.commitOnAdd {
+		commit = ctx.DeferCommit()
+	}
 	var sc trace.SpanContext
 	if tc, ok := ctx.(*Context); ok {
 		sc = tc.span.SpanContext()
@@ -104,7 +154,9 @@ func (c *Coalescer) Add(ctx goka.Context, key string, value any) {
 		c.order = append(c.order, key)
 	}
 	e.value = value
-	e.commits = append(e.commits, commit)
+	if commit != nil {
+		e.commits = append(e.commits, commit)
+	}
 	if !sc.IsValid() {
 		return
 	}
@@ -118,7 +170,8 @@ func (c *Coalescer) Add(ctx goka.Context, key string, value any) {
 	}
 }
 
-// Pending returns the number of input records waiting for a flush.
+// Pending returns the number of input records whose commit waits for a
+// flush (none with CommitOnAdd).
 func (c *Coalescer) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,18 +191,22 @@ func (c *Coalescer) Flushes() int64 {
 
 // Run flushes every interval until ctx ends, then flushes once more so that
 // a clean stop commits everything it consumed. The processor runs it (see
-// WithCoalescer).
+// WithCoalescer). With CoalesceTo it flushes to the sink and opens no
+// Emitter.
 func (c *Coalescer) Run(ctx context.Context) error {
 	if c.err != nil {
 		return c.err
 	}
-	em, err := NewEmitter(context.WithoutCancel(ctx), string(c.output), c.opts...)
-	if err != nil {
-		return err
+	var em *Emitter
+	if c.sink == nil {
+		var err error
+		if em, err = NewEmitter(context.WithoutCancel(ctx), string(c.output), c.opts...); err != nil {
+			return err
+		}
+		c.flushMu.Lock()
+		c.em = em
+		c.flushMu.Unlock()
 	}
-	c.flushMu.Lock()
-	c.em = em
-	c.flushMu.Unlock()
 	var tick <-chan time.Time
 	if c.interval > 0 {
 		t := time.NewTicker(c.interval)
@@ -168,17 +225,20 @@ func (c *Coalescer) Run(ctx context.Context) error {
 			break
 		}
 	}
-	errs = append(errs, em.Close())
+	if em != nil {
+		errs = append(errs, em.Close())
+	}
 	return errors.Join(errs...)
 }
 
 // Flush emits the latest value of every key added since the last flush and
 // waits for the acknowledgements; then the contributing input records are
-// committed.
+// committed. With CoalesceTo it hands the records to the sink, in the
+// order the keys first changed, and returns when the sink has them.
 func (c *Coalescer) Flush() error {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
-	if c.em == nil {
+	if c.em == nil && c.sink == nil {
 		return errors.New("coalescer is not running")
 	}
 	c.mu.Lock()
@@ -208,7 +268,7 @@ func (c *Coalescer) Flush() error {
 		h := goka.Headers{}
 		c.rt.tracer.Inject(ctx, h)
 		commits := e.commits
-		c.em.EmitHeaders(key, data, h, func(err error) {
+		done := func(err error) {
 			if err != nil {
 				tracing.RecordError(span, err)
 				mu.Lock()
@@ -219,9 +279,20 @@ func (c *Coalescer) Flush() error {
 			for _, commit := range commits {
 				commit(err)
 			}
-		})
+		}
+		if c.sink == nil {
+			c.em.EmitHeaders(key, data, h, done)
+			continue
+		}
+		if err := c.sink.EmitCoalesced(ctx, c.output, key, data, h); err != nil {
+			done(fmt.Errorf("coalescer %s: emit %q to %s: %w", c.name, key, c.output, err))
+			continue
+		}
+		done(nil)
 	}
-	c.em.Flush()
+	if c.sink == nil {
+		c.em.Flush()
+	}
 	c.flushes++
 	return firstErr
 }
