@@ -17,9 +17,11 @@ import (
 // or on goka's tester with goka.NewProcessor(nil, g.Graph,
 // append(g.GokaOptions, goka.WithTester(t))...).
 type Group struct {
-	Name       goka.Group
-	Graph      *goka.GroupGraph
-	Runtime    *processors.Runtime
+	Name    goka.Group
+	Graph   *goka.GroupGraph
+	Runtime *processors.Runtime
+	// Coalescers are those of the group's suppress nodes, in the order
+	// the nodes compiled.
 	Coalescers []*processors.Coalescer
 	// GokaOptions are the goka processor options the group needs (a table
 	// join processes deletions: goka.WithNilHandling(goka.NilProcess)).
@@ -58,8 +60,9 @@ type Compiled struct {
 type CompileOption func(*compileConfig)
 
 type compileConfig struct {
-	runtimeOpts []processors.Option
-	sampled     func(ratio float64) trace.TracerProvider
+	runtimeOpts  []processors.Option
+	coalesceOpts []processors.CoalesceOption
+	sampled      func(ratio float64) trace.TracerProvider
 }
 
 // WithSampledProviders gives Compile the tracer provider of a stream with
@@ -75,6 +78,13 @@ func WithSampledProviders(provider func(ratio float64) trace.TracerProvider) Com
 // logger) and to the coalescers (Kafka settings) of the compiled groups.
 func WithProcessorOptions(opts ...processors.Option) CompileOption {
 	return func(c *compileConfig) { c.runtimeOpts = append(c.runtimeOpts, opts...) }
+}
+
+// WithCoalesceOptions passes options to the coalescers of the suppress
+// nodes (after their flush interval), such as processors.CoalesceTo and
+// processors.CommitOnAdd for goka's tester (weft test).
+func WithCoalesceOptions(opts ...processors.CoalesceOption) CompileOption {
+	return func(c *compileConfig) { c.coalesceOpts = append(c.coalesceOpts, opts...) }
 }
 
 // GroupName is the consumer group (and table prefix) of a stateful node or
@@ -209,7 +219,7 @@ type groupBuilder struct {
 	group   *Group
 	outputs map[string]bool
 	lookups map[string]goka.Codec
-	co      map[*Node]*processors.Coalescer
+	co      []*processors.Coalescer // in the order the suppress nodes compiled
 }
 
 // op names node n for the rejections of its step.
@@ -223,7 +233,7 @@ func (c *Compiled) compileGroup(cfg *compileConfig, root *Node) (*Group, error) 
 	}
 	gb := &groupBuilder{t: t, cfg: cfg, rt: processors.NewRuntime(ropts...),
 		group:   &Group{Name: t.GroupName(root), Root: root},
-		outputs: map[string]bool{}, lookups: map[string]goka.Codec{}, co: map[*Node]*processors.Coalescer{}}
+		outputs: map[string]bool{}, lookups: map[string]goka.Codec{}}
 
 	var (
 		input   string
@@ -305,9 +315,7 @@ func (gb *groupBuilder) finish(edges []goka.Edge) (*Group, error) {
 		return nil, fmt.Errorf("group %s: %w", gb.group.Name, err)
 	}
 	gb.group.Runtime = gb.rt
-	for _, co := range gb.co {
-		gb.group.Coalescers = append(gb.group.Coalescers, co)
-	}
+	gb.group.Coalescers = gb.co
 	return gb.group, nil
 }
 
@@ -450,9 +458,10 @@ func (gb *groupBuilder) suppress(n *Node) (processors.Step, error) {
 		return nil, fmt.Errorf("suppress %q must be followed by exactly one to", n.Name)
 	}
 	sink := n.Children[0]
+	copts := append([]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, gb.cfg.coalesceOpts...)
 	co := processors.NewCoalescer(gb.rt, n.Name, goka.Stream(sink.Topic), sink.Codec,
-		[]processors.CoalesceOption{processors.FlushEvery(n.SuppressEvery)}, processors.EmitterOptions(gb.cfg.runtimeOpts)...)
-	gb.co[n] = co
+		copts, processors.EmitterOptions(gb.cfg.runtimeOpts)...)
+	gb.co = append(gb.co, co)
 	gb.group.Outputs = append(gb.group.Outputs, sink.Topic)
 	return processors.CoalesceStep(co), nil
 }

@@ -287,13 +287,24 @@ type output struct {
 func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	c := &p.cases[ci]
 	res := Result{Case: c.Name}
-	compiled, err := topology.Compile(p.top)
+	// The outputs of the case. The coalescers of suppress nodes cannot
+	// reach Kafka here, and goka's tester cannot wait for the deferred
+	// commits of their inputs: they commit each input at once and hand
+	// their flushes to got (flushed after the last input).
+	var gotMu sync.Mutex
+	got := map[string][]output{}
+	sink := processors.CoalesceSinkFunc(func(_ context.Context, topic goka.Stream, key string, value []byte, h goka.Headers) error {
+		gotMu.Lock()
+		defer gotMu.Unlock()
+		got[string(topic)] = append(got[string(topic)], output{key: key, data: value, headers: h})
+		return nil
+	})
+	compiled, err := topology.Compile(p.top, topology.WithCoalesceOptions(processors.CoalesceTo(sink), processors.CommitOnAdd()))
 	if err != nil {
 		return res, err
 	}
 	tt := &wt.T{}
 	gt := tester.New(tt)
-	sup := &suppressions{pending: map[*topology.Node]*coalesced{}}
 
 	pctx, cancel := context.WithCancel(ctx)
 	var (
@@ -323,9 +334,6 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 	var dlqs []*tester.QueueTracker
 	for _, g := range compiled.Groups {
 		opts := append([]goka.ProcessorOption{goka.WithTester(gt), goka.WithLogger(wt.Quiet{})}, g.GokaOptions...)
-		if nodes := suppressNodes(g.Root); len(nodes) > 0 {
-			opts = append(opts, goka.WithContextWrapper(sup.wrapper(nodes)))
-		}
 		proc, err := goka.NewProcessor(nil, g.Graph, opts...)
 		if err != nil {
 			return res, fmt.Errorf("group %s: %w", g.Name, err)
@@ -353,8 +361,8 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 		return res, ctx.Err()
 	}
 
-	// Outputs: what the trackers saw, then the suppress flush.
-	got := map[string][]output{}
+	// Outputs: what the trackers saw, then the coalescers' flush.
+	gotMu.Lock()
 	for topic, tr := range trackers {
 		for {
 			h, k, v, ok := tr.NextRawWithHeaders()
@@ -364,7 +372,15 @@ func (p *plan) run(ctx context.Context, ci int) (Result, error) {
 			got[topic] = append(got[topic], output{key: k, data: v, headers: h})
 		}
 	}
-	flushFailures := sup.flush(p.top, got)
+	gotMu.Unlock()
+	var flushFailures []string
+	for _, g := range compiled.Groups {
+		for _, co := range g.Coalescers {
+			if err := co.Flush(); err != nil {
+				flushFailures = append(flushFailures, "suppress flush: "+err.Error())
+			}
+		}
+	}
 
 	if c.Expect.Outputs != nil { // nil: not checked
 		res.Failures = append(res.Failures, p.compareOutputs(c.Expect.Outputs, got)...)
@@ -554,115 +570,4 @@ func compareRejected(want int, dlqs []*tester.QueueTracker) []string {
 		msg += ":\n" + strings.Join(lines, "\n")
 	}
 	return []string{msg}
-}
-
-// Suppress on the tester: a coalescer flushes through its own Kafka
-// producer, which the tester cannot provide, and defers the commit of its
-// inputs until then (the tester would wait for that forever). So the
-// groups with suppress nodes run with a context wrapper that commits at
-// once and records the values handed to the coalescers; Run flushes them
-// after the last input of the case.
-
-// suppressNodes are the suppress nodes a stateful group feeds, in the
-// order its callback runs them.
-func suppressNodes(root *topology.Node) []*topology.Node {
-	if root == nil || !root.Stateful() {
-		return nil
-	}
-	var out []*topology.Node
-	for _, ch := range root.Children {
-		if ch.Kind == topology.KindSuppress && !ch.UntilWindowClose {
-			out = append(out, ch)
-		}
-	}
-	return out
-}
-
-type suppressions struct {
-	mu      sync.Mutex
-	pending map[*topology.Node]*coalesced
-}
-
-type coalesced struct {
-	order  []string
-	values map[string]any
-}
-
-func (s *suppressions) add(n *topology.Node, key string, value any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.pending[n]
-	if c == nil {
-		c = &coalesced{values: map[string]any{}}
-		s.pending[n] = c
-	}
-	if _, ok := c.values[key]; !ok {
-		c.order = append(c.order, key)
-	}
-	c.values[key] = value
-}
-
-func (s *suppressions) wrapper(nodes []*topology.Node) goka.ContextWrapper {
-	return func(ctx goka.Context) goka.Context { return &suppressCtx{gokaContext: ctx, s: s, nodes: nodes} }
-}
-
-// flush appends the coalesced records to got, encoded with their sink's
-// codec.
-func (s *suppressions) flush(t *topology.Topology, got map[string][]output) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var fails []string
-	for _, n := range t.Nodes {
-		c := s.pending[n]
-		if c == nil || len(n.Children) != 1 {
-			continue
-		}
-		sink := n.Children[0]
-		for _, k := range c.order {
-			data, err := sink.Codec.Encode(c.values[k])
-			if err != nil {
-				fails = append(fails, fmt.Sprintf("suppress %s: encode the value of %q for %s: %v", n.Name, k, sink.Topic, err))
-				continue
-			}
-			got[sink.Topic] = append(got[sink.Topic], output{key: k, data: data})
-		}
-	}
-	s.pending = map[*topology.Node]*coalesced{}
-	return fails
-}
-
-// gokaContext is embedded under this name: goka.Context has a method
-// called Context.
-type gokaContext = goka.Context
-
-// suppressCtx is the context of one callback of a group with suppress
-// nodes: the i-th DeferCommit of the callback is the Add of the i-th
-// suppress node, with the value the callback just stored.
-type suppressCtx struct {
-	gokaContext
-	s     *suppressions
-	nodes []*topology.Node
-	n     int
-	last  any
-}
-
-func (c *suppressCtx) SetValue(v any, opts ...goka.ContextOption) {
-	c.last = v
-	c.gokaContext.SetValue(v, opts...)
-}
-
-func (c *suppressCtx) DeferCommit() func(error) {
-	if c.n < len(c.nodes) {
-		st, ok := c.last.(*processors.Stored)
-		if !ok {
-			st, _ = c.gokaContext.Value().(*processors.Stored)
-		}
-		var v any
-		if st != nil {
-			v = st.Value
-		}
-		c.s.add(c.nodes[c.n], c.gokaContext.Key(), v)
-	}
-	c.n++
-	return func(error) {}
 }
