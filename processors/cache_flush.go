@@ -136,12 +136,15 @@ func (c *recordCache) flush() error {
 	}
 	acks.Wait()
 	var firstErr error
+	released := 0
 	for i := range parts {
 		for _, commit := range held[i] {
 			commit(errs[i])
 		}
+		released += len(held[i])
 		firstErr = cmpOr(firstErr, errs[i])
 	}
+	c.release(released)
 	c.retire(parts)
 	c.flushes.Add(1)
 	return firstErr
@@ -360,6 +363,7 @@ func (c *recordCache) discard() {
 	}
 	c.bytes.Store(0)
 	c.err = nil
+	c.release(int(c.held.Load()))
 }
 
 // unfast takes p out of the lock-free lookup of part; c.mu is held.

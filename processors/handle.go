@@ -137,7 +137,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 					commit(fmt.Errorf("process %s/%d@%d: the callback failed", gctx.Topic(), gctx.Partition(), gctx.Offset()))
 					panic(r)
 				}
-				p.hold(commit)
+				rt.cache.hold(p, commit)
 			}()
 		}
 
