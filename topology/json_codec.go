@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	sjson "github.com/segmentio/encoding/json"
@@ -23,9 +24,33 @@ func encodeJSON(v any) ([]byte, error) {
 	return b, nil
 }
 
-// jsonParsers are the parsers of decodeJSON (a fastjson.Parser is reused
-// and not safe for concurrent use).
-var jsonParsers fastjson.ParserPool
+// jsonDecoders are the decoders of decodeJSON (a fastjson.Parser is
+// reused and not safe for concurrent use).
+var jsonDecoders = sync.Pool{New: func() any { return &jsonDecoder{keys: map[string]string{}} }}
+
+// jsonDecoder is a parser and the object keys it has seen: the records of
+// a stream have the same few field names, and a key found here costs no
+// allocation (a record of four fields made four key strings before).
+type jsonDecoder struct {
+	p    fastjson.Parser
+	keys map[string]string
+}
+
+// maxJSONKeys bounds the keys a decoder keeps (inputs with ever new field
+// names, e.g. maps keyed by ids, allocate past it as without the table).
+const maxJSONKeys = 256
+
+// key returns k as a string, from the decoder's keys if it is there.
+func (d *jsonDecoder) key(k []byte) string {
+	if s, ok := d.keys[string(k)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(k)
+	if len(d.keys) < maxJSONKeys {
+		d.keys[s] = s
+	}
+	return s
+}
 
 // decodeJSON decodes one JSON value as the json codec promises: objects as
 // map[string]any, arrays as []any, integers that fit as int64, other
@@ -37,13 +62,13 @@ var jsonParsers fastjson.ParserPool
 // encoding/json replaces) is left to decodeJSONStd, as is every error, so
 // that messages stay encoding/json's.
 func decodeJSON(data []byte) (any, error) {
-	p := jsonParsers.Get()
-	defer jsonParsers.Put(p)
-	v, err := p.ParseBytes(data)
+	d := jsonDecoders.Get().(*jsonDecoder)
+	defer jsonDecoders.Put(d)
+	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return decodeJSONStd(data)
 	}
-	out, ok := fromFastJSON(v, 0)
+	out, ok := d.fromFastJSON(v, 0)
 	if !ok {
 		return decodeJSONStd(data)
 	}
@@ -56,7 +81,7 @@ const maxJSONDepth = 512
 
 // fromFastJSON converts a parsed value; ok is false where decodeJSONStd
 // must decide.
-func fromFastJSON(v *fastjson.Value, depth int) (any, bool) {
+func (d *jsonDecoder) fromFastJSON(v *fastjson.Value, depth int) (any, bool) {
 	if depth > maxJSONDepth {
 		return nil, false
 	}
@@ -74,8 +99,8 @@ func fromFastJSON(v *fastjson.Value, depth int) (any, bool) {
 				return
 			}
 			var x any
-			if x, ok = fromFastJSON(e, depth+1); ok {
-				m[string(k)] = x
+			if x, ok = d.fromFastJSON(e, depth+1); ok {
+				m[d.key(k)] = x
 			}
 		})
 		return m, ok
@@ -83,7 +108,7 @@ func fromFastJSON(v *fastjson.Value, depth int) (any, bool) {
 		a, _ := v.Array()
 		out := make([]any, len(a))
 		for i, e := range a {
-			x, ok := fromFastJSON(e, depth+1)
+			x, ok := d.fromFastJSON(e, depth+1)
 			if !ok {
 				return nil, false
 			}
