@@ -102,7 +102,7 @@ type InPlacePlan struct {
 type keyVersions struct {
 	best      *kgo.Record // the last version before the target
 	bestEnv   statestore.Envelope
-	next      *kgo.Record // the first version after best (nil: none yet)
+	next      *kgo.Record // the first version after best, or after the version best rewound to (nil: none yet)
 	nextEnv   statestore.Envelope
 	nextAfter bool // next is from the target on (or a tombstone)
 	latest    *kgo.Record
@@ -196,7 +196,16 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 				return fmt.Errorf("table %s: %s/%d@%d was not written by weft, so it cannot be rewound: %w", g.Table, r.Topic, r.Partition, r.Offset, err)
 			}
 			if before(env) {
-				k.best, k.bestEnv, k.next, k.nextAfter = r, env, nil, false
+				// After a version from the target on, a version before
+				// it is a rewind (by an earlier in-place job, perhaps
+				// killed before it processed the key again): the later
+				// version, if it is one of this version's successors (a
+				// higher version), still holds the updates that follow,
+				// coalesced ones too, so it stays next.
+				if k.next == nil || k.next.Value == nil || k.nextEnv.Version <= env.Version {
+					k.next, k.nextAfter = nil, false
+				}
+				k.best, k.bestEnv = r, env
 			} else if k.next == nil {
 				k.next, k.nextEnv, k.nextAfter = r, env, true
 			}
