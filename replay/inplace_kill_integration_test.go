@@ -317,6 +317,7 @@ pipelines:
 			if e := ends(table); fmt.Sprint(e) != fmt.Sprint(before) {
 				t.Fatalf("%s: the refused run wrote to the table: ends %v, before %v", what, e, before)
 			}
+			t.Logf("%s: refused while the killed member is in the group; again with --force", what)
 			r = startWeftProc(t, bin, append(args, "--force")...)
 			if err := r.wait(t); err != nil {
 				t.Fatalf("%s with --force: %v\n%s", what, err, r.out.String())
