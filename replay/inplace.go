@@ -278,12 +278,37 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		ip.KeysChanged += tr.Rewound + tr.Deleted
 		ip.Tables = append(ip.Tables, tr)
 	}
+	// A group that had not processed up to the target (it lagged when it
+	// stopped) restarts where it stopped: the tables hold nothing of the
+	// records from there.
+	lagged := map[string]map[int32]string{}
+	for _, g := range sel.groups {
+		committed, err := fetchCommitted(ctx, adm, string(g.Name))
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range sel.inputs[string(g.Name)] {
+			for p := range target[t] {
+				c, ok := committed.Lookup(t, p)
+				if !ok || c.Err != nil || c.At < 0 || c.At >= restart[t][p] {
+					continue
+				}
+				restart[t][p] = c.At
+				if lagged[t] == nil {
+					lagged[t] = map[int32]string{}
+				}
+				lagged[t][p] = fmt.Sprintf("restarts at %d, before the target %d: group %s had processed only up to there", c.At, target[t][p], g.Name)
+			}
+		}
+	}
 	for i := range ranges {
 		r := &ranges[i]
 		x := r.From
 		r.Target = &x
 		r.From = restart[r.Topic][r.Partition]
-		if r.From < x {
+		if note, ok := lagged[r.Topic][r.Partition]; ok {
+			r.Note = joinNote(r.Note, note)
+		} else if r.From < x {
 			r.Note = joinNote(r.Note, fmt.Sprintf("restarts at %d, before the target %d: versions the record cache coalesced across the target need their records again (those a key holds already are skipped)", r.From, x))
 		}
 		if spec.RewindOnly {

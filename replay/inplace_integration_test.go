@@ -272,3 +272,46 @@ func TestIntegrationReplayInPlaceForceWaits(t *testing.T) {
 		t.Errorf("rewound to %d with --force: %v, want %v", x, got, beforeX)
 	}
 }
+
+// A live group that stopped before the target (it lagged: records after
+// its committed offsets were never processed) is rewound in place to a
+// target past them: the job restarts where the group stopped, so the
+// table holds every record before the target, as an independent fold
+// says, and the next run goes on from the target to the live table.
+func TestIntegrationReplayInPlaceLaggingGroup(t *testing.T) {
+	f := newFixture(t)
+	f.produce(120, time.Now().Add(-time.Hour))
+	state := filepath.Join(t.TempDir(), "live")
+	f.runLive(state)
+	table, group := f.app+"-totals-table", f.app+"-totals"
+	stopped := map[int32]int64{}
+	for _, e := range f.events {
+		stopped[e.partition] = e.offset + 1
+	}
+	f.produce(120, time.Now().Add(-time.Hour)) // not processed: the group lags
+	target := replay.PartitionOffsets{}
+	at := map[int32]int64{}
+	for p, c := range stopped {
+		at[p] = c + 10
+		target.Set(f.topic, p, at[p])
+	}
+	ip, _, err := f.inPlace(replay.InPlaceSpec{File: f.file, Pipelines: []string{"totals"}, From: replay.From{Offsets: target}, StateDir: state, RewindOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ip.Partitions {
+		if r.From != stopped[r.Partition] || !strings.Contains(r.Note, "had processed only up to there") {
+			t.Errorf("plan partition %+v: want a restart at %d, where the group stopped, with a note saying so", r, stopped[r.Partition])
+		}
+	}
+	beforeX, _ := fold(f.events, func(e event) bool { return e.offset < at[e.partition] })
+	if got := f.table(table); !equalMaps(got, beforeX) {
+		t.Errorf("rewound to %v: %v, want %v", at, got, beforeX)
+	}
+	for p, c := range f.committed(group) {
+		if c != at[p] {
+			t.Errorf("after the rewind partition %d is committed at %d, want the target %d", p, c, at[p])
+		}
+	}
+	f.runLive(state)
+}
