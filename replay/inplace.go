@@ -96,6 +96,10 @@ type InPlacePlan struct {
 	spec     InPlaceSpec
 	p        *Plan
 	rewrites []*kgo.Record
+	// repartitions are the repartition topics the groups read, target
+	// the target offsets of the input partitions.
+	repartitions []string
+	target       map[string]map[int32]int64
 }
 
 // keyVersions is what the rewind keeps of one key's changelog records.
@@ -127,9 +131,18 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 	for _, g := range sel.groups {
 		name := string(g.Name)
 		for _, t := range sel.inputs[name] {
-			if !sel.external[t] {
-				return nil, fmt.Errorf("--in-place: group %s reads %s, a topic of the application itself (a repartition or table topic), and only tables fed by the input topics can be rewound in place; rebuild it with --into, or start it again with weft reset", name, t)
+			if sel.external[t] {
+				continue
 			}
+			// A repartition topic written by a group that reads the input
+			// topics: its records name the input record they were emitted
+			// for (weft.from), which the versions of the table behind it
+			// name as their sources.
+			if w := sel.writer[t]; w != nil && w.Table != t && sel.level[string(w.Name)] == 0 {
+				ip.repartitions = append(ip.repartitions, t)
+				continue
+			}
+			return nil, fmt.Errorf("--in-place: group %s reads %s, a table topic or a repartition topic behind another one, and only tables fed by the input topics or one repartition topic after them can be rewound in place; rebuild it with --into, or start it again with weft reset", name, t)
 		}
 		names = append(names, name)
 		ip.Groups = append(ip.Groups, GroupPlan{Group: name, Input: sel.inputs[name], Table: g.Table, Level: sel.level[name]})
@@ -214,7 +227,17 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		if err != nil {
 			return nil, err
 		}
-		inputs := sel.inputs[string(g.Name)]
+		// The input topics the table's versions name: the group's own, or
+		// those of the group writing its repartition topic.
+		var inputs []string
+		for _, t := range sel.inputs[string(g.Name)] {
+			if sel.external[t] {
+				inputs = append(inputs, t)
+			} else {
+				inputs = append(inputs, sel.inputs[string(sel.writer[t].Name)]...)
+			}
+		}
+		upstream := slices.ContainsFunc(sel.inputs[string(g.Name)], func(t string) bool { return !sel.external[t] })
 		for _, key := range order {
 			k := keys[key]
 			if k.latest.Value != nil {
@@ -240,7 +263,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 				} else {
 					for _, t := range inputs {
 						for p := range target[t] {
-							slots = append(slots, statestore.SourceOffset{Topic: t, Partition: p})
+							slots = append(slots, statestore.SourceOffset{Topic: t, Partition: p, Upstream: upstream})
 						}
 					}
 				}
@@ -248,8 +271,11 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 					from := logStart[s.Topic][s.Partition]
 					if k.best != nil {
 						for _, b := range k.bestEnv.Sources {
-							if b.Topic == s.Topic && b.Partition == s.Partition && !b.Upstream { // the input partition's own slot
+							if b.Topic == s.Topic && b.Partition == s.Partition && b.Upstream == s.Upstream { // the input partition's slot
 								from = b.Offset + 1
+								if b.Upstream { // the records emitted for b.Offset after the one applied
+									from = b.Offset
+								}
 							}
 						}
 					}
@@ -318,6 +344,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		ip.Records += r.Records
 	}
 	ip.Partitions = ranges
+	ip.target = target
 	ip.p = &Plan{File: spec.File.Name, App: app, Into: app, Job: ip.Job, Bounded: spec.RewindOnly, Partitions: ranges,
 		Records: ip.Records, Remaining: ip.Records, compiled: c, sel: sel,
 		spec: Spec{File: spec.File, Into: app, Pipelines: spec.Pipelines, From: spec.From}}
@@ -394,6 +421,34 @@ func ExecuteInPlace(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, ip *I
 	}
 	if o.StateDir == "" {
 		o.StateDir = ip.spec.StateDir
+	}
+	if len(ip.repartitions) > 0 {
+		// The records the repartition topics hold now, from the live
+		// groups, that were emitted for input records from the target on
+		// are emitted again by the job: the old copies are skipped.
+		ends, err := adm.ListEndOffsets(ctx, ip.repartitions...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the end offsets of %v: %w", ip.repartitions, err)
+		}
+		old := map[string]map[int32]int64{}
+		ends.Each(func(l kadm.ListedOffset) {
+			if old[l.Topic] == nil {
+				old[l.Topic] = map[int32]int64{}
+			}
+			old[l.Topic][l.Partition] = l.Offset
+		})
+		target := ip.target
+		ip.p.skip = func(topic string, partition int32, offset int64, from statestore.SourceOffset) bool {
+			end, ok := old[topic][partition]
+			if !ok || offset >= end {
+				return false
+			}
+			x, ok := target[from.Topic][from.Partition]
+			return ok && from.Offset >= x
+		}
 	}
 	return Execute(ctx, adm, ip.p, o)
 }
