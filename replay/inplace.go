@@ -384,7 +384,10 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 // for the keys that had none) to the tables' changelogs, removes the
 // groups' local state, commits the restart offsets and runs the live
 // groups from there to the end (Execute's termination rule; with
-// RewindOnly to the target).
+// RewindOnly to the target). A group behind a repartition topic goes on
+// from its committed offsets there and skips the records the topic holds
+// when the job starts that were emitted for input records from the
+// target on: the group writing the topic emits them again.
 func ExecuteInPlace(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, ip *InPlacePlan, o Options) (*Summary, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
