@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/lovoo/goka"
+	"github.com/weftstream/weft/statestore"
 	"github.com/weftstream/weft/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -13,9 +14,18 @@ import (
 // is skipped, neither applied nor passed on. nil bounds nothing.
 type ReplayBound func(topic string, partition int32, offset int64) bool
 
+// ReplaySkip reports whether a replay job skips a record that a weft
+// processor emitted (a repartition record), by the record's own place and
+// by from, the record it was emitted for (its weft.from header): an
+// in-place job skips the old copies of records the upstream group emits
+// again. Like a record past a ReplayBound, a skipped record is neither
+// applied nor passed on.
+type ReplaySkip func(topic string, partition int32, offset int64, from statestore.SourceOffset) bool
+
 // replayConfig is what WithReplay sets on a runtime.
 type replayConfig struct {
 	beyond ReplayBound
+	skip   ReplaySkip
 	job    string // names the job in every version written (Envelope.ReplayJob)
 }
 
@@ -32,7 +42,24 @@ func WithReplay(beyond ReplayBound) Option { return WithReplayJob("", beyond) }
 // the runtime writes names it (statestore.Envelope.ReplayJob), so that the
 // lineage of a rebuilt value tells it from a live one.
 func WithReplayJob(job string, beyond ReplayBound) Option {
-	return option(optReplay, func(c *config) { c.replay = &replayConfig{beyond: beyond, job: job} })
+	return option(optReplay, func(c *config) {
+		if c.replay == nil {
+			c.replay = &replayConfig{}
+		}
+		c.replay.beyond, c.replay.job = beyond, job
+	})
+}
+
+// WithReplaySkip adds skip to a replay job's runtime (WithReplayJob, in
+// either order): the records with a weft.from header that skip reports
+// are skipped.
+func WithReplaySkip(skip ReplaySkip) Option {
+	return option(optReplay, func(c *config) {
+		if c.replay == nil {
+			c.replay = &replayConfig{}
+		}
+		c.replay.skip = skip
+	})
 }
 
 // replayJob is the name of the replay job the runtime runs, "" live.
@@ -66,6 +93,18 @@ func (rt *Runtime) startProcess(ps *tracing.ProcessSpan, ctx context.Context, re
 
 // beyondReplay reports whether a replay job skips the record of gctx.
 func (rt *Runtime) beyondReplay(gctx goka.Context) bool {
-	return rt.replay != nil && rt.replay.beyond != nil &&
-		rt.replay.beyond(string(gctx.Topic()), gctx.Partition(), gctx.Offset())
+	if rt.replay == nil {
+		return false
+	}
+	if rt.replay.beyond != nil && rt.replay.beyond(string(gctx.Topic()), gctx.Partition(), gctx.Offset()) {
+		return true
+	}
+	if rt.replay.skip != nil {
+		if h := gctx.Headers()[HeaderFrom]; len(h) > 0 {
+			if from, ok := parseFrom(h); ok {
+				return rt.replay.skip(string(gctx.Topic()), gctx.Partition(), gctx.Offset(), from)
+			}
+		}
+	}
+	return false
 }

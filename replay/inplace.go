@@ -96,13 +96,17 @@ type InPlacePlan struct {
 	spec     InPlaceSpec
 	p        *Plan
 	rewrites []*kgo.Record
+	// repartitions are the repartition topics the groups read, target
+	// the target offsets of the input partitions.
+	repartitions []string
+	target       map[string]map[int32]int64
 }
 
 // keyVersions is what the rewind keeps of one key's changelog records.
 type keyVersions struct {
 	best      *kgo.Record // the last version before the target
 	bestEnv   statestore.Envelope
-	next      *kgo.Record // the first version after best (nil: none yet)
+	next      *kgo.Record // the first version after best, or after the version best rewound to (nil: none yet)
 	nextEnv   statestore.Envelope
 	nextAfter bool // next is from the target on (or a tombstone)
 	latest    *kgo.Record
@@ -127,9 +131,18 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 	for _, g := range sel.groups {
 		name := string(g.Name)
 		for _, t := range sel.inputs[name] {
-			if !sel.external[t] {
-				return nil, fmt.Errorf("--in-place: group %s reads %s, a topic of the application itself (a repartition or table topic), and only tables fed by the input topics can be rewound in place; rebuild it with --into, or start it again with weft reset", name, t)
+			if sel.external[t] {
+				continue
 			}
+			// A repartition topic written by a group that reads the input
+			// topics: its records name the input record they were emitted
+			// for (weft.from), which the versions of the table behind it
+			// name as their sources.
+			if w := sel.writer[t]; w != nil && w.Table != t && sel.level[string(w.Name)] == 0 {
+				ip.repartitions = append(ip.repartitions, t)
+				continue
+			}
+			return nil, fmt.Errorf("--in-place: group %s reads %s, a table topic or a repartition topic behind another one, and only tables fed by the input topics or one repartition topic after them can be rewound in place; rebuild it with --into, or start it again with weft reset", name, t)
 		}
 		names = append(names, name)
 		ip.Groups = append(ip.Groups, GroupPlan{Group: name, Input: sel.inputs[name], Table: g.Table, Level: sel.level[name]})
@@ -196,7 +209,16 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 				return fmt.Errorf("table %s: %s/%d@%d was not written by weft, so it cannot be rewound: %w", g.Table, r.Topic, r.Partition, r.Offset, err)
 			}
 			if before(env) {
-				k.best, k.bestEnv, k.next, k.nextAfter = r, env, nil, false
+				// After a version from the target on, a version before
+				// it is a rewind (by an earlier in-place job, perhaps
+				// killed before it processed the key again): the later
+				// version, if it is one of this version's successors (a
+				// higher version), still holds the updates that follow,
+				// coalesced ones too, so it stays next.
+				if k.next == nil || k.next.Value == nil || k.nextEnv.Version <= env.Version {
+					k.next, k.nextAfter = nil, false
+				}
+				k.best, k.bestEnv = r, env
 			} else if k.next == nil {
 				k.next, k.nextEnv, k.nextAfter = r, env, true
 			}
@@ -205,7 +227,17 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		if err != nil {
 			return nil, err
 		}
-		inputs := sel.inputs[string(g.Name)]
+		// The input topics the table's versions name: the group's own, or
+		// those of the group writing its repartition topic.
+		var inputs []string
+		for _, t := range sel.inputs[string(g.Name)] {
+			if sel.external[t] {
+				inputs = append(inputs, t)
+			} else {
+				inputs = append(inputs, sel.inputs[string(sel.writer[t].Name)]...)
+			}
+		}
+		upstream := slices.ContainsFunc(sel.inputs[string(g.Name)], func(t string) bool { return !sel.external[t] })
 		for _, key := range order {
 			k := keys[key]
 			if k.latest.Value != nil {
@@ -231,7 +263,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 				} else {
 					for _, t := range inputs {
 						for p := range target[t] {
-							slots = append(slots, statestore.SourceOffset{Topic: t, Partition: p})
+							slots = append(slots, statestore.SourceOffset{Topic: t, Partition: p, Upstream: upstream})
 						}
 					}
 				}
@@ -239,8 +271,11 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 					from := logStart[s.Topic][s.Partition]
 					if k.best != nil {
 						for _, b := range k.bestEnv.Sources {
-							if b.Topic == s.Topic && b.Partition == s.Partition && !b.Upstream { // the input partition's own slot
+							if b.Topic == s.Topic && b.Partition == s.Partition && b.Upstream == s.Upstream { // the input partition's slot
 								from = b.Offset + 1
+								if b.Upstream { // the records emitted for b.Offset after the one applied
+									from = b.Offset
+								}
 							}
 						}
 					}
@@ -269,12 +304,37 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		ip.KeysChanged += tr.Rewound + tr.Deleted
 		ip.Tables = append(ip.Tables, tr)
 	}
+	// A group that had not processed up to the target (it lagged when it
+	// stopped) restarts where it stopped: the tables hold nothing of the
+	// records from there.
+	lagged := map[string]map[int32]string{}
+	for _, g := range sel.groups {
+		committed, err := fetchCommitted(ctx, adm, string(g.Name))
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range sel.inputs[string(g.Name)] {
+			for p := range target[t] {
+				c, ok := committed.Lookup(t, p)
+				if !ok || c.Err != nil || c.At < 0 || c.At >= restart[t][p] {
+					continue
+				}
+				restart[t][p] = c.At
+				if lagged[t] == nil {
+					lagged[t] = map[int32]string{}
+				}
+				lagged[t][p] = fmt.Sprintf("restarts at %d, before the target %d: group %s had processed only up to there", c.At, target[t][p], g.Name)
+			}
+		}
+	}
 	for i := range ranges {
 		r := &ranges[i]
 		x := r.From
 		r.Target = &x
 		r.From = restart[r.Topic][r.Partition]
-		if r.From < x {
+		if note, ok := lagged[r.Topic][r.Partition]; ok {
+			r.Note = joinNote(r.Note, note)
+		} else if r.From < x {
 			r.Note = joinNote(r.Note, fmt.Sprintf("restarts at %d, before the target %d: versions the record cache coalesced across the target need their records again (those a key holds already are skipped)", r.From, x))
 		}
 		if spec.RewindOnly {
@@ -284,6 +344,7 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 		ip.Records += r.Records
 	}
 	ip.Partitions = ranges
+	ip.target = target
 	ip.p = &Plan{File: spec.File.Name, App: app, Into: app, Job: ip.Job, Bounded: spec.RewindOnly, Partitions: ranges,
 		Records: ip.Records, Remaining: ip.Records, compiled: c, sel: sel,
 		spec: Spec{File: spec.File, Into: app, Pipelines: spec.Pipelines, From: spec.From}}
@@ -323,7 +384,10 @@ func MakeInPlacePlan(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec
 // for the keys that had none) to the tables' changelogs, removes the
 // groups' local state, commits the restart offsets and runs the live
 // groups from there to the end (Execute's termination rule; with
-// RewindOnly to the target).
+// RewindOnly to the target). A group behind a repartition topic goes on
+// from its committed offsets there and skips the records the topic holds
+// when the job starts that were emitted for input records from the
+// target on: the group writing the topic emits them again.
 func ExecuteInPlace(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, ip *InPlacePlan, o Options) (*Summary, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -360,6 +424,34 @@ func ExecuteInPlace(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, ip *I
 	}
 	if o.StateDir == "" {
 		o.StateDir = ip.spec.StateDir
+	}
+	if len(ip.repartitions) > 0 {
+		// The records the repartition topics hold now, from the live
+		// groups, that were emitted for input records from the target on
+		// are emitted again by the job: the old copies are skipped.
+		ends, err := adm.ListEndOffsets(ctx, ip.repartitions...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the end offsets of %v: %w", ip.repartitions, err)
+		}
+		old := map[string]map[int32]int64{}
+		ends.Each(func(l kadm.ListedOffset) {
+			if old[l.Topic] == nil {
+				old[l.Topic] = map[int32]int64{}
+			}
+			old[l.Topic][l.Partition] = l.Offset
+		})
+		target := ip.target
+		ip.p.skip = func(topic string, partition int32, offset int64, from statestore.SourceOffset) bool {
+			end, ok := old[topic][partition]
+			if !ok || offset >= end {
+				return false
+			}
+			x, ok := target[from.Topic][from.Partition]
+			return ok && from.Offset >= x
+		}
 	}
 	return Execute(ctx, adm, ip.p, o)
 }

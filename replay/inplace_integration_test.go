@@ -272,3 +272,148 @@ func TestIntegrationReplayInPlaceForceWaits(t *testing.T) {
 		t.Errorf("rewound to %d with --force: %v, want %v", x, got, beforeX)
 	}
 }
+
+// A live group that stopped before the target (it lagged: records after
+// its committed offsets were never processed) is rewound in place to a
+// target past them: the job restarts where the group stopped, so the
+// table holds every record before the target, as an independent fold
+// says, and the next run goes on from the target to the live table.
+func TestIntegrationReplayInPlaceLaggingGroup(t *testing.T) {
+	f := newFixture(t)
+	f.produce(120, time.Now().Add(-time.Hour))
+	state := filepath.Join(t.TempDir(), "live")
+	f.runLive(state)
+	table, group := f.app+"-totals-table", f.app+"-totals"
+	stopped := map[int32]int64{}
+	for _, e := range f.events {
+		stopped[e.partition] = e.offset + 1
+	}
+	f.produce(120, time.Now().Add(-time.Hour)) // not processed: the group lags
+	target := replay.PartitionOffsets{}
+	at := map[int32]int64{}
+	for p, c := range stopped {
+		at[p] = c + 10
+		target.Set(f.topic, p, at[p])
+	}
+	ip, _, err := f.inPlace(replay.InPlaceSpec{File: f.file, Pipelines: []string{"totals"}, From: replay.From{Offsets: target}, StateDir: state, RewindOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ip.Partitions {
+		if r.From != stopped[r.Partition] || !strings.Contains(r.Note, "had processed only up to there") {
+			t.Errorf("plan partition %+v: want a restart at %d, where the group stopped, with a note saying so", r, stopped[r.Partition])
+		}
+	}
+	beforeX, _ := fold(f.events, func(e event) bool { return e.offset < at[e.partition] })
+	if got := f.table(table); !equalMaps(got, beforeX) {
+		t.Errorf("rewound to %v: %v, want %v", at, got, beforeX)
+	}
+	for p, c := range f.committed(group) {
+		if c != at[p] {
+			t.Errorf("after the rewind partition %d is committed at %d, want the target %d", p, c, at[p])
+		}
+	}
+	f.runLive(state)
+}
+
+// The count per segment sits behind a group_by's repartition topic. The
+// group writing that topic has processed a second batch of events that
+// the count has not (it lags: the repartition topic holds records it has
+// not read). Rewound in place to a target inside the second batch, the
+// count holds the records before the target, as an independent fold
+// says: the old repartition records emitted for records from the target
+// on are skipped, the others applied. Run live again, it reaches the
+// fold of every event; rewound to an earlier target (the count's
+// versions hold updates on both sides of it) and reprocessed, it is
+// that fold again.
+func TestIntegrationReplayInPlaceBehindRepartition(t *testing.T) {
+	f := newFixture(t)
+	f.produce(120, time.Now().Add(-time.Hour))
+	state := filepath.Join(t.TempDir(), "live")
+	f.runLive(state)
+	table := f.app + "-per-segment-table"
+	stopped := map[int32]int64{}
+	for _, e := range f.events {
+		stopped[e.partition] = e.offset + 1
+	}
+	f.produce(120, time.Now().Add(-time.Hour))
+
+	// Only the group writing the repartition topic runs on the second
+	// batch.
+	c, err := topology.Compile(f.file.Topology, topology.WithProcessorOptions(processors.WithKafka(f.kafka)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upstream []*topology.Group
+	for _, g := range c.Groups {
+		if g.Table == "" && slices.Contains(g.Inputs, f.topic) {
+			upstream = append(upstream, g)
+		}
+	}
+	if len(upstream) != 1 {
+		t.Fatalf("%d groups write the repartition topic, want 1", len(upstream))
+	}
+	procs, err := topology.NewProcessors(t.Context(), slog.New(slog.DiscardHandler), f.kafka, state, upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- processors.RunAll(ctx, procs...) }()
+	ends := map[int32]int64{}
+	for _, e := range f.events {
+		ends[e.partition] = e.offset + 1
+	}
+	kafkatest.WaitFor(t, waitTimeout, "the repartitioning of the second batch", func() bool {
+		for p, at := range f.committed(string(upstream[0].Name)) {
+			if at != ends[p] {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, stoppedSegments := fold(f.events, func(e event) bool { return e.offset < stopped[e.partition] })
+	if got := f.table(table); !equalMaps(got, stoppedSegments) {
+		t.Fatalf("the count before the job: %v, want the first batch's %v", got, stoppedSegments)
+	}
+
+	target := replay.PartitionOffsets{}
+	at := map[int32]int64{}
+	for p, s := range stopped {
+		at[p] = s + 10
+		target.Set(f.topic, p, at[p])
+	}
+	spec := replay.InPlaceSpec{File: f.file, Pipelines: []string{"per-segment"}, From: replay.From{Offsets: target}, StateDir: state, RewindOnly: true}
+	if _, _, err := f.inPlace(spec); err != nil {
+		t.Fatal(err)
+	}
+	_, beforeX := fold(f.events, func(e event) bool { return e.offset < at[e.partition] })
+	if got := f.table(table); !equalMaps(got, beforeX) {
+		t.Errorf("rewound to %v: %v, want %v", at, got, beforeX)
+	}
+	f.runLive(state) // both tables the fold of every event
+
+	// An earlier target, where the count's versions hold updates on both
+	// sides: the rewind, then the whole job.
+	y := int64(5)
+	spec = replay.InPlaceSpec{File: f.file, Pipelines: []string{"per-segment"}, From: replay.From{Offset: &y}, StateDir: state, RewindOnly: true}
+	if _, _, err := f.inPlace(spec); err != nil {
+		t.Fatal(err)
+	}
+	_, beforeY := fold(f.events, func(e event) bool { return e.offset < y })
+	if got := f.table(table); !equalMaps(got, beforeY) {
+		t.Errorf("rewound to %d: %v, want %v", y, got, beforeY)
+	}
+	spec.RewindOnly = false
+	if _, _, err := f.inPlace(spec); err != nil {
+		t.Fatal(err)
+	}
+	_, allS := fold(f.events, all)
+	if got := f.table(table); !equalMaps(got, allS) {
+		t.Errorf("rewound to %d and replayed: %v, want %v", y, got, allS)
+	}
+}

@@ -90,6 +90,9 @@ func Execute(ctx context.Context, adm *kadm.Client, p *Plan, o Options) (*Summar
 
 	ropts := []processors.Option{processors.WithKafka(o.Kafka), processors.WithLogger(o.Logger),
 		processors.WithReplayJob(p.Job, p.bound())}
+	if p.skip != nil {
+		ropts = append(ropts, processors.WithReplaySkip(p.skip))
+	}
 	if o.TracerProvider != nil {
 		ropts = append(ropts, processors.WithTracerProvider(o.TracerProvider))
 	}

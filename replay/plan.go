@@ -123,6 +123,7 @@ type Plan struct {
 	Notes          []string `json:"notes,omitempty"`
 
 	compiled *topology.Compiled
+	skip     processors.ReplaySkip // an in-place job's old repartition records to skip (nil: none)
 	sel      *selection
 	spec     Spec
 }

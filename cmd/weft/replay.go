@@ -159,8 +159,9 @@ start, the groups start again earlier and skip what each key holds already.
 --rewind-only stops at the start: the next weft run reprocesses from there.
 The plan says how many keys change. It refuses while the live groups have
 members, naming them; --force waits for members that are gone (a killed
-instance until its session times out). Only tables fed by the input topics
-themselves can be rewound (not those behind a group_by's repartition topic).
+instance until its session times out). Tables fed by the input topics, or
+by a group_by's repartition topic after them, can be rewound (not those
+behind a table topic or a second repartition topic).
 
 Point in time (--key K --until-time T [--pipeline P]): fold the records of
 key K up to T (the record timestamps, or the event time the topology's
