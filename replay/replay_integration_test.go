@@ -245,6 +245,24 @@ func (f *fixture) snapshot(groups ...string) string {
 	return s
 }
 
+// waitCommitted waits until group's committed offsets add up to n records.
+func (f *fixture) waitCommitted(group string, n int64) {
+	f.t.Helper()
+	kafkatest.WaitFor(f.t, waitTimeout, fmt.Sprintf("group %s to commit %d records", group, n), func() bool {
+		o, err := f.adm.FetchOffsets(f.t.Context(), group)
+		if err != nil {
+			return false
+		}
+		var sum int64
+		for _, ps := range o.Offsets() {
+			for _, off := range ps {
+				sum += off.At
+			}
+		}
+		return sum == n
+	})
+}
+
 func TestIntegrationReplayRebuildEqualsLive(t *testing.T) {
 	f := newFixture(t)
 	f.produce(300, time.Now().Add(-time.Hour))
