@@ -401,16 +401,19 @@ pipelines:
 	check("killed after the rewind and run again", runs, starts)
 
 	// 2. The same command, killed in the reprocessing once its groups
-	// committed a tenth of the records or more, and run again to the end.
+	// committed some of the records and not all, and run again to the
+	// end. (Some, not a share: the committed offsets move when goka's
+	// consumer commits, once a second, and on a loaded machine a job went
+	// from 4,012 of 300,416 to all of them in one step.)
 	starts = []map[int32]int64{ends(table)}
 	r = startWeftProc(t, bin, args...)
 	progress := regexp.MustCompile(`msg="replay progress" done=(\d+) total=(\d+)`)
 	var at string
-	r.killUntil(t, "a tenth of the reprocessing committed", func() bool {
+	r.killUntil(t, "some of the reprocessing committed", func() bool {
 		for _, m := range progress.FindAllStringSubmatch(r.out.String(), -1) {
 			done, _ := strconv.ParseInt(m[1], 10, 64)
 			total, _ := strconv.ParseInt(m[2], 10, 64)
-			if done >= total/10 && done < total {
+			if done > 0 && done < total {
 				at = m[0]
 				return true
 			}
