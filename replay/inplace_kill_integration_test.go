@@ -134,8 +134,8 @@ func jobOf(t *testing.T, out string) string {
 // record cache wrote one version per key for a whole batch) is replayed
 // in place by weft replay --in-place --execute, a process of its own,
 // killed (SIGKILL) once when every rewound value is in the changelog
-// (before the groups reprocess) and, in a second job, once a tenth or
-// more of the reprocessing is committed; each time the same command run
+// (before the groups reprocess) and, in a second job, once some but not
+// all of the reprocessing is committed; each time the same command run
 // again (with --force, as its refusal says, while the killed member is
 // still in the group) ends with the table of an independent fold of
 // every input record, every version each run wrote naming that run's
