@@ -164,6 +164,9 @@ type celExpr struct {
 	prg     cel.Program
 	want    celWant
 	adapter types.Adapter
+	// fast is the expression compiled to closures (cel_compile.go), nil
+	// when it is outside their subset.
+	fast cnode
 }
 
 // compileCEL parses, checks and plans text. The result must have type want
@@ -197,7 +200,7 @@ func compileCEL(text string, vars celVars, want celWant) (*celExpr, []celIssue) 
 	if err != nil {
 		return nil, []celIssue{{msg: err.Error()}}
 	}
-	return &celExpr{text: text, prg: prg, want: want, adapter: adapter}, nil
+	return &celExpr{text: text, prg: prg, want: want, adapter: adapter, fast: compileFast(checked)}, nil
 }
 
 // resultTypeOK reports whether an expression of static type t may produce
@@ -231,6 +234,7 @@ type activation struct {
 	adapter types.Adapter
 	key     string
 	keyVal  ref.Val // types.String(key), made on first use
+	keyAny  any     // key as an any, for the compiled form, made on first use
 	// vars are value, other, current and aggregate.
 	vars [4]celVar
 }
@@ -320,7 +324,7 @@ func (e *celExpr) begin(key string, value, other, current, aggregate any) *activ
 
 // release clears a (it holds no record after) and puts it back in the pool.
 func (a *activation) release() {
-	a.adapter, a.key, a.keyVal = nil, "", nil
+	a.adapter, a.key, a.keyVal, a.keyAny = nil, "", nil, nil
 	for i := range a.vars {
 		v := &a.vars[i]
 		v.raw, v.resolved, v.done = nil, nil, false
@@ -363,6 +367,13 @@ func (e *celExpr) wrongType(want string, got ref.Val) error {
 func (e *celExpr) evalBool(key string, value any) (bool, error) {
 	a := e.begin(key, value, nil, nil, nil)
 	defer a.release()
+	if e.fast != nil {
+		if v, ok := e.fast(a); ok {
+			if b, ok := v.(bool); ok {
+				return b, nil
+			}
+		}
+	}
 	out, err := e.eval(a)
 	if err != nil {
 		return false, err
@@ -378,6 +389,13 @@ func (e *celExpr) evalBool(key string, value any) (bool, error) {
 func (e *celExpr) evalString(key string, value any) (string, error) {
 	a := e.begin(key, value, nil, nil, nil)
 	defer a.release()
+	if e.fast != nil {
+		if v, ok := e.fast(a); ok {
+			if s, ok := v.(string); ok {
+				return s, nil
+			}
+		}
+	}
 	out, err := e.eval(a)
 	if err != nil {
 		return "", err
@@ -418,6 +436,11 @@ func (e *celExpr) evalTime(key string, value any) (time.Time, error) {
 func (e *celExpr) evalValue(key string, value, other, current, aggregate any) (any, error) {
 	a := e.begin(key, value, other, current, aggregate)
 	defer a.release()
+	if e.fast != nil {
+		if v, ok := e.fast(a); ok && storable(v) {
+			return v, nil
+		}
+	}
 	out, err := e.eval(a)
 	if err != nil {
 		return nil, err
