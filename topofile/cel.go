@@ -22,10 +22,14 @@ import (
 // Every expression sees `key` (string) and `value` (dyn); a join also sees
 // `other`, a reduce `current`, an aggregate's add `aggregate` (all dyn); an
 // aggregate's initial value sees nothing. Expressions are compiled,
-// type-checked and planned once, when the file is loaded; a record is then
-// evaluated against a small pooled activation struct (no reflection, no
-// map), and the result is converted back to the plain Go values the codecs
-// use (map[string]any, []any, string, int64, float64, bool, nil).
+// type-checked and planned once, when the file is loaded. An expression of
+// the subset of cel_compile.go is also compiled to Go closures, which
+// evaluate a record first; whenever they cannot return the value (every
+// error, every value outside the subset), and for the other expressions,
+// the record is evaluated by cel-go's interpreter against a small pooled
+// activation struct (no reflection, no map), and the result is converted
+// back to the plain Go values the codecs use (map[string]any, []any,
+// string, int64, float64, bool, nil).
 //
 // The hot path of an expression such as the add of testdata/cqrs/bank.yaml
 // is reading fields of value/aggregate and building a map literal. A
