@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -26,14 +27,50 @@ func encodeJSON(v any) ([]byte, error) {
 
 // jsonDecoders are the decoders of decodeJSON (a fastjson.Parser is
 // reused and not safe for concurrent use).
-var jsonDecoders = sync.Pool{New: func() any { return &jsonDecoder{keys: map[string]string{}} }}
+var jsonDecoders = sync.Pool{New: func() any {
+	return &jsonDecoder{keys: map[string]string{}, seed: maphash.MakeSeed()}
+}}
 
 // jsonDecoder is a parser and the object keys it has seen: the records of
 // a stream have the same few field names, and a key found here costs no
 // allocation (a record of four fields made four key strings before).
+//
+// It also keeps the short string values it has seen, in a direct-mapped
+// cache (a value replaces the one in its slot): the values of a field such
+// as an event type or an account id repeat, and one found here costs
+// neither the string nor the interface that holds it.
 type jsonDecoder struct {
 	p    fastjson.Parser
 	keys map[string]string
+	seed maphash.Seed
+	strs [jsonStringSlots]jsonString
+}
+
+// jsonString is a string value and the interface holding it.
+type jsonString struct {
+	s string
+	v any
+}
+
+const (
+	// jsonStringSlots is the size of a decoder's string value cache.
+	jsonStringSlots = 1024
+	// maxJSONString is the longest string value the cache keeps.
+	maxJSONString = 32
+)
+
+// str returns the string value b, from the cache if it is there.
+func (d *jsonDecoder) str(b []byte) any {
+	if len(b) > maxJSONString {
+		return string(b)
+	}
+	e := &d.strs[maphash.Bytes(d.seed, b)%jsonStringSlots]
+	if e.v != nil && e.s == string(b) { // no allocation for the comparison
+		return e.v
+	}
+	s := string(b)
+	e.s, e.v = s, s
+	return e.v
 }
 
 // maxJSONKeys bounds the keys a decoder keeps (inputs with ever new field
@@ -120,7 +157,7 @@ func (d *jsonDecoder) fromFastJSON(v *fastjson.Value, depth int) (any, bool) {
 		if !plainString(b) {
 			return nil, false
 		}
-		return string(b), true
+		return d.str(b), true
 	case fastjson.TypeNumber:
 		raw := v.String() // the number as it was written
 		if !isJSONNumber(raw) {
