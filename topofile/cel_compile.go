@@ -37,8 +37,11 @@ package topofile
 // evaluated by the interpreter only.
 
 import (
+	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
@@ -351,6 +354,15 @@ func (c *fastCompiler) call(e ast.Expr) (cnode, bool) {
 			}, true
 		case "size":
 			return sizeNode(x), true
+		case "int", "uint", "double", "string", "bool":
+			conv := conversions[fn]
+			return func(a *activation) (any, bool) {
+				v, ok := x(a)
+				if !ok {
+					return nil, false
+				}
+				return conv(v)
+			}, true
 		}
 	case 2:
 		l, r := ns[0], ns[1]
@@ -461,6 +473,18 @@ func (c *fastCompiler) memberCall(fn string, call ast.CallExpr) (cnode, bool) {
 	switch {
 	case fn == "size" && len(ns) == 0:
 		return sizeNode(target), true
+	case len(ns) == 0 && (fn == "lowerAscii" || fn == "upperAscii" || fn == "trim"):
+		f := map[string]func(string) string{"lowerAscii": lowerASCII, "upperAscii": upperASCII, "trim": strings.TrimSpace}[fn]
+		return func(a *activation) (any, bool) {
+			v, ok := target(a)
+			s, isStr := v.(string)
+			if !ok || !isStr {
+				return nil, false
+			}
+			return f(s), true
+		}, true
+	case fn == "substring" && (len(ns) == 1 || len(ns) == 2):
+		return substringNode(target, ns), true
 	case len(ns) == 1 && (fn == "startsWith" || fn == "endsWith" || fn == "contains"):
 		test := strings.HasPrefix
 		switch fn {
@@ -485,6 +509,131 @@ func (c *fastCompiler) memberCall(fn string, call ast.CallExpr) (cnode, bool) {
 		}, true
 	}
 	return nil, false
+}
+
+// conversions are the type conversions int(), uint(), double(), string()
+// and bool(), as cel-go's ConvertToType makes them.
+var conversions = map[string]func(any) (any, bool){
+	"int": func(v any) (any, bool) {
+		switch x := v.(type) {
+		case int64:
+			return x, true
+		case uint64:
+			return int64(x), x <= math.MaxInt64
+		case float64:
+			if math.IsInf(x, 0) || math.IsNaN(x) || x <= math.MinInt64 || x >= math.MaxInt64 {
+				return nil, false
+			}
+			return int64(x), true
+		case string:
+			n, err := strconv.ParseInt(x, 10, 64)
+			return n, err == nil
+		}
+		return nil, false
+	},
+	"uint": func(v any) (any, bool) {
+		switch x := v.(type) {
+		case int64:
+			return uint64(x), x >= 0
+		case uint64:
+			return x, true
+		case float64:
+			if math.IsInf(x, 0) || math.IsNaN(x) || x < 0 || x >= math.Ldexp(1, 64) {
+				return nil, false
+			}
+			return uint64(x), true
+		case string:
+			n, err := strconv.ParseUint(x, 10, 64)
+			return n, err == nil
+		}
+		return nil, false
+	},
+	"double": func(v any) (any, bool) {
+		switch x := v.(type) {
+		case int64:
+			return float64(x), true
+		case uint64:
+			return float64(x), true
+		case float64:
+			return x, true
+		case string:
+			f, err := strconv.ParseFloat(x, 64)
+			return f, err == nil
+		}
+		return nil, false
+	},
+	"string": func(v any) (any, bool) {
+		switch x := v.(type) {
+		case int64:
+			return strconv.FormatInt(x, 10), true
+		case uint64:
+			return strconv.FormatUint(x, 10), true
+		case float64:
+			return fmt.Sprintf("%g", x), true
+		case bool:
+			return strconv.FormatBool(x), true
+		case string:
+			return x, true
+		}
+		return nil, false
+	},
+	"bool": func(v any) (any, bool) {
+		switch x := v.(type) {
+		case bool:
+			return x, true
+		case string:
+			b, err := strconv.ParseBool(x)
+			return b, err == nil
+		}
+		return nil, false
+	},
+}
+
+// lowerASCII and upperASCII change the case of the ASCII letters of s, as
+// cel-go's string extension does (through runes: invalid UTF-8 becomes
+// U+FFFD).
+func lowerASCII(s string) string { return mapASCII(s, unicode.ToLower) }
+
+func upperASCII(s string) string { return mapASCII(s, unicode.ToUpper) }
+
+func mapASCII(s string, f func(rune) rune) string {
+	runes := []rune(s)
+	for i, r := range runes {
+		if r <= unicode.MaxASCII {
+			runes[i] = f(r)
+		}
+	}
+	return string(runes)
+}
+
+// substringNode is s.substring(start) and s.substring(start, end), in
+// code points.
+func substringNode(target cnode, args []cnode) cnode {
+	return func(a *activation) (any, bool) {
+		v, ok := target(a)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return nil, false
+		}
+		var bounds [2]int64
+		for i, arg := range args {
+			w, ok := arg(a)
+			n, isInt := w.(int64)
+			if !ok || !isInt {
+				return nil, false
+			}
+			bounds[i] = n
+		}
+		runes := []rune(s)
+		start, end := bounds[0], int64(len(runes))
+		if len(args) == 2 {
+			end = bounds[1]
+		}
+		if start < 0 || start > end || end > int64(len(runes)) {
+			return nil, false
+		}
+		return string(runes[start:end]), true
+	}
 }
 
 // andNode is CEL's &&: false if either side is false, whatever the other

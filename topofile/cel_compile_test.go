@@ -76,7 +76,7 @@ func diffInputs() []any {
 	return []any{
 		nil, true, false, int64(0), int64(1), int64(-3), int64(math.MaxInt64), int64(math.MinInt64),
 		uint64(0), uint64(7), uint64(math.MaxUint64), 0.0, math.Copysign(0, -1), 1.5, -2.5, math.NaN(), math.Inf(1),
-		9.223372036854775807e18, 1e300, "", "a", "acc-1", "héllo",
+		9.223372036854775807e18, 1e300, "", "a", "acc-1", "héllo", " Ab\n", "12", "-1.5", "true", "\xffa",
 		[]any{}, []any{int64(1), "a", nil}, []any{1.0, []any{int64(2)}},
 		map[string]any{},
 		map[string]any{"type": "Deposited", "account": "acc-1", "amount": int64(5)},
@@ -105,7 +105,9 @@ var diffExprs = []string{
 	`type(value)`, `type(value) == map`, `type(value) != list`, `type(value) == int`, `type(value) == uint`,
 	`type(value) == double`, `type(value) == string`, `type(value) == bool`, `type(value) == null_type`, `type(type(value)) == type`,
 	`size(value)`, `value.size()`, `size(key)`, `value.startsWith('a')`, `value.endsWith('1')`, `value.contains('cc')`,
-	`key.startsWith(value)`, `reject('r')`, `reject(value)`, `value.exists(x, x == 1)`, `value.lowerAscii()`,
+	`key.startsWith(value)`, `int(value)`, `uint(value)`, `double(value)`, `string(value)`, `bool(value)`,
+	`value.lowerAscii()`, `value.upperAscii()`, `value.trim()`, `value.substring(1)`, `value.substring(1, 3)`,
+	`key.substring(value)`, `reject('r')`, `reject(value)`, `value.exists(x, x == 1)`, `value.split('a')`,
 	`value.?a.?b.orValue(1)`,
 }
 
@@ -259,9 +261,14 @@ func (g *exprGen) expr(depth int) string {
 	case 13:
 		return "{'a': " + g.expr(depth-1) + ", 'n': " + g.expr(depth-1) + "}"
 	case 14:
-		return []string{"type", "size", "reject"}[g.pick(3)] + sub()
+		fns := []string{"type", "size", "reject", "int", "uint", "double", "string", "bool"}
+		return fns[g.pick(len(fns))] + sub()
 	}
-	return sub() + "." + []string{"size()", "startsWith('a')", "endsWith('b')", "contains('')"}[g.pick(4)]
+	methods := []string{
+		"size()", "startsWith('a')", "endsWith('b')", "contains('')", "lowerAscii()", "upperAscii()", "trim()",
+		"substring(1)", "substring(0, 1)", "substring(" + g.expr(0) + ")",
+	}
+	return sub() + "." + methods[g.pick(len(methods))]
 }
 
 func (g *exprGen) value(depth int) any {
