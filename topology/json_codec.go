@@ -25,6 +25,16 @@ func encodeJSON(v any) ([]byte, error) {
 	return b, nil
 }
 
+// appendJSON appends the bytes of encodeJSON(v) to b (Marshal is this
+// Append into a pooled buffer, then a copy).
+func appendJSON(b []byte, v any) ([]byte, error) {
+	out, err := sjson.Append(b, v, sjson.EscapeHTML|sjson.SortMapKeys)
+	if err != nil {
+		return b, fmt.Errorf("json codec: %w", err)
+	}
+	return out, nil
+}
+
 // jsonDecoders are the decoders of decodeJSON (a fastjson.Parser is
 // reused and not safe for concurrent use).
 var jsonDecoders = sync.Pool{New: func() any {

@@ -90,6 +90,15 @@ func FuzzJSONEncode(f *testing.F) {
 			if werr == nil && string(got) != string(want) {
 				t.Fatalf("encode %#v:\n got %s\nwant %s", v, got, want)
 			}
+			// AppendEncode: the same bytes after what the buffer held.
+			prefix := []byte("prefix")
+			app, aerr := JSON{}.AppendEncode(prefix, v)
+			if (werr != nil) != (aerr != nil) {
+				t.Fatalf("append-encode %#v: error %v, encoding/json's %v", v, aerr, werr)
+			}
+			if werr == nil && string(app) != "prefix"+string(want) {
+				t.Fatalf("append-encode %#v:\n got %s\nwant prefix%s", v, app, want)
+			}
 		}
 	})
 }
