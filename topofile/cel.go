@@ -169,8 +169,10 @@ type celExpr struct {
 	want    celWant
 	adapter types.Adapter
 	// fast is the expression compiled to closures (cel_compile.go), nil
-	// when it is outside their subset.
-	fast cnode
+	// when it is outside their subset; slots is the number of its local
+	// variables.
+	fast  cnode
+	slots int
 }
 
 // compileCEL parses, checks and plans text. The result must have type want
@@ -204,7 +206,9 @@ func compileCEL(text string, vars celVars, want celWant) (*celExpr, []celIssue) 
 	if err != nil {
 		return nil, []celIssue{{msg: err.Error()}}
 	}
-	return &celExpr{text: text, prg: prg, want: want, adapter: adapter, fast: compileFast(checked)}, nil
+	x := &celExpr{text: text, prg: prg, want: want, adapter: adapter}
+	x.fast, x.slots = compileFast(checked)
+	return x, nil
 }
 
 // resultTypeOK reports whether an expression of static type t may produce
@@ -239,6 +243,8 @@ type activation struct {
 	key     string
 	keyVal  ref.Val // types.String(key), made on first use
 	keyAny  any     // key as an any, for the compiled form, made on first use
+	// locals are the local variables of the compiled form.
+	locals []localVal
 	// vars are value, other, current and aggregate.
 	vars [4]celVar
 }
@@ -323,12 +329,20 @@ func (e *celExpr) begin(key string, value, other, current, aggregate any) *activ
 	a.vars[varOther].raw = other
 	a.vars[varCurrent].raw = current
 	a.vars[varAggregate].raw = aggregate
+	if e.slots > 0 {
+		if cap(a.locals) < e.slots {
+			a.locals = make([]localVal, e.slots)
+		}
+		a.locals = a.locals[:e.slots]
+	}
 	return a
 }
 
 // release clears a (it holds no record after) and puts it back in the pool.
 func (a *activation) release() {
 	a.adapter, a.key, a.keyVal, a.keyAny = nil, "", nil, nil
+	clear(a.locals)
+	a.locals = a.locals[:0]
 	for i := range a.vars {
 		v := &a.vars[i]
 		v.raw, v.resolved, v.done = nil, nil, false

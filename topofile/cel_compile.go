@@ -112,18 +112,38 @@ func plain(v any) bool {
 }
 
 // compileFast compiles a checked expression to closures, or returns nil
-// when it uses anything outside the subset.
-func compileFast(checked *cel.Ast) cnode {
+// when it uses anything outside the subset. slots is the number of local
+// variables (of comprehensions) an evaluation needs in its activation.
+func compileFast(checked *cel.Ast) (n cnode, slots int) {
 	c := &fastCompiler{ast: checked.NativeRep()}
 	n, ok := c.node(c.ast.Expr())
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	return n
+	return n, c.slots
 }
 
 type fastCompiler struct {
 	ast *ast.AST
+	// scope are the local variables visible where the compiler is, the
+	// innermost last; slots counts the slots given out.
+	scope []localVar
+	slots int
+}
+
+// localVar is a variable of a comprehension (its iteration variable or
+// its accumulator) and its slot in the activation's locals.
+type localVar struct {
+	name string
+	slot int
+}
+
+// localVal is the value of a local variable in one evaluation: ok=false
+// when it holds an error (an accumulator may, and CEL's && and || may
+// still absorb it).
+type localVal struct {
+	v  any
+	ok bool
 }
 
 func (c *fastCompiler) node(e ast.Expr) (cnode, bool) {
@@ -140,8 +160,84 @@ func (c *fastCompiler) node(e ast.Expr) (cnode, bool) {
 		return c.list(e)
 	case ast.MapKind:
 		return c.mapLiteral(e)
+	case ast.ComprehensionKind:
+		return c.comprehension(e)
 	}
 	return nil, false
+}
+
+// comprehension compiles the macros over lists (all, exists, exists_one,
+// map, filter) and cel.bind, as cel-go folds them: for each element the
+// loop condition must be true for the step to be taken, the step's value
+// (or error) is the new accumulator, and the result is evaluated at the
+// end. Ranges other than lists (maps: their order of iteration) and
+// accumulators whose initial value fails (cel-go evaluates it only when
+// it is read) are the interpreter's.
+func (c *fastCompiler) comprehension(e ast.Expr) (cnode, bool) {
+	comp := e.AsComprehension()
+	if comp.IterVar2() != "" {
+		return nil, false
+	}
+	rng, ok := c.node(comp.IterRange())
+	if !ok {
+		return nil, false
+	}
+	init, ok := c.node(comp.AccuInit())
+	if !ok {
+		return nil, false
+	}
+	accu := c.push(comp.AccuVar())
+	iter := c.push(comp.IterVar())
+	cond, ok := c.node(comp.LoopCondition())
+	if !ok {
+		return nil, false
+	}
+	step, ok := c.node(comp.LoopStep())
+	if !ok {
+		return nil, false
+	}
+	c.scope = c.scope[:len(c.scope)-1] // the result does not see the iteration variable
+	result, ok := c.node(comp.Result())
+	if !ok {
+		return nil, false
+	}
+	c.scope = c.scope[:len(c.scope)-1]
+	return func(a *activation) (any, bool) {
+		r, ok := rng(a)
+		list, isList := r.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		v, ok := init(a)
+		if !ok {
+			return nil, false
+		}
+		a.locals[accu] = localVal{v, true}
+		for _, el := range list {
+			if !plain(el) {
+				return nil, false
+			}
+			a.locals[iter] = localVal{el, true}
+			cv, ok := cond(a)
+			if !ok {
+				return nil, false
+			}
+			if b, isBool := cv.(bool); !isBool || !b {
+				break
+			}
+			v, ok := step(a)
+			a.locals[accu] = localVal{v, ok}
+		}
+		return result(a)
+	}, true
+}
+
+// push adds a local variable to the scope and returns its slot.
+func (c *fastCompiler) push(name string) int {
+	slot := c.slots
+	c.slots++
+	c.scope = append(c.scope, localVar{name: name, slot: slot})
+	return slot
 }
 
 func constNode(v any) cnode { return func(*activation) (any, bool) { return v, true } }
@@ -166,6 +262,15 @@ func (c *fastCompiler) literal(e ast.Expr) (cnode, bool) {
 
 func (c *fastCompiler) ident(e ast.Expr) (cnode, bool) {
 	name := e.AsIdent()
+	for i := len(c.scope) - 1; i >= 0; i-- {
+		if c.scope[i].name == name {
+			slot := c.scope[i].slot
+			return func(a *activation) (any, bool) {
+				l := a.locals[slot]
+				return l.v, l.ok
+			}, true
+		}
+	}
 	var i int
 	switch name {
 	case "key":
@@ -323,6 +428,13 @@ func (c *fastCompiler) call(e ast.Expr) (cnode, bool) {
 	case 1:
 		x := ns[0]
 		switch fn {
+		case "@not_strictly_false":
+			// The loop condition of all and exists: true unless false.
+			return func(a *activation) (any, bool) {
+				v, ok := x(a)
+				b, isBool := v.(bool)
+				return !ok || !isBool || b, true
+			}, true
 		case "!_":
 			return func(a *activation) (any, bool) {
 				v, ok := x(a)
