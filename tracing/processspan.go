@@ -40,7 +40,17 @@ func (p *ProcessSpan) Context() context.Context {
 // drops: the non-recording span is then p's own.
 func (t *Tracer) StartProcessSpan(p *ProcessSpan, ctx context.Context, rec Record, opts ...trace.SpanStartOption) {
 	if t.unexported && len(opts) == 0 {
-		ctx = t.Extract(ctx, rec.Headers) // ctx itself without headers
+		if sc, ok := traceparentOnly(rec.Headers); ok {
+			// The record's context holds nothing but its span context,
+			// which the span's own replaces in p's context: p's parent
+			// can be ctx itself.
+			if !sc.IsValid() {
+				sc = trace.SpanContextFromContext(ctx)
+			}
+			p.startLocal(ctx, unexportedChild(sc))
+			return
+		}
+		ctx = t.Extract(ctx, rec.Headers)
 		p.startLocal(ctx, unexportedChild(trace.SpanContextFromContext(ctx)))
 		return
 	}

@@ -95,6 +95,13 @@ func (t *Tracer) Extract(ctx context.Context, headers goka.Headers) context.Cont
 	if len(headers) == 0 {
 		return ctx
 	}
+	if sc, ok := traceparentOnly(headers); ok {
+		// What the propagator finds, without its string copies.
+		if !sc.IsValid() {
+			return ctx
+		}
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
 	return t.propagator.Extract(ctx, HeaderCarrier(headers))
 }
 
