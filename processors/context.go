@@ -47,6 +47,12 @@ type Context struct {
 	replayed     bool       // the record's offset is already applied to the key
 	rejected     *Rejection // the record went to the dead-letter topic
 	traceHeaders goka.Headers
+	// headerOpt is goka's option for traceHeaders (made with them), opts
+	// room for it as the only option, and headerBuf room for the values
+	// of traceHeaders: the traceparent and the event time.
+	headerOpt goka.ContextOption
+	opts      [1]goka.ContextOption
+	headerBuf [traceparentLen + 20]byte
 
 	eventTime    time.Time
 	eventTimeSet bool
@@ -190,22 +196,35 @@ func (c *Context) Stored() *Stored {
 func (c *Context) headers() goka.Headers {
 	if c.traceHeaders == nil {
 		c.traceHeaders = goka.Headers{}
+		// The values are parts of headerBuf, which nothing writes again:
+		// goka copies the map, not the values, of the records it
+		// produces.
+		buf := c.headerBuf[:0]
 		if c.span.SpanContext().IsValid() {
-			c.rt.tracer.Inject(c.ps.Context(), c.traceHeaders)
+			buf = c.rt.tracer.InjectProcessSpan(&c.ps, c.traceHeaders, buf)
 		}
 		if ts := c.Timestamp(); !ts.IsZero() {
-			c.traceHeaders[HeaderEventTime] = appendEventTime(nil, ts)
+			n := len(buf)
+			buf = appendEventTime(buf, ts)
+			c.traceHeaders[HeaderEventTime] = buf[n:len(buf):len(buf)]
 		}
+		c.headerOpt = goka.WithCtxEmitHeaders(c.traceHeaders)
 	}
 	return c.traceHeaders
 }
 
+// withHeaders returns options with the option that gives a produced
+// record the headers (see headers), if there are any.
 func (c *Context) withHeaders(options []goka.ContextOption) []goka.ContextOption {
-	h := c.headers()
-	if len(h) == 0 {
+	if len(c.headers()) == 0 {
 		return options
 	}
-	return append(options, goka.WithCtxEmitHeaders(h))
+	if len(options) == 0 {
+		// goka only reads the options during the call.
+		c.opts[0] = c.headerOpt
+		return c.opts[:]
+	}
+	return append(options, c.headerOpt)
 }
 
 // SetValue stores value for the key in an envelope that names the record's
@@ -269,7 +288,11 @@ func newVersion(prev *Stored, in versionInput) *Stored {
 	if prev != nil {
 		sources, ver = prev.Meta.Sources, prev.Meta.Version+1
 	}
-	v := newStored(in.value, len(sources)+2)
+	n := len(sources) + 1 // withSource's at most
+	if in.ownSet {
+		n++
+	}
+	v := newStored(in.value, n)
 	v.Meta.Sources = withSource(v.Meta.Sources, sources, in.id)
 	if in.ownSet {
 		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
@@ -388,7 +411,7 @@ func (c *Context) Emit(topic goka.Stream, key string, value any, options ...goka
 	c.emits++
 	// goka copies the headers while Emit applies its options, so the
 	// shared map can drop the identity again.
-	c.g.Emit(topic, key, value, append(options, goka.WithCtxEmitHeaders(h))...)
+	c.g.Emit(topic, key, value, c.withHeaders(options)...)
 	delete(h, HeaderFrom)
 }
 

@@ -67,16 +67,17 @@ func (c envelopeCodec) decode(data []byte) (any, error) {
 		}
 		return &Stored{Value: v}, nil
 	}
-	env, err := statestore.DecodeEnvelope(data)
+	// The Stored and its sources in one allocation (see newStored).
+	s := newStored(nil, 0)
+	if err := statestore.DecodeEnvelopeInto(&s.Meta, data); err != nil {
+		return nil, err
+	}
+	v, err := c.user.Decode(s.Meta.Value)
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.user.Decode(env.Value)
-	if err != nil {
-		return nil, err
-	}
-	env.Value = nil
-	return &Stored{Meta: env, Value: v}, nil
+	s.Meta.Value, s.Value = nil, v
+	return s, nil
 }
 
 // decodeStored decodes a group table value with codec, returning the
