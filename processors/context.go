@@ -44,15 +44,16 @@ type Context struct {
 
 	prev         *Stored
 	prevLoaded   bool
-	replayed     bool       // the record's offset is already applied to the key
-	rejected     *Rejection // the record went to the dead-letter topic
-	traceHeaders goka.Headers
-	// headerOpt is goka's option for traceHeaders (made with them), opts
-	// room for it as the only option, and headerBuf room for the values
-	// of traceHeaders: the traceparent and the event time.
-	headerOpt goka.ContextOption
+	replayed     bool             // the record's offset is already applied to the key
+	rejected     *Rejection       // the record went to the dead-letter topic
+	traceHeaders goka.Headers     // produced.h
+	produced     *producedHeaders // nil until headers
+	// opts is room for produced.opt as the only option, headerBuf for
+	// the values of traceHeaders (the traceparent and the event time)
+	// until the record is done (released).
 	opts      [1]goka.ContextOption
 	headerBuf [traceparentLen + 20]byte
+	released  bool
 
 	eventTime    time.Time
 	eventTimeSet bool
@@ -195,11 +196,19 @@ func (c *Context) Stored() *Stored {
 // traceparent of the record's span and the record's event time.
 func (c *Context) headers() goka.Headers {
 	if c.traceHeaders == nil {
-		c.traceHeaders = goka.Headers{}
+		ph, _ := c.rt.headerMaps.Get().(*producedHeaders)
+		if ph == nil {
+			ph = &producedHeaders{h: goka.Headers{}}
+			ph.opt = goka.WithCtxEmitHeaders(ph.h)
+		}
+		c.produced, c.traceHeaders = ph, ph.h
 		// The values are parts of headerBuf, which nothing writes again:
 		// goka copies the map, not the values, of the records it
 		// produces.
 		buf := c.headerBuf[:0]
+		if c.released {
+			buf = nil // a Context used after its record: headerBuf is in use
+		}
 		if c.span.SpanContext().IsValid() {
 			buf = c.rt.tracer.InjectProcessSpan(&c.ps, c.traceHeaders, buf)
 		}
@@ -208,9 +217,28 @@ func (c *Context) headers() goka.Headers {
 			buf = appendEventTime(buf, ts)
 			c.traceHeaders[HeaderEventTime] = buf[n:len(buf):len(buf)]
 		}
-		c.headerOpt = goka.WithCtxEmitHeaders(c.traceHeaders)
 	}
 	return c.traceHeaders
+}
+
+// producedHeaders is the header map of the records a Context produces,
+// with goka's option that gives them, which the Contexts of later records
+// reuse (Runtime.headerMaps): goka copies the map (not its values) while
+// it applies the option, within the call that produces the record.
+type producedHeaders struct {
+	h   goka.Headers
+	opt goka.ContextOption
+}
+
+// release gives the header map back for the Contexts of later records
+// once the callback is done with the record.
+func (c *Context) release() {
+	c.released = true
+	if ph := c.produced; ph != nil {
+		c.produced, c.traceHeaders = nil, nil
+		clear(ph.h)
+		c.rt.headerMaps.Put(ph)
+	}
 }
 
 // withHeaders returns options with the option that gives a produced
@@ -221,10 +249,10 @@ func (c *Context) withHeaders(options []goka.ContextOption) []goka.ContextOption
 	}
 	if len(options) == 0 {
 		// goka only reads the options during the call.
-		c.opts[0] = c.headerOpt
+		c.opts[0] = c.produced.opt
 		return c.opts[:]
 	}
-	return append(options, c.headerOpt)
+	return append(options, c.produced.opt)
 }
 
 // SetValue stores value for the key in an envelope that names the record's
