@@ -17,7 +17,10 @@ import (
 // callback never asks for its context (a count folded into the record
 // cache) costs no context either.
 type ProcessSpan struct {
-	parent context.Context // the record's context: the span's parent
+	// parent is the record's context, the span's parent; with the
+	// Unexported provider it can lack the record's span context, which
+	// the span's own replaces in Context anyway.
+	parent context.Context
 	span   trace.Span
 	ctx    context.Context // parent with span; nil until Context
 	local  localSpan       // the span, when it records nothing (Unexported, or sampled out)
