@@ -44,9 +44,16 @@ type Context struct {
 
 	prev         *Stored
 	prevLoaded   bool
-	replayed     bool       // the record's offset is already applied to the key
-	rejected     *Rejection // the record went to the dead-letter topic
-	traceHeaders goka.Headers
+	replayed     bool             // the record's offset is already applied to the key
+	rejected     *Rejection       // the record went to the dead-letter topic
+	traceHeaders goka.Headers     // produced.h
+	produced     *producedHeaders // nil until headers
+	// opts is room for produced.opt as the only option, headerBuf for
+	// the values of traceHeaders (the traceparent and the event time)
+	// until the record is done (released).
+	opts      [1]goka.ContextOption
+	headerBuf [traceparentLen + 20]byte
+	released  bool
 
 	eventTime    time.Time
 	eventTimeSet bool
@@ -189,23 +196,63 @@ func (c *Context) Stored() *Stored {
 // traceparent of the record's span and the record's event time.
 func (c *Context) headers() goka.Headers {
 	if c.traceHeaders == nil {
-		c.traceHeaders = goka.Headers{}
+		ph, _ := c.rt.headerMaps.Get().(*producedHeaders)
+		if ph == nil {
+			ph = &producedHeaders{h: goka.Headers{}}
+			ph.opt = goka.WithCtxEmitHeaders(ph.h)
+		}
+		c.produced, c.traceHeaders = ph, ph.h
+		// The values are parts of headerBuf, which nothing writes again:
+		// goka copies the map, not the values, of the records it
+		// produces.
+		buf := c.headerBuf[:0]
+		if c.released {
+			buf = nil // a Context used after its record: headerBuf is in use
+		}
 		if c.span.SpanContext().IsValid() {
-			c.rt.tracer.Inject(c.ps.Context(), c.traceHeaders)
+			buf = c.rt.tracer.InjectProcessSpan(&c.ps, c.traceHeaders, buf)
 		}
 		if ts := c.Timestamp(); !ts.IsZero() {
-			c.traceHeaders[HeaderEventTime] = appendEventTime(nil, ts)
+			n := len(buf)
+			buf = appendEventTime(buf, ts)
+			c.traceHeaders[HeaderEventTime] = buf[n:len(buf):len(buf)]
 		}
 	}
 	return c.traceHeaders
 }
 
+// producedHeaders is the header map of the records a Context produces,
+// with goka's option that gives them, which the Contexts of later records
+// reuse (Runtime.headerMaps): goka copies the map (not its values) while
+// it applies the option, within the call that produces the record.
+type producedHeaders struct {
+	h   goka.Headers
+	opt goka.ContextOption
+}
+
+// release gives the header map back for the Contexts of later records
+// once the callback is done with the record.
+func (c *Context) release() {
+	c.released = true
+	if ph := c.produced; ph != nil {
+		c.produced, c.traceHeaders = nil, nil
+		clear(ph.h)
+		c.rt.headerMaps.Put(ph)
+	}
+}
+
+// withHeaders returns options with the option that gives a produced
+// record the headers (see headers), if there are any.
 func (c *Context) withHeaders(options []goka.ContextOption) []goka.ContextOption {
-	h := c.headers()
-	if len(h) == 0 {
+	if len(c.headers()) == 0 {
 		return options
 	}
-	return append(options, goka.WithCtxEmitHeaders(h))
+	if len(options) == 0 {
+		// goka only reads the options during the call.
+		c.opts[0] = c.produced.opt
+		return c.opts[:]
+	}
+	return append(options, c.produced.opt)
 }
 
 // SetValue stores value for the key in an envelope that names the record's
@@ -269,7 +316,11 @@ func newVersion(prev *Stored, in versionInput) *Stored {
 	if prev != nil {
 		sources, ver = prev.Meta.Sources, prev.Meta.Version+1
 	}
-	v := newStored(in.value, len(sources)+2)
+	n := len(sources) + 1 // withSource's at most
+	if in.ownSet {
+		n++
+	}
+	v := newStored(in.value, n)
 	v.Meta.Sources = withSource(v.Meta.Sources, sources, in.id)
 	if in.ownSet {
 		v.Meta.Sources = withSlot(v.Meta.Sources, in.own)
@@ -388,7 +439,7 @@ func (c *Context) Emit(topic goka.Stream, key string, value any, options ...goka
 	c.emits++
 	// goka copies the headers while Emit applies its options, so the
 	// shared map can drop the identity again.
-	c.g.Emit(topic, key, value, append(options, goka.WithCtxEmitHeaders(h))...)
+	c.g.Emit(topic, key, value, c.withHeaders(options)...)
 	delete(h, HeaderFrom)
 }
 

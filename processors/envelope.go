@@ -2,6 +2,7 @@ package processors
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 	"github.com/weftstream/weft/statestore"
@@ -29,13 +30,22 @@ type Stored struct {
 type envelopeCodec struct {
 	user       goka.Codec
 	keepErrors bool
+	topics     *sourceTopics // nil: none kept
 }
+
+// sourceTopics keeps the topics of the first two sources of the value a
+// codec decoded last, which the next value it decodes most likely has
+// too (the inputs of one group): decoding into them keeps their strings
+// instead of making new ones (see statestore.DecodeEnvelopeInto).
+type sourceTopics struct{ last atomic.Pointer[[2]string] }
 
 // EnvelopeCodec returns the codec weft uses for tables whose values are
 // encoded by user: it encodes *Stored values and decodes to *Stored. Data
 // that is not an envelope (written by something else than weft) decodes to
 // a *Stored without metadata.
-func EnvelopeCodec(user goka.Codec) goka.Codec { return envelopeCodec{user: user} }
+func EnvelopeCodec(user goka.Codec) goka.Codec {
+	return envelopeCodec{user: user, topics: new(sourceTopics)}
+}
 
 func (c envelopeCodec) Encode(v any) ([]byte, error) {
 	s, ok := v.(*Stored)
@@ -67,16 +77,31 @@ func (c envelopeCodec) decode(data []byte) (any, error) {
 		}
 		return &Stored{Value: v}, nil
 	}
-	env, err := statestore.DecodeEnvelope(data)
+	// The Stored and its sources in one allocation (see newStored),
+	// their topics those of the last value, if they are the same.
+	b := &storedSources{}
+	var last *[2]string
+	if c.topics != nil {
+		if last = c.topics.last.Load(); last != nil {
+			b.src[0].Topic, b.src[1].Topic = last[0], last[1]
+		}
+	}
+	s := &b.s
+	s.Meta.Sources = b.src[:0]
+	if err := statestore.DecodeEnvelopeInto(&s.Meta, data); err != nil {
+		return nil, err
+	}
+	if c.topics != nil && len(s.Meta.Sources) > 0 && &s.Meta.Sources[0] == &b.src[0] {
+		if last == nil || b.src[0].Topic != last[0] || b.src[1].Topic != last[1] {
+			c.topics.last.Store(&[2]string{b.src[0].Topic, b.src[1].Topic})
+		}
+	}
+	v, err := c.user.Decode(s.Meta.Value)
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.user.Decode(env.Value)
-	if err != nil {
-		return nil, err
-	}
-	env.Value = nil
-	return &Stored{Meta: env, Value: v}, nil
+	s.Meta.Value, s.Value = nil, v
+	return s, nil
 }
 
 // decodeStored decodes a group table value with codec, returning the

@@ -29,7 +29,7 @@ func DefineGroup(rt *Runtime, group goka.Group, edges ...goka.Edge) *goka.GroupG
 // a different topology under the same group name) stops the processor with
 // one sentence that says so, instead of goka's panic.
 func Persist(user goka.Codec) goka.Edge {
-	return goka.Persist(envelopeCodec{user: user, keepErrors: true})
+	return goka.Persist(envelopeCodec{user: user, keepErrors: true, topics: new(sourceTopics)})
 }
 
 // Lookup declares a lookup table written by weft.

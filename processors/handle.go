@@ -114,6 +114,7 @@ func handle[T any](rt *Runtime, decode func(raw any) ([]byte, T, error), h Handl
 		processed := false
 		defer func() {
 			span.End()
+			ctx.release()
 			if processed || ctx.rejected != nil || ctx.replayed { // not a record that stopped the processor
 				rt.latency.observe(latencyClock() - start) // before the tally, so a count read there includes it
 			}

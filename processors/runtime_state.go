@@ -43,6 +43,10 @@ type Runtime struct {
 	group  goka.Group // the group DefineGroup defined ("" before)
 	bound  bool       // a processor of group is bound (NewProcessor) until its Run returns
 	misuse atomic.Pointer[error]
+
+	// headerMaps holds the *producedHeaders of the Contexts of records
+	// that are done, for the Contexts of later records.
+	headerMaps sync.Pool
 }
 
 // fail stops the processor with err. It records err as the reason the

@@ -190,16 +190,28 @@ func appendSpanRef(b []byte, r SpanRef) []byte {
 // It never panics: malformed input gives an error that says where.
 func DecodeEnvelope(data []byte) (Envelope, error) {
 	var e Envelope
+	err := DecodeEnvelopeInto(&e, data)
+	return e, err
+}
+
+// DecodeEnvelopeInto is DecodeEnvelope into *e: it sets *e to the decoded
+// envelope, or to the zero Envelope with an error. The Sources and
+// Contributors of the result use the arrays of e's when their capacity
+// suffices (a caller that decodes into storage of its own saves the
+// allocations); an empty list is nil, as DecodeEnvelope makes it.
+func DecodeEnvelopeInto(e *Envelope, data []byte) error {
+	sources, contributors := e.Sources[:0], e.Contributors[:0]
+	*e = Envelope{}
 	if !IsEnvelope(data) {
-		return e, ErrNotEnvelope
+		return ErrNotEnvelope
 	}
 	if data[2] != EnvelopeFormat {
-		return e, fmt.Errorf("envelope format %d is not supported (this weft reads format %d)", data[2], EnvelopeFormat)
+		return fmt.Errorf("envelope format %d is not supported (this weft reads format %d)", data[2], EnvelopeFormat)
 	}
 	d := decoder{buf: data, pos: 4}
 	flags := data[3]
 	if flags&^(flagWriter|flagSourceIndex|flagReplayJob) != 0 {
-		return e, fmt.Errorf("envelope has unknown flags %#x", flags)
+		return fmt.Errorf("envelope has unknown flags %#x", flags)
 	}
 	if flags&flagWriter != 0 {
 		e.Writer = d.spanRef("writer")
@@ -209,10 +221,19 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		e.EventTime = time.Unix(0, nanos).UTC()
 	}
 	if n := d.count("sources", maxSources, 3); n > 0 {
-		e.Sources = make([]SourceOffset, n)
+		if uint64(cap(sources)) >= n {
+			e.Sources = sources[:n]
+		} else {
+			e.Sources = make([]SourceOffset, n)
+		}
 		for i := range e.Sources {
 			l := d.count("topic length", maxTopicLen, 1)
-			e.Sources[i].Topic = string(d.bytes(int(l), "topic"))
+			// A reused entry keeps its topic string if it is the same.
+			topic, b := e.Sources[i].Topic, d.bytes(int(l), "topic")
+			if topic != string(b) {
+				topic = string(b)
+			}
+			e.Sources[i] = SourceOffset{Topic: topic}
 			p := d.varint("partition")
 			if p < -1<<31 || p > 1<<31-1 {
 				d.fail("partition %d out of range", p)
@@ -229,7 +250,11 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		}
 	}
 	if n := d.count("contributors", MaxContributors, spanRefLen); n > 0 {
-		e.Contributors = make([]SpanRef, n)
+		if uint64(cap(contributors)) >= n {
+			e.Contributors = contributors[:n]
+		} else {
+			e.Contributors = make([]SpanRef, n)
+		}
 		for i := range e.Contributors {
 			e.Contributors[i] = d.spanRef("contributor")
 		}
@@ -240,10 +265,11 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		e.ReplayJob = string(d.bytes(int(l), "replay job"))
 	}
 	if d.err != nil {
-		return Envelope{}, d.err
+		*e = Envelope{}
+		return d.err
 	}
 	e.Value = data[d.pos:]
-	return e, nil
+	return nil
 }
 
 // decoder reads envelope fields, remembering the first error.

@@ -236,3 +236,46 @@ func TestEnvelopeWithoutReplayJobAllocatesNothing(t *testing.T) {
 		t.Errorf("DecodeEnvelope: %v allocations, want 0", n)
 	}
 }
+
+// DecodeEnvelopeInto decodes as DecodeEnvelope does, whatever the
+// envelope it decodes into held before (whose lists it reuses when they
+// are large enough), and zeroes it on an error.
+func TestDecodeEnvelopeIntoReusesAndOverwrites(t *testing.T) {
+	indexed := sampleEnvelope()
+	indexed.Sources = []SourceOffset{{Topic: "bank-events", Partition: 1, Offset: 5, Index: 3, Upstream: true}}
+	job := sampleEnvelope()
+	job.ReplayJob = "job"
+	envelopes := []Envelope{sampleEnvelope(), indexed, {Value: []byte("x")}, {Version: 1}, job,
+		{Sources: []SourceOffset{{Topic: "a", Offset: 1}, {Topic: "b"}, {Topic: "c", Partition: 2}}}}
+	garbage := [][]byte{nil, []byte("wf"), {'w', 'f', 9, 0}, {'w', 'f', 1, 0x80}, {'w', 'f', 1, 0, 0xff}}
+	for _, before := range envelopes {
+		for _, e := range envelopes {
+			want, err := DecodeEnvelope(AppendEnvelope(nil, &e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := before
+			got.Sources = append(make([]SourceOffset, 0, 4), before.Sources...)
+			got.Contributors = append(make([]SpanRef, 0, 2), before.Contributors...)
+			reused := got.Sources[:1]
+			if err := DecodeEnvelopeInto(&got, AppendEnvelope(nil, &e)); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("into %+v:\n got %+v\nwant %+v", before, got, want)
+			}
+			if len(want.Sources) > 0 && &got.Sources[0] != &reused[0] {
+				t.Fatalf("into %+v: the sources were not decoded into the array given", before)
+			}
+		}
+		for _, data := range garbage {
+			got := before
+			if err := DecodeEnvelopeInto(&got, data); err == nil {
+				t.Fatalf("%q decoded", data)
+			}
+			if !reflect.DeepEqual(got, Envelope{}) {
+				t.Fatalf("%q into %+v: left %+v, want the zero Envelope", data, before, got)
+			}
+		}
+	}
+}

@@ -17,7 +17,10 @@ import (
 // callback never asks for its context (a count folded into the record
 // cache) costs no context either.
 type ProcessSpan struct {
-	parent context.Context // the record's context: the span's parent
+	// parent is the record's context, the span's parent; with the
+	// Unexported provider it can lack the record's span context, which
+	// the span's own replaces in Context anyway.
+	parent context.Context
 	span   trace.Span
 	ctx    context.Context // parent with span; nil until Context
 	local  localSpan       // the span, when it records nothing (Unexported, or sampled out)
@@ -40,7 +43,17 @@ func (p *ProcessSpan) Context() context.Context {
 // drops: the non-recording span is then p's own.
 func (t *Tracer) StartProcessSpan(p *ProcessSpan, ctx context.Context, rec Record, opts ...trace.SpanStartOption) {
 	if t.unexported && len(opts) == 0 {
-		ctx = t.Extract(ctx, rec.Headers) // ctx itself without headers
+		if sc, ok := traceparentOnly(rec.Headers); ok {
+			// The record's context holds nothing but its span context,
+			// which the span's own replaces in p's context: p's parent
+			// can be ctx itself.
+			if !sc.IsValid() {
+				sc = trace.SpanContextFromContext(ctx)
+			}
+			p.startLocal(ctx, unexportedChild(sc))
+			return
+		}
+		ctx = t.Extract(ctx, rec.Headers)
 		p.startLocal(ctx, unexportedChild(trace.SpanContextFromContext(ctx)))
 		return
 	}

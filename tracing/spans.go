@@ -32,7 +32,11 @@ type Tracer struct {
 	processAttrs sync.Map             // partitionKey -> *processSpanInfo
 	server       []attribute.KeyValue // server.address and server.port, if known
 	unexported   bool                 // the provider is Unexported (see StartProcessSpan)
-	sampler      sdktrace.Sampler     // the provider's, if it is a SampledProvider
+	// consumerOpts is the options of a process span without others, made
+	// once: a variadic argument of the tracer's Start (an interface
+	// method) escapes to the heap.
+	consumerOpts []trace.SpanStartOption
+	sampler      sdktrace.Sampler // the provider's, if it is a SampledProvider
 }
 
 type partitionKey struct {
@@ -50,7 +54,8 @@ var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 // NewTracer returns a Tracer using tp and the W3C propagator.
 func NewTracer(tp trace.TracerProvider, opts ...TracerOption) *Tracer {
 	_, unexported := tp.(unexportedProvider)
-	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator(), unexported: unexported}
+	t := &Tracer{tracer: tp.Tracer(ScopeName), propagator: Propagator(), unexported: unexported,
+		consumerOpts: []trace.SpanStartOption{consumerKind}}
 	if sp, ok := tp.(*SampledProvider); ok {
 		t.sampler = sp.sampler
 	}
@@ -95,6 +100,13 @@ func (t *Tracer) Extract(ctx context.Context, headers goka.Headers) context.Cont
 	if len(headers) == 0 {
 		return ctx
 	}
+	if sc, ok := traceparentOnly(headers); ok {
+		// What the propagator finds, without its string copies.
+		if !sc.IsValid() {
+			return ctx
+		}
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
 	return t.propagator.Extract(ctx, HeaderCarrier(headers))
 }
 
@@ -114,7 +126,7 @@ func (t *Tracer) StartProcess(ctx context.Context, rec Record, opts ...trace.Spa
 	info := t.processSpan(rec)
 	var span trace.Span
 	if len(opts) == 0 {
-		ctx, span = t.tracer.Start(ctx, info.name, consumerKind)
+		ctx, span = t.tracer.Start(ctx, info.name, t.consumerOpts...)
 	} else {
 		ctx, span = t.tracer.Start(ctx, info.name, append(opts, consumerKind)...)
 	}
