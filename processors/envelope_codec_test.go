@@ -2,11 +2,16 @@ package processors_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/lovoo/goka"
+
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/statestore"
+	"github.com/weftstream/weft/topology"
 )
 
 // nilCodec decodes every value to nil without allocating.
@@ -66,5 +71,44 @@ func TestEnvelopeCodecDecodesSourcesAsDecodeEnvelope(t *testing.T) {
 		}
 	}); n != 1 {
 		t.Errorf("decoding a value with known topics: %v allocations, want 1", n)
+	}
+}
+
+// plainCodec hides the json codec's AppendEncode: the envelope codec then
+// encodes the value apart and copies it, as for any other codec.
+type plainCodec struct{ goka.Codec }
+
+// An envelope whose value the json codec appends in place has the bytes
+// of one whose value is encoded apart, and decodes to the same value.
+func TestEnvelopeCodecAppendsJSONValues(t *testing.T) {
+	appended := processors.EnvelopeCodec(topology.JSON{})
+	copied := processors.EnvelopeCodec(plainCodec{topology.JSON{}})
+	big := strings.Repeat("x", 1000) // more than the initial buffer
+	for _, v := range []any{
+		nil, int64(7), "s", []any{1.5, "a"},
+		map[string]any{"account": "acc-1", "balance": int64(12), "owner": big},
+	} {
+		s := &processors.Stored{Value: v, Meta: statestore.Envelope{
+			Version: 3, EventTime: time.UnixMilli(1700000000000).UTC(),
+			Sources: []statestore.SourceOffset{{Topic: "in", Partition: 2, Offset: 41}},
+		}}
+		got, err := appended.Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := copied.Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("%#v: appended %q, copied %q", v, got, want)
+		}
+		back, err := appended.Decode(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(v, back.(*processors.Stored).Value); d != "" {
+			t.Fatalf("%#v: decoded back (-want +got):\n%s", v, d)
+		}
 	}
 }

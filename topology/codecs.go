@@ -25,16 +25,9 @@ func (JSON) Encode(v any) ([]byte, error) { return encodeJSON(v) }
 func (JSON) Decode(data []byte) (any, error) { return decodeJSON(data) }
 
 // AppendEncode appends the encoding of v to b (the bytes Encode returns).
+// A table's envelope codec (processors.EnvelopeCodec) uses it to encode
+// the value into the envelope it writes.
 func (JSON) AppendEncode(b []byte, v any) ([]byte, error) { return appendJSON(b, v) }
-
-// AppendEncoder is a codec that can encode into a caller's buffer, such
-// as JSON: a table's store appends the value to the envelope it writes
-// instead of copying an encoding made apart.
-type AppendEncoder interface {
-	AppendEncode(b []byte, v any) ([]byte, error)
-}
-
-var _ AppendEncoder = JSON{}
 
 // normalizeNumbers turns json.Number into int64 when it is an integer and
 // float64 otherwise.
