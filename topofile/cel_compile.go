@@ -232,6 +232,20 @@ func (c *fastCompiler) comprehension(e ast.Expr) (cnode, bool) {
 	}, true
 }
 
+// isRecordKey reports whether e is the variable key, the record's key: not
+// a local variable of that name.
+func (c *fastCompiler) isRecordKey(e ast.Expr) bool {
+	if e.Kind() != ast.IdentKind || e.AsIdent() != "key" {
+		return false
+	}
+	for _, v := range c.scope {
+		if v.name == "key" {
+			return false
+		}
+	}
+	return true
+}
+
 // push adds a local variable to the scope and returns its slot.
 func (c *fastCompiler) push(name string) int {
 	slot := c.slots
@@ -485,11 +499,12 @@ func (c *fastCompiler) call(e ast.Expr) (cnode, bool) {
 			return orNode(l, r), true
 		case "_==_", "_!=_":
 			want := fn == "_==_"
-			// key == x compares the strings, without boxing the key.
-			if args[0].Kind() == ast.IdentKind && args[0].AsIdent() == "key" {
+			// key == x compares the strings, without boxing the key
+			// (unless a comprehension's variable named key hides it).
+			if c.isRecordKey(args[0]) {
 				return keyEqNode(r, want), true
 			}
-			if args[1].Kind() == ast.IdentKind && args[1].AsIdent() == "key" {
+			if c.isRecordKey(args[1]) {
 				return keyEqNode(l, want), true
 			}
 			return eqNode(l, r, want), true

@@ -111,7 +111,10 @@ var diffExprs = []string{
 	`[1, 2, value].all(x, x > 0)`, `value.all(x, x > 0)`, `value.exists(x, x == 1)`, `value.exists_one(x, x == 'a')`,
 	`value.map(x, x + 1)`, `value.filter(x, x != null)`, `value.map(x, x > 0, x * 2)`, `cel.bind(y, value, y + y)`,
 	`cel.bind(y, reject('r'), 1)`, `[[1], [2, 3]].all(l, l.exists(x, x == value))`, `value.all(x, x.a > 0)`,
-	`value.exists(k, k == 'a')`, `[value, aggregate].map(x, x.map(y, [x, y]))`, `value.split('a')`,
+	`value.exists(k, k == 'a')`, `[value, aggregate].map(x, x.map(y, [x, y]))`,
+	`['a', 'acc-1'].exists(key, key == 'a')`, `cel.bind(key, value, key == 'a' && key != 'b')`,
+	`[value].map(value, value == key)`, `['x', 'y'].map(aggregate, [aggregate, key == value])`,
+	`value.split('a')`,
 	`value.?a.?b.orValue(1)`,
 }
 
@@ -252,7 +255,7 @@ func (g *exprGen) expr(depth int) string {
 	case 0, 1, 2:
 		return leaf()
 	case 16:
-		v := fmt.Sprintf("v%d", len(g.vars))
+		v := g.localName()
 		rng := sub()
 		g.vars = append(g.vars, v)
 		defer func() { g.vars = g.vars[:len(g.vars)-1] }()
@@ -263,7 +266,7 @@ func (g *exprGen) expr(depth int) string {
 		}
 		return rng + "." + m + "(" + v + ", " + g.expr(depth-1) + ")"
 	case 17:
-		v := fmt.Sprintf("v%d", len(g.vars))
+		v := g.localName()
 		init := g.expr(depth - 1)
 		g.vars = append(g.vars, v)
 		defer func() { g.vars = g.vars[:len(g.vars)-1] }()
@@ -297,6 +300,15 @@ func (g *exprGen) expr(depth int) string {
 		"substring(1)", "substring(0, 1)", "substring(" + g.expr(0) + ")",
 	}
 	return sub() + "." + methods[g.pick(len(methods))]
+}
+
+// localName names a comprehension's variable: a new name, or one that
+// hides a variable of the expression (key, value, aggregate).
+func (g *exprGen) localName() string {
+	if n := g.pick(4); n < 3 {
+		return []string{"key", "value", "aggregate"}[n]
+	}
+	return fmt.Sprintf("v%d", len(g.vars))
 }
 
 func (g *exprGen) value(depth int) any {
