@@ -37,9 +37,8 @@ package topofile
 // evaluated by the interpreter only.
 
 import (
-	"fmt"
+	"cmp"
 	"math"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -47,6 +46,8 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
 )
 
 // cnode is a compiled sub-expression: its value as a plain Go value, or
@@ -481,13 +482,13 @@ func (c *fastCompiler) call(e ast.Expr) (cnode, bool) {
 		case "size":
 			return sizeNode(x), true
 		case "int", "uint", "double", "string", "bool":
-			conv := conversions[fn]
+			t := conversionTypes[fn]
 			return func(a *activation) (any, bool) {
 				v, ok := x(a)
 				if !ok {
 					return nil, false
 				}
-				return conv(v)
+				return convert(v, t)
 			}, true
 		}
 	case 2:
@@ -507,32 +508,33 @@ func (c *fastCompiler) call(e ast.Expr) (cnode, bool) {
 			if c.isRecordKey(args[1]) {
 				return keyEqNode(l, want), true
 			}
-			return eqNode(l, r, want), true
-		case "_<_":
-			return orderNode(l, r, func(c int) bool { return c < 0 }), true
-		case "_<=_":
-			return orderNode(l, r, func(c int) bool { return c <= 0 }), true
-		case "_>_":
-			return orderNode(l, r, func(c int) bool { return c > 0 }), true
-		case "_>=_":
-			return orderNode(l, r, func(c int) bool { return c >= 0 }), true
+			return binaryNode(l, r, func(x, y any) (any, bool) {
+				eq, ok := equalValues(x, y)
+				return eq == want, ok
+			}), true
+		case "_<_", "_<=_", "_>_", "_>=_":
+			test := orderTests[fn]
+			return binaryNode(l, r, func(x, y any) (any, bool) {
+				c, ok := compareValues(x, y)
+				return test(c), ok
+			}), true
 		case "_+_":
-			return arithNode(l, r, addValues), true
+			return binaryNode(l, r, addValues), true
 		case "_-_":
-			return arithNode(l, r, subtractValues), true
+			return binaryNode(l, r, subtractValues), true
 		case "_*_":
-			return arithNode(l, r, multiplyValues), true
+			return binaryNode(l, r, multiplyValues), true
 		case "_/_":
-			return arithNode(l, r, divideValues), true
+			return binaryNode(l, r, divideValues), true
 		case "_%_":
-			return arithNode(l, r, moduloValues), true
+			return binaryNode(l, r, moduloValues), true
 		case "@in":
 			if list, ok := constList(args[1]); ok {
 				r = constNode(list)
 			}
-			return inNode(l, r), true
+			return binaryNode(l, r, inValues), true
 		case "_[_]":
-			return indexNode(l, r), true
+			return binaryNode(l, r, indexValues), true
 		}
 	case 3:
 		if fn == "_?_:_" {
@@ -638,82 +640,21 @@ func (c *fastCompiler) memberCall(fn string, call ast.CallExpr) (cnode, bool) {
 	return nil, false
 }
 
-// conversions are the type conversions int(), uint(), double(), string()
-// and bool(), as cel-go's ConvertToType makes them.
-var conversions = map[string]func(any) (any, bool){
-	"int": func(v any) (any, bool) {
-		switch x := v.(type) {
-		case int64:
-			return x, true
-		case uint64:
-			return int64(x), x <= math.MaxInt64
-		case float64:
-			if math.IsInf(x, 0) || math.IsNaN(x) || x <= math.MinInt64 || x >= math.MaxInt64 {
-				return nil, false
-			}
-			return int64(x), true
-		case string:
-			n, err := strconv.ParseInt(x, 10, 64)
-			return n, err == nil
-		}
+// conversionTypes are the types of the conversions int(), uint(),
+// double(), string() and bool(), which cel-go's standard library makes
+// with ConvertToType.
+var conversionTypes = map[string]ref.Type{
+	"int": types.IntType, "uint": types.UintType, "double": types.DoubleType,
+	"string": types.StringType, "bool": types.BoolType,
+}
+
+// convert is a conversion of a scalar, by cel-go's own ConvertToType.
+func convert(v any, t ref.Type) (any, bool) {
+	cv, ok := scalarVal(v)
+	if !ok {
 		return nil, false
-	},
-	"uint": func(v any) (any, bool) {
-		switch x := v.(type) {
-		case int64:
-			return uint64(x), x >= 0
-		case uint64:
-			return x, true
-		case float64:
-			if math.IsInf(x, 0) || math.IsNaN(x) || x < 0 || x >= math.Ldexp(1, 64) {
-				return nil, false
-			}
-			return uint64(x), true
-		case string:
-			n, err := strconv.ParseUint(x, 10, 64)
-			return n, err == nil
-		}
-		return nil, false
-	},
-	"double": func(v any) (any, bool) {
-		switch x := v.(type) {
-		case int64:
-			return float64(x), true
-		case uint64:
-			return float64(x), true
-		case float64:
-			return x, true
-		case string:
-			f, err := strconv.ParseFloat(x, 64)
-			return f, err == nil
-		}
-		return nil, false
-	},
-	"string": func(v any) (any, bool) {
-		switch x := v.(type) {
-		case int64:
-			return strconv.FormatInt(x, 10), true
-		case uint64:
-			return strconv.FormatUint(x, 10), true
-		case float64:
-			return fmt.Sprintf("%g", x), true
-		case bool:
-			return strconv.FormatBool(x), true
-		case string:
-			return x, true
-		}
-		return nil, false
-	},
-	"bool": func(v any) (any, bool) {
-		switch x := v.(type) {
-		case bool:
-			return x, true
-		case string:
-			b, err := strconv.ParseBool(x)
-			return b, err == nil
-		}
-		return nil, false
-	},
+	}
+	return constGo(cv.ConvertToType(t))
 }
 
 // lowerASCII and upperASCII change the case of the ASCII letters of s, as
@@ -798,7 +739,8 @@ func orNode(l, r cnode) cnode {
 	}
 }
 
-func eqNode(l, r cnode, want bool) cnode {
+// binaryNode evaluates both operands, then op on their values.
+func binaryNode(l, r cnode, op func(x, y any) (any, bool)) cnode {
 	return func(a *activation) (any, bool) {
 		lv, ok := l(a)
 		if !ok {
@@ -808,8 +750,7 @@ func eqNode(l, r cnode, want bool) cnode {
 		if !ok {
 			return nil, false
 		}
-		eq, ok := equalValues(lv, rv)
-		return eq == want, ok
+		return op(lv, rv)
 	}
 }
 
@@ -929,19 +870,13 @@ func isNaN(v any) bool {
 	return ok && math.IsNaN(f)
 }
 
-func orderNode(l, r cnode, test func(int) bool) cnode {
-	return func(a *activation) (any, bool) {
-		lv, ok := l(a)
-		if !ok {
-			return nil, false
-		}
-		rv, ok := r(a)
-		if !ok {
-			return nil, false
-		}
-		c, ok := compareValues(lv, rv)
-		return test(c), ok
-	}
+// orderTests are the comparison operators as tests of compareValues's
+// result.
+var orderTests = map[string]func(int) bool{
+	"_<_":  func(c int) bool { return c < 0 },
+	"_<=_": func(c int) bool { return c <= 0 },
+	"_>_":  func(c int) bool { return c > 0 },
+	"_>=_": func(c int) bool { return c >= 0 },
 }
 
 // compareValues orders two values as CEL's comparison operators do with
@@ -970,93 +905,48 @@ func compareValues(x, y any) (int, bool) {
 	return compareNumbers(x, y)
 }
 
-// compareNumbers orders two numbers (int64, uint64, float64, not NaN) as
-// cel-go does: a double against an int or a uint is compared as a double
-// within their range.
+// compareNumbers orders two numbers (int64, uint64, float64, not NaN):
+// of one type directly, across types with cel-go's own comparison (a double
+// against an int or a uint is compared as a double within their range).
 func compareNumbers(x, y any) (int, bool) {
 	switch a := x.(type) {
 	case int64:
-		switch b := y.(type) {
-		case int64:
-			return cmp3(a < b, a > b), true
-		case uint64:
-			return compareIntUint(a, b), true
-		case float64:
-			return -compareDoubleInt(b, a), true
+		if b, ok := y.(int64); ok {
+			return cmp.Compare(a, b), true
 		}
 	case uint64:
-		switch b := y.(type) {
-		case int64:
-			return -compareIntUint(b, a), true
-		case uint64:
-			return cmp3(a < b, a > b), true
-		case float64:
-			return -compareDoubleUint(b, a), true
+		if b, ok := y.(uint64); ok {
+			return cmp.Compare(a, b), true
 		}
 	case float64:
-		switch b := y.(type) {
-		case int64:
-			return compareDoubleInt(a, b), true
-		case uint64:
-			return compareDoubleUint(a, b), true
-		case float64:
-			return cmp3(a < b, a > b), true
+		if b, ok := y.(float64); ok {
+			return cmp.Compare(a, b), true
 		}
 	}
-	return 0, false
+	xv, xok := scalarVal(x)
+	yv, yok := scalarVal(y)
+	if !xok || !yok {
+		return 0, false
+	}
+	c, ok := xv.(traits.Comparer).Compare(yv).(types.Int)
+	return int(c), ok
 }
 
-func cmp3(less, greater bool) int {
-	switch {
-	case less:
-		return -1
-	case greater:
-		return 1
+// scalarVal is the CEL value of a plain scalar.
+func scalarVal(v any) (ref.Val, bool) {
+	switch x := v.(type) {
+	case int64:
+		return types.Int(x), true
+	case uint64:
+		return types.Uint(x), true
+	case float64:
+		return types.Double(x), true
+	case string:
+		return types.String(x), true
+	case bool:
+		return types.Bool(x), true
 	}
-	return 0
-}
-
-func compareDoubleInt(d float64, i int64) int {
-	switch {
-	case d < math.MinInt64:
-		return -1
-	case d > math.MaxInt64:
-		return 1
-	}
-	f := float64(i)
-	return cmp3(d < f, d > f)
-}
-
-func compareDoubleUint(d float64, u uint64) int {
-	switch {
-	case d < 0:
-		return -1
-	case d > math.MaxUint64:
-		return 1
-	}
-	f := float64(u)
-	return cmp3(d < f, d > f)
-}
-
-func compareIntUint(i int64, u uint64) int {
-	if i < 0 || u > math.MaxInt64 {
-		return -1
-	}
-	return cmp3(i < int64(u), i > int64(u))
-}
-
-func arithNode(l, r cnode, op func(x, y any) (any, bool)) cnode {
-	return func(a *activation) (any, bool) {
-		lv, ok := l(a)
-		if !ok {
-			return nil, false
-		}
-		rv, ok := r(a)
-		if !ok {
-			return nil, false
-		}
-		return op(lv, rv)
-	}
+	return nil, false
 }
 
 // addValues is +: numbers of one type (ints and uints checked for
@@ -1177,70 +1067,50 @@ func moduloValues(x, y any) (any, bool) {
 	return nil, false
 }
 
-// inNode is `x in list` (an element equal to x) and `k in map` (a string
-// key of the map).
-func inNode(l, r cnode) cnode {
-	return func(a *activation) (any, bool) {
-		x, ok := l(a)
-		if !ok {
-			return nil, false
-		}
-		c, ok := r(a)
-		if !ok {
-			return nil, false
-		}
-		switch in := c.(type) {
-		case []any:
-			for _, e := range in {
-				eq, ok := equalValues(x, e)
-				if !ok {
-					return nil, false
-				}
-				if eq {
-					return true, true
-				}
-			}
-			return false, true
-		case map[string]any:
-			k, ok := x.(string)
+// inValues is `x in list` (an element equal to x) and `k in map` (a
+// string key of the map).
+func inValues(x, c any) (any, bool) {
+	switch in := c.(type) {
+	case []any:
+		for _, e := range in {
+			eq, ok := equalValues(x, e)
 			if !ok {
 				return nil, false
 			}
-			_, found := in[k]
-			return found, true
+			if eq {
+				return true, true
+			}
 		}
-		return nil, false
+		return false, true
+	case map[string]any:
+		k, ok := x.(string)
+		if !ok {
+			return nil, false
+		}
+		_, found := in[k]
+		return found, true
 	}
+	return nil, false
 }
 
-// indexNode is m['f'] on a map and l[i] on a list (an int index).
-func indexNode(l, r cnode) cnode {
-	return func(a *activation) (any, bool) {
-		c, ok := l(a)
+// indexValues is m['f'] on a map and l[i] on a list (an int index).
+func indexValues(c, i any) (any, bool) {
+	switch x := c.(type) {
+	case map[string]any:
+		k, ok := i.(string)
 		if !ok {
 			return nil, false
 		}
-		i, ok := r(a)
-		if !ok {
+		v, found := x[k]
+		return v, found && plain(v)
+	case []any:
+		n, ok := i.(int64)
+		if !ok || n < 0 || n >= int64(len(x)) {
 			return nil, false
 		}
-		switch x := c.(type) {
-		case map[string]any:
-			k, ok := i.(string)
-			if !ok {
-				return nil, false
-			}
-			v, found := x[k]
-			return v, found && plain(v)
-		case []any:
-			n, ok := i.(int64)
-			if !ok || n < 0 || n >= int64(len(x)) {
-				return nil, false
-			}
-			return x[n], plain(x[n])
-		}
-		return nil, false
+		return x[n], plain(x[n])
 	}
+	return nil, false
 }
 
 // sizeNode is size(x): the code points of a string, the elements of a
