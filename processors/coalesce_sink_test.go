@@ -10,7 +10,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/lovoo/goka/tester"
 	"github.com/weftstream/weft/processors"
 	"github.com/weftstream/weft/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -44,14 +43,7 @@ func TestCoalescerSinkOnTester(t *testing.T) {
 		return nil
 	})
 	g := processors.DefineGroup(rt, "sink", goka.Input("sink-in", new(codec.Bytes), cb))
-	tt := tester.New(t)
-	p, err := goka.NewProcessor(nil, g, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	tt := runOnTester(t, g)
 
 	for _, in := range [][2]string{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}, {"a", "a3"}} {
 		done := make(chan struct{})

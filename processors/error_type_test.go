@@ -1,13 +1,11 @@
 package processors_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/lovoo/goka/tester"
 	"github.com/weftstream/weft/kafkaclient"
 	"github.com/weftstream/weft/processors"
 	"go.opentelemetry.io/otel/attribute"
@@ -36,14 +34,7 @@ func TestRejectedSpanHasErrorType(t *testing.T) {
 		return nil
 	})
 	g := processors.DefineGroup(rt, "errtype", goka.Input("errtype-in", new(codec.Bytes), cb), processors.Persist(new(codec.Int64)))
-	tt := tester.New(t)
-	p, err := goka.NewProcessor(nil, g, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	tt := runOnTester(t, g)
 
 	for _, c := range []struct{ value, errorType string }{
 		{"garbage", "decode"},

@@ -1,7 +1,6 @@
 package processors_test
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -27,14 +26,7 @@ func TestProducedHeadersStayTheRecords(t *testing.T) {
 	})
 	g := processors.DefineGroup(rt, "ph", goka.Input("ph-in", new(codec.Bytes), cb),
 		goka.Output("ph-out", new(codec.Bytes)), processors.Persist(new(codec.Int64)))
-	tt := tester.New(t)
-	p, err := goka.NewProcessor(nil, g, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	tt := runOnTester(t, g)
 	out, table := tt.NewQueueTracker("ph-out"), tt.NewQueueTracker("ph-table")
 
 	type input struct {

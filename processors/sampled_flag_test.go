@@ -1,7 +1,6 @@
 package processors_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/lovoo/goka"
@@ -24,14 +23,7 @@ func TestUnexportedSpansForwardTheSampledFlag(t *testing.T) {
 	})
 	g := processors.DefineGroup(rt, "flags", goka.Input("flags-in", new(codec.Bytes), cb),
 		goka.Output("flags-out", new(codec.Bytes)), processors.Persist(new(codec.Int64)))
-	tt := tester.New(t)
-	p, err := goka.NewProcessor(nil, g, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
+	tt := runOnTester(t, g)
 	out, table := tt.NewQueueTracker("flags-out"), tt.NewQueueTracker("flags-table")
 
 	const parentTrace, parentSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
