@@ -53,13 +53,7 @@ type jsonDecoder struct {
 	p    fastjson.Parser
 	keys map[string]string
 	seed maphash.Seed
-	strs [jsonStringSlots]jsonString
-}
-
-// jsonString is a string value and the interface holding it.
-type jsonString struct {
-	s string
-	v any
+	strs [jsonStringSlots]any // strings
 }
 
 const (
@@ -75,12 +69,11 @@ func (d *jsonDecoder) str(b []byte) any {
 		return string(b)
 	}
 	e := &d.strs[maphash.Bytes(d.seed, b)%jsonStringSlots]
-	if e.v != nil && e.s == string(b) { // no allocation for the comparison
-		return e.v
+	if s, ok := (*e).(string); ok && s == string(b) { // no allocation for the comparison
+		return *e
 	}
-	s := string(b)
-	e.s, e.v = s, s
-	return e.v
+	*e = string(b)
+	return *e
 }
 
 // maxJSONKeys bounds the keys a decoder keeps (inputs with ever new field
